@@ -1,0 +1,338 @@
+//! The managed browser: the one Chromium/Chrome this program launches and may therefore end.
+//!
+//! Identity: pid + process start time + our profile dir (`<profile>/chrome-profile`) + port,
+//! written atomically to `<profile>/chrome.json`. Before anything is signalled we check all of
+//! these again, so a reused pid or a user's own browser is never touched. Nothing is ever killed
+//! by name.
+//!
+//! The browser runs in its own session (`setsid`), so the terminal's Ctrl-C reaches only the
+//! daemon, which then shuts the browser down in order. Leftovers of a crashed run (including
+//! helpers re-parented to pid 1) are found by our profile path in their command line.
+
+use crate::platform::{self, Signal};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("no Chromium or Chrome found (looked for {looked}). Install one — Debian/Ubuntu: `sudo apt-get install chromium`; macOS: install Google Chrome or `brew install --cask chromium` — or pass --chrome-path PATH / set CHROME_PATH")]
+    NotFound { looked: String },
+    #[error("--chrome-path / CHROME_PATH {path} does not exist or is not a file")]
+    BadPath { path: PathBuf },
+    #[error("a managed browser is already running on this profile (pid {pid}, CDP port {port}); stop it with `executor chrome --stop`")]
+    AlreadyRunning { pid: u32, port: u16 },
+    #[error("cannot start {binary}: {reason}")]
+    Spawn { binary: PathBuf, reason: String },
+    #[error("the browser did not open its DevTools port within {seconds}s (see {log})")]
+    NoDevtools { seconds: u64, log: PathBuf },
+    #[error("profile {path}: {reason}")]
+    Profile { path: PathBuf, reason: String },
+}
+
+/// What `chrome.json` records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub pid: u32,
+    pub start_unix_ms: u64,
+    pub profile_dir: PathBuf,
+    pub port: u16,
+    pub binary: PathBuf,
+    pub headless: bool,
+}
+
+impl Identity {
+    pub fn read(path: &Path) -> Option<Identity> {
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    }
+
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::rename(&tmp, path)
+    }
+
+    /// The recorded process is alive, is the same process, and uses our profile.
+    pub fn is_alive(&self) -> bool {
+        platform::process(self.pid).is_some_and(|p| {
+            p.start_unix_ms.abs_diff(self.start_unix_ms) <= 20
+                && uses_profile(&p.cmdline, &self.profile_dir)
+        })
+    }
+}
+
+/// Launch options.
+#[derive(Debug, Clone)]
+pub struct LaunchOptions {
+    pub binary: PathBuf,
+    pub profile_dir: PathBuf,
+    /// 0: any free port.
+    pub port: u16,
+    pub headless: bool,
+    /// Where the browser's own stderr goes.
+    pub stderr_log: PathBuf,
+}
+
+/// The usual places for a browser binary, after `--chrome-path` / `CHROME_PATH`.
+pub fn find_binary(explicit: Option<&Path>) -> Result<PathBuf, LaunchError> {
+    if let Some(path) = explicit {
+        return if path.is_file() {
+            Ok(path.to_path_buf())
+        } else {
+            Err(LaunchError::BadPath {
+                path: path.to_path_buf(),
+            })
+        };
+    }
+    let names = [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+        "chrome",
+    ];
+    let fixed = [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/snap/bin/chromium",
+        "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+        "/Applications/Chromium.app/Contents/MacOS/Chromium",
+    ];
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    for name in names {
+        for dir in std::env::split_paths(&path_var) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    for candidate in fixed {
+        if Path::new(candidate).is_file() {
+            return Ok(PathBuf::from(candidate));
+        }
+    }
+    Err(LaunchError::NotFound {
+        looked: format!("{} in PATH, {}", names.join(", "), fixed.join(", ")),
+    })
+}
+
+/// True when a command line belongs to a browser using `profile_dir`.
+pub fn uses_profile(cmdline: &[String], profile_dir: &Path) -> bool {
+    let dir = profile_dir.display().to_string();
+    let flag = format!("--user-data-dir={dir}");
+    let nested = format!("{dir}/");
+    cmdline
+        .iter()
+        .any(|arg| arg == &flag || (arg.starts_with("--") && arg.contains(&nested)))
+}
+
+/// Every process (other than `except`) whose command line uses our profile: leftovers.
+pub fn leftovers(profile_dir: &Path, except: &[u32]) -> Vec<platform::ProcessInfo> {
+    platform::all_processes()
+        .into_iter()
+        .filter(|p| !except.contains(&p.pid) && p.pid != std::process::id())
+        .filter(|p| uses_profile(&p.cmdline, profile_dir))
+        .collect()
+}
+
+/// Ends processes that use our profile: SIGTERM, then SIGKILL after `grace`. Each is checked
+/// again (same pid *and* start time *and* profile) right before every signal.
+pub fn end_processes(
+    processes: &[platform::ProcessInfo],
+    profile_dir: &Path,
+    grace: Duration,
+) -> usize {
+    let still_ours = |p: &platform::ProcessInfo| {
+        platform::process(p.pid).is_some_and(|now| {
+            now.start_unix_ms == p.start_unix_ms && uses_profile(&now.cmdline, profile_dir)
+        })
+    };
+    let mut ended = 0;
+    for p in processes.iter().filter(|p| still_ours(p)) {
+        if platform::signal(p.pid, Signal::Term) {
+            ended += 1;
+        }
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && processes.iter().any(still_ours) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for p in processes.iter().filter(|p| still_ours(p)) {
+        // A stopped (SIGSTOP) process cannot act on SIGTERM; SIGKILL works regardless.
+        platform::signal(p.pid, Signal::Kill);
+    }
+    ended
+}
+
+/// A browser we launched and still own.
+pub struct Managed {
+    pub identity: Identity,
+    /// Present when this process is the browser's parent (so we must reap it).
+    child: Option<Child>,
+}
+
+impl Managed {
+    /// Starts the browser and waits until its DevTools port is open.
+    pub fn launch(options: &LaunchOptions, wait: Duration) -> Result<Managed, LaunchError> {
+        let profile_err = |reason: String| LaunchError::Profile {
+            path: options.profile_dir.clone(),
+            reason,
+        };
+        std::fs::create_dir_all(&options.profile_dir).map_err(|e| profile_err(e.to_string()))?;
+        set_private(&options.profile_dir);
+        let port_file = options.profile_dir.join("DevToolsActivePort");
+        let _ = std::fs::remove_file(&port_file);
+        let stderr = std::fs::File::create(&options.stderr_log)
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null());
+        let mut command = Command::new(&options.binary);
+        command
+            .args(launch_args(options))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        // SAFETY: setsid(2) is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(|err| LaunchError::Spawn {
+            binary: options.binary.clone(),
+            reason: err.to_string(),
+        })?;
+        let pid = child.id();
+        let deadline = Instant::now() + wait;
+        let port = loop {
+            if let Some(port) = read_active_port(&port_file) {
+                break port;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(LaunchError::Spawn {
+                    binary: options.binary.clone(),
+                    reason: format!(
+                        "it exited at once ({status}); see {}",
+                        options.stderr_log.display()
+                    ),
+                });
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(LaunchError::NoDevtools {
+                    seconds: wait.as_secs(),
+                    log: options.stderr_log.clone(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        };
+        let start_unix_ms = platform::start_unix_ms(pid).unwrap_or_else(crate::clock::now_unix_ms);
+        Ok(Managed {
+            identity: Identity {
+                pid,
+                start_unix_ms,
+                profile_dir: options.profile_dir.clone(),
+                port,
+                binary: options.binary.clone(),
+                headless: options.headless,
+            },
+            child: Some(child),
+        })
+    }
+
+    /// Lets the browser outlive this process (`executor chrome`): we stop being its owner here.
+    pub fn detach(mut self) -> Identity {
+        self.child = None;
+        self.identity.clone()
+    }
+
+    /// Adopts a recorded browser (not our child).
+    pub fn adopt(identity: Identity) -> Managed {
+        Managed {
+            identity,
+            child: None,
+        }
+    }
+
+    /// Is the process still running (and not a zombie)?
+    pub fn is_running(&mut self) -> bool {
+        if let Some(child) = self.child.as_mut() {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return false;
+            }
+        }
+        self.identity.is_alive()
+    }
+
+    /// Ends the browser and everything of it that uses our profile. Blocking, bounded by `grace`
+    /// plus a little.
+    pub fn terminate(mut self, grace: Duration) {
+        let mut processes: Vec<platform::ProcessInfo> = platform::process(self.identity.pid)
+            .filter(|p| p.start_unix_ms.abs_diff(self.identity.start_unix_ms) <= 20)
+            .into_iter()
+            .collect();
+        processes.extend(leftovers(&self.identity.profile_dir, &[self.identity.pid]));
+        end_processes(&processes, &self.identity.profile_dir, grace);
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Managed {
+    fn drop(&mut self) {
+        // Reap a child that already exited so it does not linger as a zombie.
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.try_wait();
+        }
+    }
+}
+
+pub fn launch_args(options: &LaunchOptions) -> Vec<String> {
+    let mut args = vec![
+        "--remote-debugging-address=127.0.0.1".to_string(),
+        format!("--remote-debugging-port={}", options.port),
+        format!("--user-data-dir={}", options.profile_dir.display()),
+        // These keep the browser from calling home on a closed network (and flooding it with
+        // refused connections), and from sandbox failures when run as root.
+        "--no-first-run".into(),
+        "--no-default-browser-check".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        "--disable-sync".into(),
+        "--disable-quic".into(),
+        "--disable-gpu".into(),
+        "--no-sandbox".into(),
+        // Popups are closed by the page cap; the browser itself must not block them silently.
+        "--disable-popup-blocking".into(),
+        "--disable-features=Translate,MediaRouter,OptimizationHints".into(),
+    ];
+    if options.headless {
+        args.push("--headless".into());
+    }
+    args.push("about:blank".into());
+    args
+}
+
+fn read_active_port(path: &Path) -> Option<u16> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|p: &u16| *p != 0)
+}
+
+/// Profile dirs hold cookies: owner-only (SPEC §3).
+pub fn set_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+}

@@ -1,0 +1,125 @@
+//! `executor chrome`: start (or `--stop`) the managed browser for this profile.
+
+use crate::browser::managed::{self, Identity, LaunchOptions, Managed};
+use crate::settings::Settings;
+use clap::Args;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct ChromeArgs {
+    /// Show a window (e.g. to log in once); headless otherwise
+    #[arg(long)]
+    pub headed: bool,
+    /// Stop the managed browser of this profile instead of starting one
+    #[arg(long)]
+    pub stop: bool,
+}
+
+pub async fn run(settings: &Settings, args: &ChromeArgs) -> i32 {
+    if let Err(err) = crate::daemon::prepare_profile(settings) {
+        eprintln!("error: {err}");
+        return super::EXIT_USAGE;
+    }
+    let identity_path = settings.chrome_identity_path();
+    let profile_dir = settings.chrome_profile_dir();
+    let recorded = Identity::read(&identity_path).filter(Identity::is_alive);
+
+    if args.stop {
+        let leftovers = managed::leftovers(&profile_dir, &[]);
+        if recorded.is_none() && leftovers.is_empty() {
+            println!(
+                "No managed browser is running on {}.",
+                settings.profile.display()
+            );
+            let _ = std::fs::remove_file(&identity_path);
+            return super::EXIT_OK;
+        }
+        let pid = recorded.as_ref().map(|r| r.pid);
+        let done = tokio::task::spawn_blocking(move || {
+            if let Some(identity) = recorded {
+                Managed::adopt(identity).terminate(Duration::from_secs(5));
+            }
+            let rest = managed::leftovers(&profile_dir, &[]);
+            managed::end_processes(&rest, &profile_dir, Duration::from_secs(3));
+        })
+        .await;
+        let _ = std::fs::remove_file(&identity_path);
+        return match (done, pid) {
+            (Ok(()), Some(pid)) => {
+                println!("Managed browser (pid {pid}) stopped.");
+                super::EXIT_OK
+            }
+            (Ok(()), None) => {
+                println!("Leftover browser processes on this profile were ended.");
+                super::EXIT_OK
+            }
+            (Err(err), _) => {
+                eprintln!("error: {err}");
+                super::EXIT_FAILURE
+            }
+        };
+    }
+
+    if let Some(identity) = recorded {
+        eprintln!(
+            "error: {}",
+            managed::LaunchError::AlreadyRunning {
+                pid: identity.pid,
+                port: identity.port
+            }
+        );
+        return super::EXIT_FAILURE;
+    }
+    let binary = match managed::find_binary(settings.chrome_path.as_deref()) {
+        Ok(binary) => binary,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return super::EXIT_USAGE;
+        }
+    };
+    let options = LaunchOptions {
+        binary,
+        profile_dir: profile_dir.clone(),
+        port: settings.cdp_port,
+        headless: !args.headed,
+        stderr_log: settings.profile.join("chrome-stderr.log"),
+    };
+    let launched = tokio::task::spawn_blocking(move || {
+        let left = managed::leftovers(&options.profile_dir, &[]);
+        let ended = managed::end_processes(&left, &options.profile_dir, Duration::from_secs(3));
+        Managed::launch(&options, Duration::from_secs(30)).map(|m| (m.detach(), ended))
+    })
+    .await;
+    match launched {
+        Ok(Ok((identity, ended))) => {
+            if ended > 0 {
+                println!("Ended {ended} leftover browser process(es) on this profile from an earlier run.");
+            }
+            if let Err(err) = identity.write(&identity_path) {
+                eprintln!("error: cannot write {}: {err}", identity_path.display());
+                Managed::adopt(identity).terminate(Duration::from_secs(3));
+                return super::EXIT_FAILURE;
+            }
+            println!(
+                "Managed browser started: pid={} cdp=http://127.0.0.1:{} profile={} ({})",
+                identity.pid,
+                identity.port,
+                identity.profile_dir.display(),
+                if identity.headless {
+                    "headless"
+                } else {
+                    "headed"
+                }
+            );
+            super::EXIT_OK
+        }
+        Ok(Err(err)) => {
+            eprintln!("error: {err}");
+            super::EXIT_FAILURE
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            super::EXIT_FAILURE
+        }
+    }
+}

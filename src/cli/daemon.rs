@@ -1,0 +1,25 @@
+//! `executor daemon`: the daemon in the foreground.
+
+use crate::daemon::{self, RunOptions};
+use crate::log::Logger;
+use crate::settings::Settings;
+use crate::stop::Shutdown;
+use crate::tick::NoWork;
+use std::sync::Arc;
+
+pub async fn run(settings: Settings) -> i32 {
+    let logger = Logger::new(settings.log_format, Some(&settings.log_path()));
+    let options = RunOptions {
+        logger: logger.clone(),
+        work: Arc::new(NoWork),
+        browser: None,
+    };
+    match daemon::run(settings, Shutdown::new(), options).await {
+        Ok(exit) => exit.code(),
+        Err(err) => {
+            logger.error(&err.to_string());
+            eprintln!("error: {err}");
+            err.code()
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! `executor stop`: create the STOP switch and wait until the daemon is gone.
+
+use crate::lock::LockOwner;
+use crate::settings::{parse_duration, Settings};
+use clap::Args;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// How long to wait for the daemon to exit (its lock file gone and its process ended)
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub timeout: String,
+}
+
+pub async fn run(settings: &Settings, args: &StopArgs) -> i32 {
+    let timeout = match parse_duration(&args.timeout) {
+        Ok(timeout) => timeout,
+        Err(reason) => {
+            eprintln!("error: --timeout={:?}: {reason}", args.timeout);
+            return super::EXIT_USAGE;
+        }
+    };
+    let stop_path = settings.stop_path();
+    if let Err(err) = std::fs::create_dir_all(&settings.profile).and_then(|_| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stop_path)
+    }) {
+        eprintln!(
+            "error: cannot create the STOP switch {}: {err}",
+            stop_path.display()
+        );
+        return super::EXIT_FAILURE;
+    }
+    let lock_path = settings.lock_path();
+    let owner = LockOwner::read(&lock_path).filter(LockOwner::is_alive);
+    let Some(owner) = owner else {
+        println!(
+            "No daemon is running on {}; STOP switch {} is in place (remove it to allow a start).",
+            settings.profile.display(),
+            stop_path.display()
+        );
+        return super::EXIT_OK;
+    };
+    println!(
+        "STOP switch created; waiting up to {} for pid {} to exit...",
+        args.timeout, owner.pid
+    );
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if !lock_path.exists() && !owner.is_alive() {
+            println!(
+                "Daemon (pid {}) exited after {} ms; lock released. Remove {} to allow a restart.",
+                owner.pid,
+                started.elapsed().as_millis(),
+                stop_path.display()
+            );
+            return super::EXIT_OK;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "error: daemon (pid {}) still running after {}; the STOP switch stays in place",
+        owner.pid, args.timeout
+    );
+    super::EXIT_FAILURE
+}

@@ -1,0 +1,472 @@
+//! The daemon: lifecycle around the tick loop (SPEC §2, §4).
+//!
+//! Start: profile dir (0700) → refuse while STOP is present → single-instance lock → STOP and
+//! signal watchers → store (migrations) → event sink (flushes any spool left by a crash) →
+//! `EXECUTOR_DAEMON_BOOT` → tick loop.
+//!
+//! Loop: run a tick under its runtime cap; write the tick line and the tick event from its one
+//! result; on failure back off (30 s, 60 s, … by default) and after `max_failures` consecutive
+//! failures exit non-zero; otherwise sleep until the next fixed-rate start (small jitter). Every
+//! sleep wakes at once on STOP.
+//!
+//! A tick that overruns its cap is really stopped: its future is dropped, then the page is halted
+//! through the browser layer, escalating (park → new page → browser restart / reconnect); which
+//! step was needed is logged and recorded. The next tick runs normally.
+//!
+//! Exit: the four lines of SPEC §2 in order, the browser closed (launch mode) or left parked
+//! (attach mode), `EXECUTOR_DAEMON_EXIT` flushed, the lock file removed. Nothing here calls
+//! `process::exit`: every path returns to `main` so cleanup always runs.
+
+use crate::browser::{Browser, BrowserConfig, Notice};
+use crate::events::{self, EventSink, Identity, Severity, Spool};
+use crate::lock::{LockError, PidLock, Previous};
+use crate::log::Logger;
+use crate::settings::{format_duration, Settings};
+use crate::stop::{self, Shutdown, StopReason};
+use crate::tick::{self, TickContext, TickOutcome, TickResult, TickWork};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long work after an irreversible step may run on after STOP before it is aborted. With
+/// the cleanup that follows, the process is gone well within SPEC §2's 10 s.
+pub const ABORT_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the daemon ended. Each maps to a documented exit code ([`Exit::code`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Exit {
+    /// STOP file, `STOP_EXECUTOR=true`, SIGTERM or SIGINT: exit 0.
+    Stopped(StopReason),
+    /// Another daemon holds the profile's lock: exit 0, as the original did.
+    AlreadyRunning { pid: String },
+    /// The STOP switch was present at start: refused, exit 0 (a supervisor must not loop).
+    StopPresent,
+    /// `max_failures` consecutive ticks failed: exit 1.
+    TooManyFailures { count: u32, last_error: String },
+    /// More than one page after cleanup: exit 1.
+    HardCapExceeded { pages: usize },
+}
+
+impl Exit {
+    pub fn code(&self) -> i32 {
+        match self {
+            Exit::Stopped(_) | Exit::AlreadyRunning { .. } | Exit::StopPresent => 0,
+            Exit::TooManyFailures { .. } | Exit::HardCapExceeded { .. } => 1,
+        }
+    }
+}
+
+/// Start-up failures (before the first tick).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("profile directory {path}: {reason}")]
+    Profile { path: String, reason: String },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("cannot open the store {url}: {reason}")]
+    Store { url: String, reason: String },
+    #[error("cannot install the STOP/signal watchers: {0}")]
+    Watch(String),
+}
+
+impl DaemonError {
+    /// Bad local setup is a usage error (2); a store that cannot be reached is a runtime one (1).
+    pub fn code(&self) -> i32 {
+        match self {
+            DaemonError::Profile { .. } | DaemonError::Lock(_) => 2,
+            DaemonError::Store { .. } | DaemonError::Watch(_) => 1,
+        }
+    }
+}
+
+/// What the caller (main, a test, the demo) provides.
+pub struct RunOptions {
+    pub logger: Logger,
+    pub work: Arc<dyn TickWork>,
+    /// Overrides of the browser defaults (tests shorten the relaunch interval).
+    pub browser: Option<BrowserConfig>,
+}
+
+/// Creates the profile dir (mode 0700) and checks that we can write in it.
+pub fn prepare_profile(settings: &Settings) -> Result<(), DaemonError> {
+    let path = &settings.profile;
+    let err = |reason: String| DaemonError::Profile {
+        path: path.display().to_string(),
+        reason,
+    };
+    std::fs::create_dir_all(path).map_err(|e| err(e.to_string()))?;
+    crate::browser::managed::set_private(path);
+    let probe = path.join(format!(".write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| err(format!("not writable: {e}")))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Runs the daemon until STOP, a signal, or a fatal condition.
+pub async fn run(
+    settings: Settings,
+    shutdown: Shutdown,
+    options: RunOptions,
+) -> Result<Exit, DaemonError> {
+    let log = options.logger.clone();
+    prepare_profile(&settings)?;
+
+    let stop_path = settings.stop_path();
+    if let Some(kind) = stop::stop_file_present(&stop_path) {
+        log.info(&format!(
+            "STOP switch present ({} {}) - refusing to start; remove it to run",
+            kind,
+            stop_path.display()
+        ));
+        return Ok(Exit::StopPresent);
+    }
+    if settings.stop_env {
+        log.info("STOP_EXECUTOR=true in the environment - refusing to start");
+        return Ok(Exit::StopPresent);
+    }
+
+    let lock = match PidLock::acquire(&settings.lock_path()) {
+        Ok(lock) => lock,
+        Err(LockError::HeldBy { pid, .. }) => {
+            log.info(&format!(
+                "Another executor daemon is already running on this profile (pid {pid}) - exiting"
+            ));
+            return Ok(Exit::AlreadyRunning { pid });
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if let Previous::Stale(text) = &lock.previous {
+        let who = if text.is_empty() {
+            "an empty file".to_string()
+        } else {
+            format!("`{text}`")
+        };
+        log.info(&format!(
+            "Stale lock ({who}) from a run that did not exit cleanly - taken over"
+        ));
+    }
+    log.info(&format!(
+        "Lock acquired: {} ({}:{})",
+        lock.path().display(),
+        lock.owner.pid,
+        lock.owner.start_unix_ms
+    ));
+
+    // From here on every path releases the lock.
+    let result = run_locked(&settings, &shutdown, options, &lock).await;
+    if result.is_err() {
+        log.info("Cleaning up...");
+    }
+    let released = lock.release();
+    match released {
+        Ok(()) => log.info("Lock released"),
+        Err(err) => log.error(&format!("Lock release failed: {err}")),
+    }
+    match &result {
+        Ok(exit) if exit.code() == 0 => log.info("Exited gracefully"),
+        Ok(exit) => log.info(&format!("Exited with code {} ({exit:?})", exit.code())),
+        Err(err) => log.error(&format!("Exited: {err}")),
+    }
+    result
+}
+
+async fn run_locked(
+    settings: &Settings,
+    shutdown: &Shutdown,
+    options: RunOptions,
+    lock: &PidLock,
+) -> Result<Exit, DaemonError> {
+    let log = options.logger.clone();
+    let _watchers = stop::watch(settings.stop_path(), shutdown.clone())
+        .map_err(|e| DaemonError::Watch(e.to_string()))?;
+    let _abort_after = shutdown.spawn_abort_after(ABORT_GRACE);
+
+    let store = crate::store::open(&settings.database)
+        .await
+        .map_err(|e| DaemonError::Store {
+            url: settings.database.to_string(),
+            reason: e.to_string(),
+        })?;
+    let identity = Identity {
+        run_id: uuid::Uuid::new_v4().to_string(),
+        executor_id: settings.executor_id.clone(),
+    };
+    let sink = EventSink::start(store, Spool::new(settings.spool_path()), identity.clone());
+    sink.record(
+        events::BOOT,
+        Severity::Info,
+        "executor daemon started",
+        json!({
+            "pid": lock.owner.pid,
+            "profile": settings.profile.display().to_string(),
+            "browser_mode": format!("{:?}", settings.browser_mode).to_lowercase(),
+            "tick_interval_ms": settings.tick_interval.as_millis() as u64,
+            "stale_lock_taken_over": matches!(lock.previous, Previous::Stale(_)),
+        }),
+    );
+    log.info(&format!(
+        "Started: run_id={} executor_id={} store={} browser={:?} interval={}",
+        identity.run_id,
+        identity.executor_id,
+        settings.database,
+        settings.browser_mode,
+        format_duration(settings.tick_interval)
+    ));
+
+    let browser_config = options
+        .browser
+        .clone()
+        .unwrap_or_else(|| BrowserConfig::from_settings(settings));
+    let browser = Browser::new(browser_config, notice_handler(log.clone(), sink.clone()));
+    let ctx = TickContext {
+        browser: browser.clone(),
+        work: options.work.clone(),
+        shutdown: shutdown.clone(),
+        memory_cap_bytes: settings.memory_cap_bytes,
+    };
+
+    let exit = tick_loop(settings, shutdown, &ctx, &log, &sink).await;
+
+    // On the way out, in SPEC §2's order: the STOP line, "Cleaning up...", then (in `run`)
+    // "Lock released" and "Exited gracefully".
+    if let Exit::Stopped(reason) = &exit {
+        if *reason != StopReason::File {
+            log.info(&format!("{reason} received"));
+        }
+        log.info("STOP switch triggered - exiting gracefully...");
+        let latency_ms = shutdown.record().map(|r| r.at.elapsed().as_millis() as u64);
+        sink.record(
+            events::STOP,
+            Severity::Info,
+            format!("stop requested: {reason}"),
+            json!({ "reason": reason.to_string(), "ms_since_request": latency_ms }),
+        );
+    }
+    log.info("Cleaning up...");
+    browser.shutdown().await;
+    sink.record(
+        events::EXIT,
+        if exit.code() == 0 {
+            Severity::Info
+        } else {
+            Severity::Error
+        },
+        format!("executor daemon exited with code {}", exit.code()),
+        json!({ "exit_code": exit.code(), "reason": format!("{exit:?}") }),
+    );
+    if !sink.flush(Duration::from_secs(2)).await {
+        log.warn(&format!(
+            "Store not reachable on exit: events kept in {} for the next run",
+            settings.spool_path().display()
+        ));
+    }
+    Ok(exit)
+}
+
+/// The loop of SPEC §4. Returns why it ended.
+async fn tick_loop(
+    settings: &Settings,
+    shutdown: &Shutdown,
+    ctx: &TickContext,
+    log: &Logger,
+    sink: &EventSink,
+) -> Exit {
+    let mut consecutive_failures: u32 = 0;
+    let mut tick_number: u64 = 0;
+    let mut was_connected = false;
+    loop {
+        if let Some(record) = shutdown.record() {
+            return Exit::Stopped(record.reason.clone());
+        }
+        tick_number += 1;
+        let started = Instant::now();
+        let ts = SystemTime::now();
+        let (mut result, hard_cap) =
+            run_capped(settings, shutdown, ctx, log, sink, tick_number, ts).await;
+
+        if ctx.browser.is_connected() && !was_connected {
+            sink.record(
+                events::READY,
+                Severity::Info,
+                "browser attached",
+                json!({ "chrome_pids": ctx.browser.pids() }),
+            );
+        }
+        was_connected = ctx.browser.is_connected();
+
+        if result.failed() && shutdown.is_stopped() {
+            // A tick cut short by STOP is not a failure of the site or the browser.
+            result.last_error = None;
+        }
+        if result.failed() {
+            consecutive_failures += 1;
+            result.backoff = settings.backoff_for(consecutive_failures);
+        } else {
+            consecutive_failures = 0;
+        }
+        log.log(
+            crate::log::Level::Info,
+            &result.line(),
+            Some(&result.event_data()),
+        );
+        sink.record(
+            events::TICK,
+            if result.failed() {
+                Severity::Warning
+            } else {
+                Severity::Info
+            },
+            if result.failed() {
+                "tick failed"
+            } else {
+                "tick"
+            },
+            result.event_data(),
+        );
+
+        if let Some(pages) = hard_cap {
+            log.error(&format!(
+                "HARD CAP EXCEEDED: {pages} pages after cleanup - EXITING"
+            ));
+            sink.record(
+                events::HARD_CAP_EXCEEDED,
+                Severity::Critical,
+                format!("HARD CAP EXCEEDED: {pages} pages after cleanup"),
+                json!({ "pages": pages }),
+            );
+            return Exit::HardCapExceeded { pages };
+        }
+        if consecutive_failures >= settings.max_failures {
+            let last_error = result.last_error.clone().unwrap_or_default();
+            log.error(&format!(
+                "{consecutive_failures} consecutive failed ticks - exiting (last error: {last_error})"
+            ));
+            sink.record(
+                events::CRASH,
+                Severity::Critical,
+                format!("{consecutive_failures} consecutive failed ticks"),
+                json!({ "consecutive_failures": consecutive_failures, "last_error": last_error }),
+            );
+            return Exit::TooManyFailures {
+                count: consecutive_failures,
+                last_error,
+            };
+        }
+
+        // Fixed rate: the next start is one interval after this one (a tick that overran
+        // starts the next at once, without a burst to catch up). Backoff overrides.
+        let wait = if result.failed() {
+            result.backoff
+        } else {
+            let next_start = started + settings.tick_interval;
+            next_start.saturating_duration_since(Instant::now()) + jitter(settings.tick_interval)
+        };
+        if !shutdown.sleep(wait).await {
+            continue; // the check at the top of the loop returns the stop
+        }
+    }
+}
+
+/// Up to 2% of the interval, at most one second: enough to avoid lock-step with other timers.
+fn jitter(interval: Duration) -> Duration {
+    let max_ms = (interval.as_millis() as u64 / 50).min(1000);
+    Duration::from_millis(fastrand::u64(0..=max_ms))
+}
+
+/// Runs one tick under the runtime cap and the abort scope. Returns the result and, when the
+/// hard cap was breached, the page count.
+async fn run_capped(
+    settings: &Settings,
+    shutdown: &Shutdown,
+    ctx: &TickContext,
+    log: &Logger,
+    sink: &EventSink,
+    tick_number: u64,
+    ts: SystemTime,
+) -> (TickResult, Option<usize>) {
+    let started = Instant::now();
+    let capped = tokio::select! {
+        outcome = tokio::time::timeout(settings.tick_timeout, tick::run_tick(ctx, tick_number, ts)) => outcome.ok(),
+        _ = shutdown.aborted() => None,
+    };
+    match capped {
+        Some(TickOutcome::Done(result)) => (result, None),
+        Some(TickOutcome::HardCapExceeded(result, cap)) => (result, Some(cap.remaining)),
+        None => {
+            // The tick's future has been dropped: nothing of it runs any more. Now halt what
+            // the page may still be doing.
+            let aborted = shutdown.is_aborted();
+            let step = ctx.browser.halt().await;
+            let why = if aborted {
+                "aborted on STOP".to_string()
+            } else {
+                format!(
+                    "tick exceeded its runtime cap of {}",
+                    format_duration(settings.tick_timeout)
+                )
+            };
+            log.warn(&format!("{why} - page halted ({})", step.as_str()));
+            sink.record(
+                events::TICK_CAPPED,
+                Severity::Warning,
+                why.clone(),
+                json!({ "tick": tick_number, "halt_step": step.as_str(), "aborted_on_stop": aborted }),
+            );
+            let mut result = TickResult {
+                tick: tick_number,
+                ts,
+                pages: 0,
+                chrome_pids: Vec::new(),
+                ready: Default::default(),
+                attempts: Default::default(),
+                backoff: Duration::ZERO,
+                last_error: Some(format!("{why}; page halted ({})", step.as_str())),
+                duration_ms: started.elapsed().as_millis() as u64,
+            };
+            tick::fill_browser_facts(&ctx.browser, &mut result).await;
+            (result, None)
+        }
+    }
+}
+
+/// Turns browser notices into log lines and events.
+fn notice_handler(log: Logger, sink: EventSink) -> crate::browser::NoticeFn {
+    Arc::new(move |notice| match notice {
+        Notice::StraysClosed { detected, closed } => {
+            log.warn(&format!(
+                "MULTIPLE PAGES: {detected} detected - closing extras"
+            ));
+            sink.record(
+                events::PAGE_CAP_ENFORCED,
+                Severity::Warning,
+                format!("MULTIPLE PAGES: {detected} detected - closing extras"),
+                json!({ "pages_detected": detected, "closed": closed }),
+            );
+        }
+        Notice::Lost { reason } => {
+            log.warn(&format!("Browser lost: {reason}"));
+            sink.record(
+                events::BROWSER_LOST,
+                Severity::Error,
+                "browser lost",
+                json!({ "reason": reason }),
+            );
+        }
+        Notice::Launched { pid, port } => {
+            log.info(&format!(
+                "Managed browser launched: pid={pid} cdp_port={port}"
+            ));
+            sink.record(
+                events::BROWSER_RECYCLED,
+                Severity::Info,
+                "managed browser launched",
+                json!({ "pid": pid, "port": port }),
+            );
+        }
+        Notice::LeftoversEnded { count } => {
+            log.warn(&format!(
+                "Ended {count} leftover browser process(es) on our profile from an earlier run"
+            ));
+        }
+    })
+}

@@ -1,0 +1,26 @@
+//! `executor`: runs queued browser actions through one Chromium page over CDP, 24/7, and proves
+//! with data that it is stable.
+//!
+//! Where things are (one module per concern):
+//! - [`settings`] — flags > env > `executor.toml` > defaults, validated once;
+//! - [`lock`] — the single-instance `executor.pid` lock;
+//! - [`stop`] — the STOP switch, signals, and the one cancellation;
+//! - [`log`] — the `[EXECUTOR_DAEMON]` lines and the rotated `executor.log`;
+//! - [`store`] — SQLite and PostgreSQL behind one trait; [`events`] — events and their spool;
+//! - [`browser`] — the CDP connection, our one page, the page cap, the managed browser;
+//! - [`tick`] — one tick and its result struct; [`daemon`] — the loop and the lifecycle;
+//! - [`platform`] — the only OS-specific code (process identity, memory, signals);
+//! - [`cli`] — one file per subcommand.
+
+pub mod browser;
+pub mod cli;
+pub mod clock;
+pub mod daemon;
+pub mod events;
+pub mod lock;
+pub mod log;
+pub mod platform;
+pub mod settings;
+pub mod stop;
+pub mod store;
+pub mod tick;

@@ -1,0 +1,235 @@
+//! The single-instance lock: `<profile>/executor.pid` holding `PID:START_UNIX_MS` (SPEC §2).
+//!
+//! Lifecycle: the daemon opens the file (close-on-exec, as std always does), takes a
+//! non-blocking exclusive `flock`, and only then truncates and writes its own identity. It holds
+//! the lock for its whole life; the kernel drops it if the process dies, so a file left by a
+//! crash (or `kill -9`) is *stale*: it exists but nobody holds it, and the next daemon takes it
+//! over and says so.
+//!
+//! Invariants:
+//! - a process that did not win the lock never writes or removes the file;
+//! - after winning, we check that the path still names the inode we locked. Otherwise a daemon
+//!   that was exiting removed the file between our `open` and our `flock`, and we would hold a
+//!   lock on a deleted file while a third process creates a new one: we retry instead;
+//! - on every orderly exit the holder removes the file *while still holding the lock*, then
+//!   closes it.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another executor daemon is already running on this profile (pid {pid}, lock {path})")]
+    HeldBy { pid: String, path: PathBuf },
+    #[error("{path} is a directory, not a lock file: remove it and start again")]
+    IsDirectory { path: PathBuf },
+    #[error("cannot use lock file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the lock file says: `PID:START_UNIX_MS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockOwner {
+    pub pid: u32,
+    pub start_unix_ms: u64,
+}
+
+impl LockOwner {
+    pub fn parse(text: &str) -> Option<LockOwner> {
+        let (pid, start) = text.trim().split_once(':')?;
+        Some(LockOwner {
+            pid: pid.parse().ok()?,
+            start_unix_ms: start.parse().ok()?,
+        })
+    }
+
+    /// Reads the lock file without touching the lock: `None` when absent or unreadable.
+    pub fn read(path: &Path) -> Option<LockOwner> {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| LockOwner::parse(&t))
+    }
+
+    /// The recorded process is alive and is the same process (not a reused pid).
+    pub fn is_alive(&self) -> bool {
+        crate::platform::is_same_process(self.pid, self.start_unix_ms)
+    }
+}
+
+/// What was in the file before we took it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Previous {
+    /// No file: a clean start.
+    None,
+    /// A file nobody held: a crashed or killed run. The text is what it said.
+    Stale(String),
+}
+
+/// The held lock. Dropping it releases the lock without removing the file (as a crash would);
+/// call [`PidLock::release`] on orderly exits.
+#[derive(Debug)]
+pub struct PidLock {
+    file: File,
+    path: PathBuf,
+    pub owner: LockOwner,
+    pub previous: Previous,
+}
+
+impl PidLock {
+    pub fn acquire(path: &Path) -> Result<PidLock, LockError> {
+        let io = |source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        for _ in 0..10 {
+            if path.is_dir() {
+                return Err(LockError::IsDirectory {
+                    path: path.to_path_buf(),
+                });
+            }
+            let existed = path.exists();
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(io)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    let mut text = String::new();
+                    let _ = file.read_to_string(&mut text);
+                    let pid = LockOwner::parse(&text)
+                        .map(|o| o.pid.to_string())
+                        .unwrap_or_else(|| "unknown".into());
+                    return Err(LockError::HeldBy {
+                        pid,
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(TryLockError::Error(err)) => return Err(io(err)),
+            }
+            // Is the locked inode still the one at `path`?
+            let locked = file.metadata().map_err(io)?;
+            match std::fs::metadata(path) {
+                Ok(now) if now.ino() == locked.ino() && now.dev() == locked.dev() => {}
+                _ => continue,
+            }
+            let mut previous_text = String::new();
+            let _ = file.read_to_string(&mut previous_text);
+            let previous = if existed {
+                Previous::Stale(previous_text.trim().to_string())
+            } else {
+                Previous::None
+            };
+            let pid = std::process::id();
+            let owner = LockOwner {
+                pid,
+                start_unix_ms: crate::platform::start_unix_ms(pid)
+                    .unwrap_or_else(crate::clock::now_unix_ms),
+            };
+            file.set_len(0).map_err(io)?;
+            file.seek(SeekFrom::Start(0)).map_err(io)?;
+            file.write_all(format!("{}:{}\n", owner.pid, owner.start_unix_ms).as_bytes())
+                .map_err(io)?;
+            file.sync_all().map_err(io)?;
+            return Ok(PidLock {
+                file,
+                path: path.to_path_buf(),
+                owner,
+                previous,
+            });
+        }
+        Err(io(std::io::Error::other(
+            "the lock file kept being replaced while we locked it",
+        )))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Orderly exit: remove the file while we still hold the lock, then unlock.
+    pub fn release(self) -> Result<(), LockError> {
+        let result = match (self.file.metadata(), std::fs::metadata(&self.path)) {
+            // Only remove the file if it is still ours.
+            (Ok(ours), Ok(now)) if ours.ino() == now.ino() && ours.dev() == now.dev() => {
+                std::fs::remove_file(&self.path).map_err(|source| LockError::Io {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+            _ => Ok(()),
+        };
+        let _ = self.file.unlock();
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("executor-lock-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    #[test]
+    fn second_acquire_is_refused_and_names_the_holder() {
+        let dir = temp_dir();
+        let path = dir.join("executor.pid");
+        let first = PidLock::acquire(&path).expect("first");
+        let err = PidLock::acquire(&path).expect_err("second must fail");
+        assert!(
+            err.to_string().contains(&std::process::id().to_string()),
+            "{err}"
+        );
+        // The holder's file is untouched.
+        assert_eq!(LockOwner::read(&path), Some(first.owner));
+        first.release().expect("release");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn stale_and_corrupt_files_are_taken_over() {
+        let dir = temp_dir();
+        let path = dir.join("executor.pid");
+        for garbage in ["", "garbage", "123:abc", "99999999:1"] {
+            std::fs::write(&path, garbage).expect("write");
+            let lock = PidLock::acquire(&path).expect("take over");
+            assert_eq!(lock.previous, Previous::Stale(garbage.to_string()));
+            assert_eq!(LockOwner::read(&path), Some(lock.owner));
+            lock.release().expect("release");
+        }
+    }
+
+    #[test]
+    fn a_directory_in_place_of_the_lock_is_a_clear_error() {
+        let dir = temp_dir();
+        let path = dir.join("executor.pid");
+        std::fs::create_dir(&path).expect("mkdir");
+        let err = PidLock::acquire(&path).expect_err("must fail");
+        assert!(matches!(err, LockError::IsDirectory { .. }));
+    }
+
+    #[test]
+    fn dropping_without_release_leaves_a_stale_file() {
+        let dir = temp_dir();
+        let path = dir.join("executor.pid");
+        let lock = PidLock::acquire(&path).expect("first");
+        drop(lock);
+        assert!(path.exists());
+        let again = PidLock::acquire(&path).expect("stale takeover");
+        assert!(matches!(again.previous, Previous::Stale(_)));
+        again.release().expect("release");
+    }
+}

@@ -1,0 +1,80 @@
+//! `/proc` readers for Linux.
+
+use super::ProcessInfo;
+use std::sync::OnceLock;
+
+fn boot_time_ms() -> u64 {
+    static BOOT: OnceLock<u64> = OnceLock::new();
+    *BOOT.get_or_init(|| {
+        std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|stat| {
+                stat.lines()
+                    .find_map(|line| line.strip_prefix("btime "))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+            .map(|secs| secs * 1000)
+            .unwrap_or(0)
+    })
+}
+
+fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as u64
+    } else {
+        100
+    }
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 {
+        size as u64
+    } else {
+        4096
+    }
+}
+
+pub fn process(pid: u32) -> Option<ProcessInfo> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may itself contain spaces or parentheses.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // fields[0] is field 3 (state) of proc(5).
+    let state = *fields.first()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    let parent: u32 = fields.get(1)?.parse().ok()?;
+    let start_ticks: u64 = fields.get(19)?.parse().ok()?;
+    let rss_pages: u64 = fields.get(21)?.parse().ok()?;
+    let start_unix_ms = boot_time_ms() + start_ticks * 1000 / clock_ticks_per_second();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| {
+            raw.split(|b| *b == 0)
+                .filter(|part| !part.is_empty())
+                .map(|part| String::from_utf8_lossy(part).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(ProcessInfo {
+        pid,
+        parent,
+        start_unix_ms,
+        rss_bytes: rss_pages * page_size(),
+        cmdline,
+    })
+}
+
+pub fn all_processes() -> Vec<ProcessInfo> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(process)
+        .collect()
+}

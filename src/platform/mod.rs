@@ -1,0 +1,96 @@
+//! Everything that differs between operating systems, in one small place: reading a process's
+//! start time, command line, parent and memory, and signalling one process or process group.
+//!
+//! Linux reads `/proc` (what CI tests). macOS (the original deployment) asks `ps`. Nothing outside
+//! this module makes an OS-specific call, so porting means filling in one file.
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+use linux as imp;
+
+#[cfg(not(target_os = "linux"))]
+mod ps;
+#[cfg(not(target_os = "linux"))]
+use ps as imp;
+
+/// What we know of one process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub parent: u32,
+    /// Process start time, Unix milliseconds; stable for the life of the process, so
+    /// `(pid, start)` identifies a process even after its pid is reused.
+    pub start_unix_ms: u64,
+    pub rss_bytes: u64,
+    pub cmdline: Vec<String>,
+}
+
+/// One process, or `None` when it does not exist (or is a zombie).
+pub fn process(pid: u32) -> Option<ProcessInfo> {
+    imp::process(pid)
+}
+
+/// Every process we can see.
+pub fn all_processes() -> Vec<ProcessInfo> {
+    imp::all_processes()
+}
+
+/// The start time of `pid`, when it is alive.
+pub fn start_unix_ms(pid: u32) -> Option<u64> {
+    process(pid).map(|p| p.start_unix_ms)
+}
+
+/// True when `pid` is alive and started at `start_unix_ms`: the same process, not a reused pid.
+pub fn is_same_process(pid: u32, recorded_start_ms: u64) -> bool {
+    // Allow a little slack: start times are derived from clock ticks on Linux.
+    matches!(start_unix_ms(pid), Some(start) if start.abs_diff(recorded_start_ms) <= 20)
+}
+
+/// `root` and all of its descendants (by parent pid).
+pub fn process_tree(root: u32) -> Vec<ProcessInfo> {
+    let all = all_processes();
+    let mut tree: Vec<ProcessInfo> = all.iter().filter(|p| p.pid == root).cloned().collect();
+    let mut index = 0;
+    while index < tree.len() {
+        let parent = tree[index].pid;
+        for p in &all {
+            if p.parent == parent && !tree.iter().any(|t| t.pid == p.pid) {
+                tree.push(p.clone());
+            }
+        }
+        index += 1;
+    }
+    tree
+}
+
+/// Sends `signal` to one process. Never to a group or by name.
+pub fn signal(pid: u32, signal: Signal) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    if pid <= 1 {
+        return false;
+    }
+    // SAFETY: kill(2) with a positive pid only sends a signal; it has no memory effects.
+    unsafe { libc::kill(pid, signal.raw()) == 0 }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Signal {
+    Term,
+    Kill,
+    Stop,
+    Cont,
+}
+
+impl Signal {
+    fn raw(self) -> i32 {
+        match self {
+            Signal::Term => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+            Signal::Stop => libc::SIGSTOP,
+            Signal::Cont => libc::SIGCONT,
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Process information from `ps(1)`, for macOS and other Unix systems without `/proc`.
+
+use super::ProcessInfo;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn run_ps(args: &[&str]) -> Vec<ProcessInfo> {
+    let Ok(output) = std::process::Command::new("ps")
+        .args(args)
+        .env("LC_ALL", "C")
+        .output()
+    else {
+        return Vec::new();
+    };
+    let now = SystemTime::now();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let pid: u32 = parts.next()?.parse().ok()?;
+            let parent: u32 = parts.next()?.parse().ok()?;
+            let rss_kib: u64 = parts.next()?.parse().ok()?;
+            let elapsed = parse_etime(parts.next()?)?;
+            let cmdline: Vec<String> = parts.map(str::to_string).collect();
+            let start = now.checked_sub(elapsed)?.duration_since(UNIX_EPOCH).ok()?;
+            Some(ProcessInfo {
+                pid,
+                parent,
+                // ps reports elapsed time in seconds: round so repeated reads agree.
+                start_unix_ms: start.as_secs() * 1000,
+                rss_bytes: rss_kib * 1024,
+                cmdline,
+            })
+        })
+        .collect()
+}
+
+/// `[[dd-]hh:]mm:ss`
+fn parse_etime(text: &str) -> Option<Duration> {
+    let (days, rest) = match text.split_once('-') {
+        Some((d, rest)) => (d.parse::<u64>().ok()?, rest),
+        None => (0, text),
+    };
+    let parts: Vec<u64> = rest
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let seconds = match parts.as_slice() {
+        [m, s] => m * 60 + s,
+        [h, m, s] => h * 3600 + m * 60 + s,
+        _ => return None,
+    };
+    Some(Duration::from_secs(days * 86400 + seconds))
+}
+
+pub fn process(pid: u32) -> Option<ProcessInfo> {
+    run_ps(&[
+        "-o",
+        "pid=,ppid=,rss=,etime=,command=",
+        "-p",
+        &pid.to_string(),
+    ])
+    .into_iter()
+    .next()
+}
+
+pub fn all_processes() -> Vec<ProcessInfo> {
+    run_ps(&["-A", "-o", "pid=,ppid=,rss=,etime=,command="])
+}

@@ -1,0 +1,190 @@
+//! SQLite backend: one file, WAL journal, one connection used by one writer at a time.
+//!
+//! rusqlite is synchronous; every call runs on tokio's blocking pool so the runtime never stalls
+//! on disk or on a lock held by another process. `busy_timeout` is short on purpose: a locked
+//! database must make the event sink spool quickly rather than hold the tick.
+
+use super::{EventQuery, Store, StoreError};
+use crate::events::{Event, Severity};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "system_events",
+    include_str!("../../migrations/sqlite/0001_system_events.sql"),
+)];
+
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let err = |source| StoreError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() && !dir.exists() {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Other {
+                    operation: "open",
+                    reason: format!("cannot create {}: {e}", dir.display()),
+                })?;
+            }
+        }
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_millis(1500))
+            .map_err(err)?;
+        // WAL lets readers (status, report) run beside the daemon; FULL sync makes a committed
+        // `attempting` mark survive a power cut before the irreversible click.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        let path = self.path.display().to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| StoreError::Other {
+                operation: "lock connection",
+                reason: "a previous call panicked".into(),
+            })?;
+            f(&mut guard).map_err(|source| StoreError::Sqlite { path, source })
+        })
+        .await
+        .map_err(|e| StoreError::Other {
+            operation: "blocking task",
+            reason: e.to_string(),
+        })?
+    }
+}
+
+fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    let severity: String = row.get(2)?;
+    let data: String = row.get(4)?;
+    let created: String = row.get(5)?;
+    let bad = |what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("bad {what}").into(),
+        )
+    };
+    Ok(Event {
+        id: row.get(0)?,
+        event_type: row.get(1)?,
+        severity: Severity::parse(&severity).ok_or_else(|| bad("severity"))?,
+        message: row.get(3)?,
+        event_data: serde_json::from_str(&data).map_err(|_| bad("event_data"))?,
+        created_at: crate::clock::parse_ts(&created).ok_or_else(|| bad("created_at"))?,
+    })
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    fn dialect(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+            )?;
+            for (version, name, sql) in MIGRATIONS {
+                let applied: Option<i64> = tx
+                    .query_row(
+                        "SELECT version FROM schema_migrations WHERE version = ?1",
+                        params![version],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                if applied.is_none() {
+                    tx.execute_batch(sql)?;
+                    tx.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                        params![version, name, crate::clock::format_ts(std::time::SystemTime::now())],
+                    )?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn event_insert(&self, event: &Event) -> Result<bool, StoreError> {
+        let event = event.clone();
+        self.with_conn(move |conn| {
+            let changed = conn.execute(
+                "INSERT INTO system_events (id, event_type, severity, message, event_data, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+                params![
+                    event.id,
+                    event.event_type,
+                    event.severity.as_str(),
+                    event.message,
+                    event.event_data.to_string(),
+                    crate::clock::format_ts(event.created_at),
+                ],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn event_list(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+        let query = query.clone();
+        self.with_conn(move |conn| {
+            let mut sql = String::from(
+                "SELECT id, event_type, severity, message, event_data, created_at FROM system_events WHERE 1=1",
+            );
+            let mut args: Vec<String> = Vec::new();
+            if !query.types.is_empty() {
+                let marks: Vec<String> = query
+                    .types
+                    .iter()
+                    .map(|t| {
+                        args.push(t.clone());
+                        format!("?{}", args.len())
+                    })
+                    .collect();
+                sql.push_str(&format!(" AND event_type IN ({})", marks.join(",")));
+            }
+            if let Some(since) = query.since {
+                args.push(crate::clock::format_ts(since));
+                sql.push_str(&format!(" AND created_at >= ?{}", args.len()));
+            }
+            match query.limit {
+                Some(limit) => sql.push_str(&format!(" ORDER BY created_at DESC, rowid DESC LIMIT {limit}")),
+                None => sql.push_str(" ORDER BY created_at ASC, rowid ASC"),
+            }
+            let mut stmt = conn.prepare(&sql)?;
+            let mut events = stmt
+                .query_map(rusqlite::params_from_iter(args.iter()), row_to_event)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            if query.limit.is_some() {
+                events.reverse();
+            }
+            Ok(events)
+        })
+        .await
+    }
+}

@@ -1,0 +1,268 @@
+//! One tick of the daemon, and the one result struct that both the tick line and the
+//! `EXECUTOR_DAEMON_TICK` event are made from — so they can never disagree (SPEC §4).
+
+use crate::browser::{Browser, BrowserError, CapCheck};
+use crate::settings::format_duration;
+use crate::stop::Shutdown;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Due jobs per lane at the start of the tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaneCounts {
+    pub posting: u64,
+    pub reply: u64,
+}
+
+/// The queued work the tick runs after the caps and the session check: the posting lane, then
+/// the reply lane (SPEC §5). The jobs issue provides the real one; until then the daemon runs
+/// [`NoWork`], which honestly reports empty lanes.
+#[async_trait::async_trait]
+pub trait TickWork: Send + Sync {
+    /// The true number of due jobs per lane.
+    async fn ready(&self) -> Result<LaneCounts, String>;
+
+    /// Runs the lanes through `browser`; returns the actions started per lane. Waits before an
+    /// irreversible step must select on `shutdown.stopped()`; waits after one on
+    /// `shutdown.aborted()`.
+    async fn run(&self, browser: &Browser, shutdown: &Shutdown) -> Result<LaneCounts, String>;
+}
+
+/// No queue yet: both lanes empty.
+pub struct NoWork;
+
+#[async_trait::async_trait]
+impl TickWork for NoWork {
+    async fn ready(&self) -> Result<LaneCounts, String> {
+        Ok(LaneCounts::default())
+    }
+    async fn run(&self, _browser: &Browser, _shutdown: &Shutdown) -> Result<LaneCounts, String> {
+        Ok(LaneCounts::default())
+    }
+}
+
+/// Everything one tick did. The tick line ([`TickResult::line`]) and the tick event
+/// ([`TickResult::event_data`]) are both made from this, and only from this.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TickResult {
+    pub tick: u64,
+    pub ts: SystemTime,
+    pub pages: usize,
+    pub chrome_pids: Vec<u32>,
+    pub ready: LaneCounts,
+    pub attempts: LaneCounts,
+    /// The pause before the next tick because of failures (0 after a success).
+    pub backoff: Duration,
+    pub last_error: Option<String>,
+    pub duration_ms: u64,
+}
+
+impl TickResult {
+    pub fn failed(&self) -> bool {
+        self.last_error.is_some()
+    }
+
+    /// The tick line, without the `[EXECUTOR_DAEMON] ` prefix (the logger adds it).
+    pub fn line(&self) -> String {
+        let pids: Vec<String> = self.chrome_pids.iter().map(u32::to_string).collect();
+        let mut line = format!(
+            "ts={} pages={} pids=[{}] posting_ready={} posting_attempts={} reply_ready={} reply_attempts={} backoff={}",
+            crate::clock::format_ts(self.ts),
+            self.pages,
+            pids.join(","),
+            self.ready.posting,
+            self.attempts.posting,
+            self.ready.reply,
+            self.attempts.reply,
+            format_duration(self.backoff),
+        );
+        if let Some(error) = &self.last_error {
+            line.push_str(" last_error=");
+            line.push_str(&one_line(error));
+        }
+        line
+    }
+
+    /// The tick event's `event_data` (run_id and executor_id are added by the event).
+    pub fn event_data(&self) -> Value {
+        json!({
+            "pages": self.pages,
+            "chrome_pids": self.chrome_pids,
+            "posting_ready": self.ready.posting,
+            "posting_attempts": self.attempts.posting,
+            "reply_ready": self.ready.reply,
+            "reply_attempts": self.attempts.reply,
+            "backoff_seconds": seconds_value(self.backoff),
+            "last_error": self.last_error.as_deref().map(one_line),
+            "timestamp": crate::clock::format_ts(self.ts),
+            "tick": self.tick,
+            "duration_ms": self.duration_ms,
+        })
+    }
+}
+
+/// Whole seconds as an integer (`30`), fractions as a float (`0.5`).
+fn seconds_value(duration: Duration) -> Value {
+    if duration.subsec_nanos() == 0 {
+        json!(duration.as_secs())
+    } else {
+        json!(duration.as_secs_f64())
+    }
+}
+
+/// Errors go on one line, whatever produced them.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// What a tick can end with besides a plain result.
+#[derive(Debug)]
+pub enum TickOutcome {
+    Done(TickResult),
+    /// More than one page remained after cleanup: the daemon must exit non-zero.
+    HardCapExceeded(TickResult, CapCheck),
+}
+
+/// Everything a tick needs.
+pub struct TickContext {
+    pub browser: Browser,
+    pub work: Arc<dyn TickWork>,
+    pub shutdown: Shutdown,
+    pub memory_cap_bytes: u64,
+}
+
+/// Runs one tick, in order:
+///
+/// 1. check STOP — a stopped daemon starts no work;
+/// 2. enforce the caps — (re)connect the browser, close stray pages (a hard-cap breach ends the
+///    tick and the daemon), recycle the page when the browser is above its memory cap;
+/// 3. verify the session (logged in?) — the sites issue adds this step;
+/// 4. run the posting lane, then the reply lane;
+/// 5. return the result, from which the caller writes the tick line and the tick event.
+///
+/// `tick`/`ts` identify the tick; `backoff` is filled in by the caller, which owns the
+/// failure count.
+pub async fn run_tick(ctx: &TickContext, tick: u64, ts: SystemTime) -> TickOutcome {
+    let started = std::time::Instant::now();
+    let mut result = TickResult {
+        tick,
+        ts,
+        pages: 0,
+        chrome_pids: Vec::new(),
+        ready: LaneCounts::default(),
+        attempts: LaneCounts::default(),
+        backoff: Duration::ZERO,
+        last_error: None,
+        duration_ms: 0,
+    };
+    if ctx.shutdown.is_stopped() {
+        result.last_error = Some("stopped before the tick started".into());
+        return TickOutcome::Done(result);
+    }
+    let outcome = async {
+        let cap = enforce_caps(ctx).await.map_err(|e| e.to_string())?;
+        if cap.remaining > 1 {
+            return Ok(Some(cap));
+        }
+        result.ready = ctx.work.ready().await?;
+        if ctx.shutdown.is_stopped() {
+            return Ok(None);
+        }
+        result.attempts = ctx.work.run(&ctx.browser, &ctx.shutdown).await?;
+        Ok::<_, String>(None)
+    }
+    .await;
+    fill_browser_facts(&ctx.browser, &mut result).await;
+    result.duration_ms = started.elapsed().as_millis() as u64;
+    match outcome {
+        Ok(Some(cap)) => {
+            result.last_error = Some(format!(
+                "HARD CAP EXCEEDED: {} pages after cleanup",
+                cap.remaining
+            ));
+            TickOutcome::HardCapExceeded(result, cap)
+        }
+        Ok(None) => TickOutcome::Done(result),
+        Err(error) => {
+            result.last_error = Some(error);
+            TickOutcome::Done(result)
+        }
+    }
+}
+
+/// Step 2: connect, page cap, memory cap.
+async fn enforce_caps(ctx: &TickContext) -> Result<CapCheck, BrowserError> {
+    tokio::select! {
+        connected = ctx.browser.connect() => connected?,
+        _ = ctx.shutdown.stopped() => return Err(BrowserError::NoPage("stopped while connecting".into())),
+    }
+    let cap = ctx.browser.enforce_page_cap().await?;
+    if cap.remaining <= 1 && ctx.browser.memory_bytes() > ctx.memory_cap_bytes {
+        // Between actions only (this step runs before the lanes), never mid-action.
+        ctx.browser.recreate_page().await?;
+    }
+    Ok(cap)
+}
+
+/// Pages and pids as they are at the end of the tick (also after a failure).
+pub async fn fill_browser_facts(browser: &Browser, result: &mut TickResult) {
+    if browser.is_connected() {
+        if let Ok(Ok(pages)) =
+            tokio::time::timeout(Duration::from_secs(3), browser.page_count()).await
+        {
+            result.pages = pages;
+        }
+        result.chrome_pids = browser.pids();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_matches_the_seed_format_exactly() {
+        let result = TickResult {
+            tick: 1,
+            ts: crate::clock::from_unix_ms(1_769_169_600_000),
+            pages: 1,
+            chrome_pids: vec![12345],
+            ready: LaneCounts {
+                posting: 5,
+                reply: 3,
+            },
+            attempts: LaneCounts {
+                posting: 1,
+                reply: 0,
+            },
+            backoff: Duration::ZERO,
+            last_error: None,
+            duration_ms: 12,
+        };
+        assert_eq!(
+            result.line(),
+            "ts=2026-01-23T12:00:00.000Z pages=1 pids=[12345] posting_ready=5 posting_attempts=1 reply_ready=3 reply_attempts=0 backoff=0s"
+        );
+        let data = result.event_data();
+        assert_eq!(data["last_error"], Value::Null);
+        assert_eq!(data["chrome_pids"], json!([12345]));
+    }
+
+    #[test]
+    fn failed_line_appends_a_one_line_error() {
+        let result = TickResult {
+            tick: 2,
+            ts: crate::clock::from_unix_ms(1_769_169_660_000),
+            pages: 0,
+            chrome_pids: vec![],
+            ready: LaneCounts::default(),
+            attempts: LaneCounts::default(),
+            backoff: Duration::from_secs(30),
+            last_error: Some("CDP\nunreachable".into()),
+            duration_ms: 3,
+        };
+        assert!(result.line().ends_with("pids=[] posting_ready=0 posting_attempts=0 reply_ready=0 reply_attempts=0 backoff=30s last_error=CDP unreachable"));
+        assert_eq!(result.event_data()["backoff_seconds"], json!(30));
+    }
+}
