@@ -1,0 +1,266 @@
+//! Shared helpers for the integration tests: temporary profiles, the real binary as a child
+//! process whose output lines can be awaited with a deadline, PostgreSQL schemas per test, and
+//! waiting on conditions (never sleeping and hoping).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_executor");
+
+/// A fresh profile directory, removed on drop unless the test failed.
+pub struct Profile {
+    pub dir: PathBuf,
+}
+
+impl Profile {
+    pub fn new(name: &str) -> Profile {
+        let dir = std::env::temp_dir().join(format!("executor-test-{name}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("create temp profile");
+        Profile { dir }
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+    pub fn db(&self) -> PathBuf {
+        self.path("executor.db")
+    }
+}
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Waits until `condition` holds, polling, or panics with `what` at the deadline.
+pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if condition() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out after {deadline:?} waiting for: {what}");
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Output lines of a child, collected by a reader thread.
+#[derive(Clone, Default)]
+pub struct Lines {
+    inner: Arc<(Mutex<Vec<String>>, Condvar)>,
+}
+
+impl Lines {
+    fn push(&self, line: String) {
+        let (lock, cvar) = &*self.inner;
+        if let Ok(mut lines) = lock.lock() {
+            lines.push(line);
+        }
+        cvar.notify_all();
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        self.inner.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Waits for the `n`-th line (1-based) matching `pred`; returns it.
+    pub fn wait_for_nth(&self, n: usize, deadline: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let (lock, cvar) = &*self.inner;
+        let end = Instant::now() + deadline;
+        let mut lines = lock.lock().expect("lines lock");
+        loop {
+            let matching: Vec<&String> = lines.iter().filter(|l| pred(l)).collect();
+            if matching.len() >= n {
+                return matching[n - 1].clone();
+            }
+            let now = Instant::now();
+            if now >= end {
+                panic!(
+                    "timed out after {deadline:?} waiting for line #{n}; output so far:\n{}",
+                    lines.join("\n")
+                );
+            }
+            lines = cvar.wait_timeout(lines, end - now).expect("wait").0;
+        }
+    }
+
+    pub fn wait_for(&self, deadline: Duration, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_for_nth(1, deadline, pred)
+    }
+}
+
+pub fn is_tick_line(line: &str) -> bool {
+    line.starts_with("[EXECUTOR_DAEMON] ts=") && line.contains(" pages=")
+}
+
+/// The real binary running as a child, its stdout and stderr captured line by line.
+pub struct Running {
+    pub child: Child,
+    pub lines: Lines,
+}
+
+impl Running {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// Waits for exit, or panics at the deadline (killing the child).
+    pub fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
+        let end = Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Let the reader threads drain what is left.
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            if Instant::now() >= end {
+                let _ = self.child.kill();
+                panic!("process did not exit within {deadline:?}; output:\n{}", self.lines.all().join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // A failed test must not leave a daemon behind: SIGTERM lets it close its browser.
+            self.signal(libc::SIGTERM);
+            let end = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A command for the binary on `profile`, with a clean environment for our settings.
+pub fn command(profile: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command.arg("--profile").arg(profile);
+    command.args(args);
+    for (key, _) in std::env::vars() {
+        let ours = key.starts_with("EXECUTOR_")
+            || key.starts_with("RUNNER_")
+            || matches!(key.as_str(), "CDP_PORT" | "CDP_HOST" | "DATABASE_URL" | "STOP_EXECUTOR" | "EXECUTION_MODE" | "RUST_LOG");
+        if ours {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+pub fn spawn(mut command: Command) -> Running {
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn executor");
+    let lines = Lines::default();
+    for stream in [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                match line {
+                    Ok(line) => lines.push(line),
+                    Err(_) => break,
+                }
+            }
+        });
+    }
+    Running { child, lines }
+}
+
+/// Runs the binary to completion: (exit code, stdout + stderr).
+pub fn run(command: &mut Command, deadline: Duration) -> (i32, String) {
+    command.stdin(Stdio::null());
+    let mut running = spawn(std::mem::replace(command, Command::new("true")));
+    let status = running.wait_exit(deadline);
+    (status.code().unwrap_or(-1), running.lines.all().join("\n"))
+}
+
+/// The PostgreSQL URL the tests use, or `None` (and a clear note) when none is configured.
+pub fn postgres_base_url() -> Option<String> {
+    match std::env::var("EXECUTOR_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("SKIPPED (PostgreSQL part): set EXECUTOR_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run it");
+            None
+        }
+    }
+}
+
+/// A fresh schema for one test; returns a URL whose connections use it.
+pub async fn postgres_schema(base: &str) -> String {
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test PostgreSQL");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("create schema");
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-csearch_path%3D{schema}")
+}
+
+/// A client on a schema URL made by [`postgres_schema`].
+pub async fn postgres_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+/// Tick lines of a log file.
+pub fn tick_lines(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| is_tick_line(l))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `key=value` from a tick line.
+pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let start = line.find(&format!(" {key}="))? + key.len() + 2;
+    let rest = &line[start..];
+    if key == "last_error" {
+        return Some(rest);
+    }
+    Some(rest.split(' ').next().unwrap_or(rest))
+}
