@@ -294,19 +294,28 @@ async fn writer(
     if spooled {
         spooled = !flush_spool(store.as_ref(), &spool, &stats).await;
     }
+    // A fixed deadline, not a fresh sleep per loop: events arriving faster than the retry
+    // interval must not postpone the retry forever.
+    let mut next_retry = tokio::time::Instant::now() + RETRY_EVERY;
     loop {
         let message = if spooled {
             tokio::select! {
                 message = rx.recv() => message,
-                _ = tokio::time::sleep(RETRY_EVERY) => {
-                    spooled = !flush_spool(store.as_ref(), &spool, &stats).await;
-                    continue;
-                }
+                _ = tokio::time::sleep_until(next_retry) => None,
             }
         } else {
             rx.recv().await
         };
-        let Some(message) = message else { return };
+        if spooled && tokio::time::Instant::now() >= next_retry {
+            spooled = !flush_spool(store.as_ref(), &spool, &stats).await;
+            next_retry = tokio::time::Instant::now() + RETRY_EVERY;
+        }
+        let Some(message) = message else {
+            if rx.is_closed() && rx.is_empty() {
+                return;
+            }
+            continue;
+        };
         match message {
             Message::Event(event) => {
                 if !spooled {

@@ -11,7 +11,14 @@ const EXIT: Duration = Duration::from_secs(15);
 
 /// A healthy daemon: launch mode on a free port, short interval.
 fn launch_daemon(profile: &Profile, extra: &[&str]) -> Running {
-    let mut args = vec!["--browser-mode", "launch", "--cdp-port", "0", "--tick-interval", "300ms"];
+    let mut args = vec![
+        "--browser-mode",
+        "launch",
+        "--cdp-port",
+        "0",
+        "--tick-interval",
+        "300ms",
+    ];
     args.extend_from_slice(extra);
     args.push("daemon");
     spawn(command(&profile.dir, &args))
@@ -21,8 +28,16 @@ fn launch_daemon(profile: &Profile, extra: &[&str]) -> Running {
 fn failing_daemon(profile: &Profile, port: u16, extra: &[&str]) -> Running {
     let port = port.to_string();
     let mut args = vec![
-        "--browser-mode", "cdp", "--cdp-port", &port, "--tick-interval", "200ms",
-        "--backoff", "100ms", "--max-failures", "100000",
+        "--browser-mode",
+        "cdp",
+        "--cdp-port",
+        &port,
+        "--tick-interval",
+        "200ms",
+        "--backoff",
+        "100ms",
+        "--max-failures",
+        "100000",
     ];
     args.extend_from_slice(extra);
     args.push("daemon");
@@ -45,13 +60,18 @@ fn exit_lines_in_order(lines: &[String]) {
                 .unwrap_or_else(|| panic!("missing line {w:?} in:\n{}", lines.join("\n")))
         })
         .collect();
-    assert!(positions.windows(2).all(|p| p[0] < p[1]), "exit lines out of order: {positions:?}");
+    assert!(
+        positions.windows(2).all(|p| p[0] < p[1]),
+        "exit lines out of order: {positions:?}"
+    );
 }
 
 fn sqlite_events(db: &std::path::Path, event_type: &str) -> Vec<serde_json::Value> {
     let conn = rusqlite::Connection::open(db).expect("open db");
     let mut stmt = conn
-        .prepare("SELECT event_data FROM system_events WHERE event_type = ?1 ORDER BY created_at, rowid")
+        .prepare(
+            "SELECT event_data FROM system_events WHERE event_type = ?1 ORDER BY created_at, rowid",
+        )
         .expect("prepare");
     stmt.query_map([event_type], |row| row.get::<_, String>(0))
         .expect("query")
@@ -68,13 +88,27 @@ fn second_daemon_exits_zero_naming_the_first_and_leaves_its_lock_alone() {
     let lock_before = std::fs::read_to_string(profile.path("executor.pid")).expect("lock file");
     assert!(lock_before.starts_with(&format!("{}:", first.pid())));
 
-    let (code, output) = run(&mut command(&profile.dir, &["--cdp-port", &port.to_string(), "daemon"]), EXIT);
+    let (code, output) = run(
+        &mut command(&profile.dir, &["--cdp-port", &port.to_string(), "daemon"]),
+        EXIT,
+    );
     assert_eq!(code, 0, "{output}");
-    assert!(output.contains(&format!("already running on this profile (pid {})", first.pid())), "{output}");
+    assert!(
+        output.contains(&format!(
+            "already running on this profile (pid {})",
+            first.pid()
+        )),
+        "{output}"
+    );
 
-    assert_eq!(std::fs::read_to_string(profile.path("executor.pid")).expect("lock file"), lock_before);
+    assert_eq!(
+        std::fs::read_to_string(profile.path("executor.pid")).expect("lock file"),
+        lock_before
+    );
     let ticks_before = first.lines.all().iter().filter(|l| is_tick_line(l)).count();
-    first.lines.wait_for_nth(ticks_before + 1, START, is_tick_line);
+    first
+        .lines
+        .wait_for_nth(ticks_before + 1, START, is_tick_line);
 }
 
 #[test]
@@ -85,7 +119,10 @@ fn kill_9_leaves_a_stale_lock_that_the_next_start_takes_over() {
     first.lines.wait_for(START, is_tick_line);
     first.signal(libc::SIGKILL);
     first.wait_exit(EXIT);
-    assert!(profile.path("executor.pid").exists(), "kill -9 cannot remove the lock file");
+    assert!(
+        profile.path("executor.pid").exists(),
+        "kill -9 cannot remove the lock file"
+    );
 
     let mut second = failing_daemon(&profile, port, &[]);
     let line = second.lines.wait_for(START, |l| l.contains("Stale lock"));
@@ -106,17 +143,35 @@ fn stop_file_while_idle_exits_zero_with_the_four_lines_and_an_exit_event() {
     let status = daemon.wait_exit(EXIT);
     assert_eq!(status.code(), Some(0));
     exit_lines_in_order(&daemon.lines.all());
-    assert!(!profile.path("executor.pid").exists(), "lock file must be gone");
-    assert!(profile.path("STOP_EXECUTOR").exists(), "the daemon never deletes the STOP file");
+    assert!(
+        !profile.path("executor.pid").exists(),
+        "lock file must be gone"
+    );
+    assert!(
+        profile.path("STOP_EXECUTOR").exists(),
+        "the daemon never deletes the STOP file"
+    );
     let exits = sqlite_events(&profile.db(), "EXECUTOR_DAEMON_EXIT");
     assert_eq!(exits.len(), 1);
     assert_eq!(exits[0]["exit_code"], 0);
-    assert_eq!(sqlite_events(&profile.db(), "EXECUTOR_DAEMON_STOP").len(), 1);
-    assert_eq!(sqlite_events(&profile.db(), "EXECUTOR_DAEMON_BOOT").len(), 1);
-    assert_eq!(sqlite_events(&profile.db(), "EXECUTOR_DAEMON_READY").len(), 1);
+    assert_eq!(
+        sqlite_events(&profile.db(), "EXECUTOR_DAEMON_STOP").len(),
+        1
+    );
+    assert_eq!(
+        sqlite_events(&profile.db(), "EXECUTOR_DAEMON_BOOT").len(),
+        1
+    );
+    assert_eq!(
+        sqlite_events(&profile.db(), "EXECUTOR_DAEMON_READY").len(),
+        1
+    );
     // The managed browser went with it.
     let chrome = std::fs::read_to_string(profile.path("chrome.json"));
-    assert!(chrome.is_err(), "chrome.json is removed when the daemon ends its browser");
+    assert!(
+        chrome.is_err(),
+        "chrome.json is removed when the daemon ends its browser"
+    );
 }
 
 fn signal_stops_gracefully(signal: i32, name: &str) {
@@ -127,7 +182,13 @@ fn signal_stops_gracefully(signal: i32, name: &str) {
     assert_eq!(daemon.wait_exit(EXIT).code(), Some(0));
     let lines = daemon.lines.all();
     exit_lines_in_order(&lines);
-    assert!(lines.iter().any(|l| l.contains(&format!("{name} received"))), "{}", lines.join("\n"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("{name} received"))),
+        "{}",
+        lines.join("\n")
+    );
     assert!(!profile.path("executor.pid").exists());
     let exits = sqlite_events(&profile.db(), "EXECUTOR_DAEMON_EXIT");
     assert_eq!(exits.len(), 1);
@@ -176,16 +237,29 @@ fn five_failing_ticks_back_off_in_order_then_exit_non_zero() {
     let mut daemon = spawn(command(
         &profile.dir,
         &[
-            "--cdp-port", &port.to_string(), "--tick-interval", "100ms",
-            "--backoff", "30ms,60ms,120ms,300ms", "--max-failures", "5", "daemon",
+            "--cdp-port",
+            &port.to_string(),
+            "--tick-interval",
+            "100ms",
+            "--backoff",
+            "30ms,60ms,120ms,300ms",
+            "--max-failures",
+            "5",
+            "daemon",
         ],
     ));
     let status = daemon.wait_exit(START);
     assert_eq!(status.code(), Some(1));
     let ticks = tick_lines(&profile.path("executor.log"));
     let backoffs: Vec<&str> = ticks.iter().filter_map(|l| field(l, "backoff")).collect();
-    assert_eq!(backoffs, ["30ms", "60ms", "120ms", "300ms", "300ms"], "{ticks:#?}");
-    assert!(ticks.iter().all(|l| l.contains(" last_error=") && l.contains("pages=0")));
+    assert_eq!(
+        backoffs,
+        ["30ms", "60ms", "120ms", "300ms", "300ms"],
+        "{ticks:#?}"
+    );
+    assert!(ticks
+        .iter()
+        .all(|l| l.contains(" last_error=") && l.contains("pages=0")));
     let crash = sqlite_events(&profile.db(), "EXECUTOR_DAEMON_CRASH");
     assert_eq!(crash.len(), 1);
     assert_eq!(crash[0]["consecutive_failures"], 5);
@@ -208,16 +282,31 @@ fn tick_lines_and_tick_events_agree_one_to_one() {
     assert_eq!(lines.len(), events.len(), "one event per line");
     for (line, event) in lines.iter().zip(&events) {
         assert_eq!(field(line, "ts"), event["timestamp"].as_str());
-        assert_eq!(field(line, "pages").map(str::to_string), Some(event["pages"].to_string()));
+        assert_eq!(
+            field(line, "pages").map(str::to_string),
+            Some(event["pages"].to_string())
+        );
         let pids: Vec<String> = event["chrome_pids"]
             .as_array()
             .expect("pids")
             .iter()
             .map(|p| p.to_string())
             .collect();
-        assert_eq!(field(line, "pids").map(str::to_string), Some(format!("[{}]", pids.join(","))));
-        for key in ["posting_ready", "posting_attempts", "reply_ready", "reply_attempts"] {
-            assert_eq!(field(line, key).map(str::to_string), Some(event[key].to_string()), "{key}");
+        assert_eq!(
+            field(line, "pids").map(str::to_string),
+            Some(format!("[{}]", pids.join(",")))
+        );
+        for key in [
+            "posting_ready",
+            "posting_attempts",
+            "reply_ready",
+            "reply_attempts",
+        ] {
+            assert_eq!(
+                field(line, key).map(str::to_string),
+                Some(event[key].to_string()),
+                "{key}"
+            );
         }
         assert_eq!(field(line, "backoff"), Some("0s"));
         assert_eq!(event["backoff_seconds"], 0);
@@ -235,13 +324,39 @@ fn tick_lines_and_tick_events_agree_one_to_one() {
 #[test]
 fn bad_input_is_one_clear_line_and_no_panic() {
     let profile = Profile::new("badinput");
-    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>, &str)> = vec![
-        (vec![("CDP_PORT", "abc")], vec!["daemon"], "CDP_PORT=\"abc\""),
-        (vec![("RUNNER_BROWSER", "firefox")], vec!["daemon"], "RUNNER_BROWSER=\"firefox\""),
-        (vec![("DATABASE_URL", "mysql://nope")], vec!["daemon"], "DATABASE_URL=\"mysql://nope\""),
-        (vec![], vec!["--tick-interval", "soon", "daemon"], "--tick-interval=\"soon\""),
-        (vec![("EXECUTOR_BACKOFF", "30s,x")], vec!["daemon"], "EXECUTOR_BACKOFF"),
-        (vec![("EXECUTION_MODE", "planner")], vec!["daemon"], "EXECUTION_MODE"),
+    // (environment, arguments, what the one line must name)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec![("CDP_PORT", "abc")],
+            vec!["daemon"],
+            "CDP_PORT=\"abc\"",
+        ),
+        (
+            vec![("RUNNER_BROWSER", "firefox")],
+            vec!["daemon"],
+            "RUNNER_BROWSER=\"firefox\"",
+        ),
+        (
+            vec![("DATABASE_URL", "mysql://nope")],
+            vec!["daemon"],
+            "DATABASE_URL=\"mysql://nope\"",
+        ),
+        (
+            vec![],
+            vec!["--tick-interval", "soon", "daemon"],
+            "--tick-interval=\"soon\"",
+        ),
+        (
+            vec![("EXECUTOR_BACKOFF", "30s,x")],
+            vec!["daemon"],
+            "EXECUTOR_BACKOFF",
+        ),
+        (
+            vec![("EXECUTION_MODE", "planner")],
+            vec!["daemon"],
+            "EXECUTION_MODE",
+        ),
     ];
     for (env, args, expected) in cases {
         let mut cmd = command(&profile.dir, &args);
@@ -290,7 +405,10 @@ fn corrupt_lock_files_are_taken_over() {
 fn original_deployment_environment_works_as_written() {
     let profile = Profile::new("compat");
     let port = free_port();
-    let mut cmd = command(&profile.dir, &["--tick-interval", "200ms", "--backoff", "100ms", "daemon"]);
+    let mut cmd = command(
+        &profile.dir,
+        &["--tick-interval", "200ms", "--backoff", "100ms", "daemon"],
+    );
     cmd.env("EXECUTION_MODE", "executor")
         .env("RUNNER_MODE", "true")
         .env("RUNNER_BROWSER", "cdp")
@@ -300,4 +418,324 @@ fn original_deployment_environment_works_as_written() {
     assert!(line.contains("nothing is listening for CDP"), "{line}");
     std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
     assert_eq!(daemon.wait_exit(EXIT).code(), Some(0));
+}
+
+/// A TCP proxy to PostgreSQL that the test can take down (every connection cut, new ones
+/// closed at once) and bring back, to make the store unreachable mid-run.
+struct PgProxy {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl PgProxy {
+    async fn start(upstream: std::net::SocketAddr) -> PgProxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (up2, conns2) = (up.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is closed at once
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                conns2.lock().expect("conns").push(task.abort_handle());
+            }
+        });
+        PgProxy {
+            port,
+            up,
+            connections,
+        }
+    }
+
+    fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for task in self.connections.lock().expect("conns").drain(..) {
+            task.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn pg_upstream(base: &str) -> std::net::SocketAddr {
+    let config: tokio_postgres::Config = base.parse().expect("url");
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}")
+        .parse()
+        .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_sql_runs_verbatim_on_postgres_and_shows_pages_1_for_every_tick() {
+    let Some(base) = postgres_base_url() else {
+        return;
+    };
+    let url = postgres_schema(&base).await;
+    let profile = Profile::new("seedsql");
+    let mut daemon = launch_daemon(&profile, &["--database", &url]);
+    let lines = daemon.lines.clone();
+    tokio::task::spawn_blocking(move || lines.wait_for_nth(4, START, is_tick_line))
+        .await
+        .expect("join");
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    let status = tokio::task::spawn_blocking(move || daemon.wait_exit(EXIT))
+        .await
+        .expect("join");
+    assert_eq!(status.code(), Some(0));
+    let ticks = tick_lines(&profile.path("executor.log"));
+
+    let client = postgres_client(&url).await;
+    let seed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/seed_queries.sql"
+    ))
+    .expect("seed sql");
+    let queries: Vec<&str> = seed
+        .split(";\n")
+        .map(str::trim)
+        .filter(|q| q.contains("SELECT"))
+        .collect();
+    assert_eq!(
+        queries.len(),
+        3,
+        "recent ticks, page-count distribution, failure rate"
+    );
+
+    let recent = client
+        .query(queries[0], &[])
+        .await
+        .expect("recent ticks query");
+    assert_eq!(recent.len(), ticks.len().min(20));
+    for row in &recent {
+        assert_eq!(row.get::<_, Option<String>>("pages").as_deref(), Some("1"));
+        assert_eq!(row.get::<_, Option<String>>("last_error"), None);
+        assert!(row
+            .get::<_, Option<String>>("chrome_pids")
+            .is_some_and(|p| p.starts_with('[')));
+    }
+    let distribution = client
+        .query(queries[1], &[])
+        .await
+        .expect("distribution query");
+    assert_eq!(distribution.len(), 1, "only pages=1");
+    assert_eq!(
+        distribution[0].get::<_, Option<String>>("pages").as_deref(),
+        Some("1")
+    );
+    assert_eq!(distribution[0].get::<_, i64>("count") as usize, ticks.len());
+    let failure = client
+        .query_one(queries[2], &[])
+        .await
+        .expect("failure rate query");
+    assert_eq!(failure.get::<_, i64>("total_ticks") as usize, ticks.len());
+    assert_eq!(failure.get::<_, i64>("failed_ticks"), 0);
+}
+
+#[test]
+fn ticks_go_on_while_sqlite_is_locked_and_every_event_lands_exactly_once() {
+    let profile = Profile::new("spool-sqlite");
+    let mut daemon = launch_daemon(&profile, &[]);
+    daemon.lines.wait_for_nth(2, START, is_tick_line);
+    let blocker = rusqlite::Connection::open(profile.db()).expect("open");
+    blocker
+        .execute_batch("BEGIN EXCLUSIVE")
+        .expect("lock the store");
+    let seen = daemon
+        .lines
+        .all()
+        .iter()
+        .filter(|l| is_tick_line(l))
+        .count();
+    daemon.lines.wait_for_nth(seen + 4, START, is_tick_line);
+    wait_until("events spooled", START, || {
+        profile.path("spool/events.jsonl").exists()
+    });
+    blocker.execute_batch("COMMIT").expect("unlock");
+    drop(blocker);
+    wait_until("spool flushed", START, || {
+        !profile.path("spool/events.jsonl").exists()
+    });
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    assert_eq!(daemon.wait_exit(EXIT).code(), Some(0));
+
+    let lines = tick_lines(&profile.path("executor.log"));
+    let events = sqlite_events(&profile.db(), "EXECUTOR_DAEMON_TICK");
+    let event_ts: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["timestamp"].as_str())
+        .collect();
+    let line_ts: Vec<&str> = lines.iter().filter_map(|l| field(l, "ts")).collect();
+    assert_eq!(event_ts, line_ts, "every tick once, in order");
+    assert_eq!(
+        sqlite_events(&profile.db(), "EXECUTOR_DAEMON_EXIT").len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_go_on_while_postgres_is_unreachable_and_every_event_lands_exactly_once() {
+    let Some(base) = postgres_base_url() else {
+        return;
+    };
+    let url = postgres_schema(&base).await;
+    let proxy = PgProxy::start(pg_upstream(&base)).await;
+    let proxied = {
+        let mut config: tokio_postgres::Config = url.parse().expect("url");
+        config.host("127.0.0.1").port(proxy.port);
+        let user = config.get_user().unwrap_or("postgres").to_string();
+        let db = config.get_dbname().unwrap_or("test").to_string();
+        let options = url.split("options=").nth(1).unwrap_or_default().to_string();
+        format!(
+            "postgres://{user}@127.0.0.1:{}/{db}?options={options}",
+            proxy.port
+        )
+    };
+    let profile = Profile::new("spool-pg");
+    let daemon = launch_daemon(&profile, &["--database", &proxied]);
+    let lines = daemon.lines.clone();
+    let wait = move |n: usize| {
+        let lines = lines.clone();
+        tokio::task::spawn_blocking(move || lines.wait_for_nth(n, START, is_tick_line))
+    };
+    wait(2).await.expect("join");
+    proxy.down();
+    let seen = daemon
+        .lines
+        .all()
+        .iter()
+        .filter(|l| is_tick_line(l))
+        .count();
+    wait(seen + 4)
+        .await
+        .expect("ticks go on while the store is down");
+    assert!(
+        profile.path("spool/events.jsonl").exists(),
+        "events were spooled"
+    );
+    proxy.restore();
+    let spool = profile.path("spool/events.jsonl");
+    tokio::task::spawn_blocking(move || wait_until("spool flushed", START, || !spool.exists()))
+        .await
+        .expect("join");
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    let mut daemon = daemon;
+    let status = tokio::task::spawn_blocking(move || daemon.wait_exit(EXIT))
+        .await
+        .expect("join");
+    assert_eq!(status.code(), Some(0));
+
+    let client = postgres_client(&url).await;
+    let rows = client
+        .query(
+            "SELECT event_data->>'timestamp' FROM system_events WHERE event_type='EXECUTOR_DAEMON_TICK' ORDER BY created_at, seq",
+            &[],
+        )
+        .await
+        .expect("ticks");
+    let stored: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+    let logged: Vec<String> = tick_lines(&profile.path("executor.log"))
+        .iter()
+        .filter_map(|l| field(l, "ts").map(str::to_string))
+        .collect();
+    assert_eq!(stored, logged, "every tick once, in order");
+    let exits = client
+        .query_one(
+            "SELECT COUNT(*) FROM system_events WHERE event_type='EXECUTOR_DAEMON_EXIT'",
+            &[],
+        )
+        .await
+        .expect("exit");
+    assert_eq!(exits.get::<_, i64>(0), 1);
+}
+
+/// Tick work whose first run never returns: a script that spins forever in the page.
+struct HangOnce(std::sync::atomic::AtomicBool);
+
+#[async_trait::async_trait]
+impl executor::tick::TickWork for HangOnce {
+    async fn ready(&self) -> Result<executor::tick::LaneCounts, String> {
+        Ok(Default::default())
+    }
+    async fn run(
+        &self,
+        browser: &executor::browser::Browser,
+        _shutdown: &executor::stop::Shutdown,
+    ) -> Result<executor::tick::LaneCounts, String> {
+        if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let _ = browser
+                .evaluate("while (true) {}", Duration::from_secs(3600))
+                .await;
+        }
+        Ok(Default::default())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_tick_is_capped_recorded_and_the_next_tick_succeeds() {
+    use executor::settings::{self, Layer};
+    let profile = Profile::new("hang");
+    let mut flags = Layer::default();
+    flags.flag("browser_mode", Some("launch".into()));
+    flags.flag("cdp_port", Some("0".into()));
+    flags.flag("tick_interval", Some("300ms".into()));
+    flags.flag("tick_timeout", Some("2s".into()));
+    let settings =
+        settings::resolve(Some(profile.dir.clone()), &flags, &|_| None).expect("settings");
+    let shutdown = executor::stop::Shutdown::new();
+    let options = executor::daemon::RunOptions {
+        logger: executor::log::Logger::quiet(settings.log_format, Some(&settings.log_path())),
+        work: std::sync::Arc::new(HangOnce(Default::default())),
+        browser: None,
+    };
+    let daemon = tokio::spawn(executor::daemon::run(settings, shutdown.clone(), options));
+    let log = profile.path("executor.log");
+    let log2 = log.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until("two ticks after the capped one", START, || {
+            tick_lines(&log2).len() >= 3
+        })
+    })
+    .await
+    .expect("join");
+    shutdown.trigger(executor::stop::StopReason::Requested("test".into()));
+    let exit = tokio::time::timeout(EXIT, daemon)
+        .await
+        .expect("exits")
+        .expect("join")
+        .expect("run");
+    assert_eq!(exit.code(), 0);
+
+    let ticks = tick_lines(&log);
+    let first_error = field(&ticks[0], "last_error").expect("first tick failed");
+    assert!(first_error.contains("runtime cap of 2s"), "{first_error}");
+    assert_eq!(
+        field(&ticks[0], "pages"),
+        Some("1"),
+        "our page survived the halt"
+    );
+    assert!(
+        field(&ticks[1], "last_error").is_none(),
+        "next tick runs normally: {}",
+        ticks[1]
+    );
+    let capped = sqlite_events(&profile.db(), "EXECUTOR_TICK_CAPPED");
+    assert_eq!(capped.len(), 1);
+    assert_eq!(capped[0]["halt_step"], "parked");
 }

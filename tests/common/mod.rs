@@ -19,7 +19,8 @@ pub struct Profile {
 
 impl Profile {
     pub fn new(name: &str) -> Profile {
-        let dir = std::env::temp_dir().join(format!("executor-test-{name}-{}", uuid::Uuid::new_v4()));
+        let dir =
+            std::env::temp_dir().join(format!("executor-test-{name}-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("create temp profile");
         Profile { dir }
     }
@@ -79,7 +80,12 @@ impl Lines {
     }
 
     /// Waits for the `n`-th line (1-based) matching `pred`; returns it.
-    pub fn wait_for_nth(&self, n: usize, deadline: Duration, pred: impl Fn(&str) -> bool) -> String {
+    pub fn wait_for_nth(
+        &self,
+        n: usize,
+        deadline: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let (lock, cvar) = &*self.inner;
         let end = Instant::now() + deadline;
         let mut lines = lock.lock().expect("lines lock");
@@ -137,7 +143,10 @@ impl Running {
             }
             if Instant::now() >= end {
                 let _ = self.child.kill();
-                panic!("process did not exit within {deadline:?}; output:\n{}", self.lines.all().join("\n"));
+                panic!(
+                    "process did not exit within {deadline:?}; output:\n{}",
+                    self.lines.all().join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -170,7 +179,15 @@ pub fn command(profile: &Path, args: &[&str]) -> Command {
     for (key, _) in std::env::vars() {
         let ours = key.starts_with("EXECUTOR_")
             || key.starts_with("RUNNER_")
-            || matches!(key.as_str(), "CDP_PORT" | "CDP_HOST" | "DATABASE_URL" | "STOP_EXECUTOR" | "EXECUTION_MODE" | "RUST_LOG");
+            || matches!(
+                key.as_str(),
+                "CDP_PORT"
+                    | "CDP_HOST"
+                    | "DATABASE_URL"
+                    | "STOP_EXECUTOR"
+                    | "EXECUTION_MODE"
+                    | "RUST_LOG"
+            );
         if ours {
             command.env_remove(key);
         }
@@ -179,12 +196,21 @@ pub fn command(profile: &Path, args: &[&str]) -> Command {
 }
 
 pub fn spawn(mut command: Command) -> Running {
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = command.spawn().expect("spawn executor");
     let lines = Lines::default();
     for stream in [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
     ]
     .into_iter()
     .flatten()
