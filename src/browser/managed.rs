@@ -211,7 +211,12 @@ impl Managed {
         let pid = child.id();
         let deadline = Instant::now() + wait;
         let port = loop {
-            if let Some(port) = read_active_port(&port_file) {
+            // Chromium announces its port on stderr (always) and in DevToolsActivePort (only
+            // for port 0). Reading our own stderr file also proves the port is this browser's,
+            // not another process's that already held it.
+            if let Some(port) =
+                read_announced_port(&options.stderr_log).or_else(|| read_active_port(&port_file))
+            {
                 break port;
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -319,6 +324,18 @@ pub fn launch_args(options: &LaunchOptions) -> Vec<String> {
     }
     args.push("about:blank".into());
     args
+}
+
+fn read_announced_port(stderr_log: &Path) -> Option<u16> {
+    let text = std::fs::read_to_string(stderr_log).ok()?;
+    let rest = text.split("DevTools listening on ws://").nth(1)?;
+    let host_port = rest.split('/').next()?;
+    host_port
+        .rsplit(':')
+        .next()?
+        .parse()
+        .ok()
+        .filter(|p: &u16| *p != 0)
 }
 
 fn read_active_port(path: &Path) -> Option<u16> {

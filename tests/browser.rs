@@ -1,0 +1,410 @@
+//! The browser layer against a real Chromium: one page, strays closed as they appear, calls that
+//! never hang on a dead or frozen browser, and nothing of the user's ever touched.
+
+mod common;
+
+use common::*;
+use executor::browser::managed::{self, LaunchOptions, Managed};
+use executor::browser::{Browser, BrowserConfig, BrowserError, Notice};
+use executor::platform::{self, Signal};
+use executor::settings::BrowserMode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn config(profile: &Profile, mode: BrowserMode, port: u16) -> BrowserConfig {
+    BrowserConfig {
+        mode,
+        host: [127, 0, 0, 1].into(),
+        port,
+        chrome_path: None,
+        profile_dir: profile.path("chrome-profile"),
+        identity_path: profile.path("chrome.json"),
+        stderr_log: profile.path("chrome-stderr.log"),
+        headless: true,
+        relaunch_interval: Duration::from_millis(500),
+        call_deadline: Duration::from_secs(10),
+        heartbeat_every: Duration::from_millis(500),
+        heartbeat_deadline: Duration::from_secs(1),
+    }
+}
+
+type Notices = Arc<Mutex<Vec<Notice>>>;
+
+fn browser(config: BrowserConfig) -> (Browser, Notices) {
+    let notices: Notices = Arc::default();
+    let sink = notices.clone();
+    let browser = Browser::new(
+        config,
+        Arc::new(move |n| sink.lock().expect("notices").push(n)),
+    );
+    (browser, notices)
+}
+
+/// A Chromium the test itself starts (another profile: "the user's", or one to attach to).
+fn own_chromium(dir: &std::path::Path, port: u16) -> Managed {
+    let options = LaunchOptions {
+        binary: managed::find_binary(None).expect("chromium installed"),
+        profile_dir: dir.join("chrome-profile"),
+        port,
+        headless: true,
+        stderr_log: dir.join("stderr.log"),
+    };
+    Managed::launch(&options, DEADLINE).expect("launch chromium")
+}
+
+async fn wait_pages(browser: &Browser, want: usize) {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let pages = browser.page_count().await.expect("page count");
+        if pages == want {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "page count stayed at {pages}, wanted {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn still_works(browser: &Browser) {
+    browser
+        .navigate(
+            "data:text/html,<title>ok</title><p id=p>fine</p>",
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("navigate");
+    let text = browser
+        .evaluate(
+            "document.getElementById('p').textContent",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("evaluate");
+    assert_eq!(text, "fine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn popups_blank_links_and_json_new_tabs_are_closed_and_our_page_still_works() {
+    let profile = Profile::new("popups");
+    let (browser, notices) = browser(config(&profile, BrowserMode::Launch, 0));
+    browser.connect().await.expect("connect");
+    assert_eq!(browser.page_count().await.expect("count"), 1);
+
+    // window.open three times.
+    browser
+        .navigate(
+            "data:text/html,<script>for (let i = 0; i < 3; i++) window.open('about:blank')</script>",
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("navigate");
+    wait_pages(&browser, 1).await;
+
+    // A link with target=_blank, clicked.
+    browser
+        .navigate(
+            "data:text/html,<a id=a href='about:blank' target=_blank>x</a>",
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("navigate");
+    browser
+        .evaluate(
+            "document.getElementById('a').click()",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("click");
+    wait_pages(&browser, 1).await;
+
+    // 30 tabs from outside, through the DevTools HTTP endpoint.
+    let port = browser.managed_identity().await.expect("identity").port;
+    for _ in 0..30 {
+        executor::browser::cdp::http_request(
+            [127, 0, 0, 1].into(),
+            port,
+            "PUT",
+            "/json/new?about:blank",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("PUT /json/new");
+    }
+    wait_pages(&browser, 1).await;
+    let closed = browser.take_strays_closed();
+    assert!(closed >= 34, "closed {closed} strays");
+    assert!(notices
+        .lock()
+        .expect("notices")
+        .iter()
+        .any(|n| matches!(n, Notice::StraysClosed { .. })));
+    still_works(&browser).await;
+    browser.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_fails_a_waiting_call_at_once_and_launch_mode_relaunches() {
+    let profile = Profile::new("kill9");
+    let (browser, notices) = browser(config(&profile, BrowserMode::Launch, 0));
+    browser.connect().await.expect("connect");
+    let pid = browser.pids()[0];
+
+    let waiting = {
+        let browser = browser.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = browser
+                .evaluate("new Promise(() => {})", Duration::from_secs(60))
+                .await;
+            (result, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await; // let the call be sent
+    assert!(platform::signal(pid, Signal::Kill));
+    let (result, _) = tokio::time::timeout(Duration::from_secs(2), waiting)
+        .await
+        .expect("the waiting call fails within 2 s")
+        .expect("join");
+    assert!(
+        matches!(
+            result,
+            Err(BrowserError::Cdp(
+                executor::browser::cdp::CdpError::Disconnected { .. }
+            ))
+        ),
+        "{result:?}"
+    );
+    let end = Instant::now() + DEADLINE;
+    while !notices
+        .lock()
+        .expect("n")
+        .iter()
+        .any(|n| matches!(n, Notice::Lost { .. }))
+    {
+        assert!(Instant::now() < end, "loss reported");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Relaunch (at most one launch per interval: retry until allowed).
+    let end = Instant::now() + DEADLINE;
+    loop {
+        match browser.connect().await {
+            Ok(()) => break,
+            Err(BrowserError::RelaunchTooSoon { .. }) if Instant::now() < end => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(err) => panic!("relaunch failed: {err}"),
+        }
+    }
+    assert_ne!(browser.pids(), vec![pid], "a new browser");
+    still_works(&browser).await;
+    browser.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_mode_reconnects_after_the_browser_is_back() {
+    let profile = Profile::new("attach-kill");
+    let port = free_port();
+    let first = own_chromium(&profile.dir, port);
+    let (browser, _) = browser(config(&profile, BrowserMode::Attach, port));
+    browser.connect().await.expect("attach");
+    assert_eq!(browser.pids(), vec![first.identity.pid]);
+    assert!(platform::signal(first.identity.pid, Signal::Kill));
+    let started = Instant::now();
+    let result = browser
+        .evaluate("new Promise(() => {})", Duration::from_secs(60))
+        .await;
+    assert!(result.is_err());
+    assert!(started.elapsed() < Duration::from_secs(2), "failed at once");
+    first.terminate(Duration::from_secs(1));
+
+    let second = own_chromium(&profile.dir, port);
+    browser.connect().await.expect("reattach");
+    still_works(&browser).await;
+    browser.shutdown().await;
+    // Attach mode never ends the browser it was pointed at.
+    assert!(second.identity.is_alive());
+    second.terminate(Duration::from_secs(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_browser_times_out_is_reported_lost_and_recovers_after_sigcont() {
+    let profile = Profile::new("frozen");
+    let port = free_port();
+    let chrome = own_chromium(&profile.dir, port);
+    let (browser, notices) = browser(config(&profile, BrowserMode::Attach, port));
+    browser.connect().await.expect("attach");
+    let pid = chrome.identity.pid;
+    assert!(platform::signal(pid, Signal::Stop));
+
+    let started = Instant::now();
+    let result = browser.evaluate("1 + 1", Duration::from_secs(1)).await;
+    assert!(result.is_err(), "a frozen browser cannot answer");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let end = Instant::now() + DEADLINE;
+    while !notices
+        .lock()
+        .expect("n")
+        .iter()
+        .any(|n| matches!(n, Notice::Lost { reason } if reason.contains("heartbeat")))
+    {
+        assert!(Instant::now() < end, "heartbeat reports the loss");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!browser.is_connected());
+
+    assert!(platform::signal(pid, Signal::Cont));
+    let end = Instant::now() + DEADLINE;
+    while browser.connect().await.is_err() {
+        assert!(Instant::now() < end, "reconnects after SIGCONT");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    still_works(&browser).await;
+    browser.shutdown().await;
+    chrome.terminate(Duration::from_secs(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_browser_survives_every_cleanup_and_restart_of_ours() {
+    let user_dir = Profile::new("user-browser");
+    let user_port = free_port();
+    let user = own_chromium(&user_dir.dir, user_port);
+    let user_pid = user.identity.pid;
+    let user_start = user.identity.start_unix_ms;
+
+    let profile = Profile::new("ours");
+    let (browser, _) = browser(config(&profile, BrowserMode::Launch, 0));
+    browser.connect().await.expect("connect");
+    // Every path that ends processes: halting a runaway page, the shutdown that ends our browser
+    // and sweeps our profile, and a fresh launch's leftover sweep.
+    browser
+        .navigate(
+            "data:text/html,<script>while(true){}</script>",
+            Duration::from_millis(500),
+        )
+        .await
+        .ok();
+    let _ = browser.halt().await;
+    browser.shutdown().await;
+    // Leftover sweep of our profile at a fresh start.
+    let (again, _) = self::browser(config(&profile, BrowserMode::Launch, 0));
+    again.connect().await.expect("connect again");
+    again.shutdown().await;
+
+    assert!(
+        platform::is_same_process(user_pid, user_start),
+        "the user's browser is untouched"
+    );
+    let ws = executor::browser::cdp::browser_ws_url(
+        [127, 0, 0, 1].into(),
+        user_port,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(ws.is_ok(), "and still answering: {ws:?}");
+    user.terminate(Duration::from_secs(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leftover_browser_on_our_profile_is_ended_at_start() {
+    let profile = Profile::new("leftover");
+    // Launched and forgotten, as after a crash of the daemon.
+    let forgotten = own_chromium(&profile.dir, 0).detach();
+    assert!(forgotten.is_alive());
+    let (browser, notices) = browser(config(&profile, BrowserMode::Launch, 0));
+    browser.connect().await.expect("connect");
+    wait_until("leftover gone", DEADLINE, || !forgotten.is_alive());
+    assert!(notices
+        .lock()
+        .expect("n")
+        .iter()
+        .any(|n| matches!(n, Notice::LeftoversEnded { count } if *count >= 1)));
+    assert_ne!(browser.pids(), vec![forgotten.pid]);
+    browser.shutdown().await;
+    assert!(
+        managed::leftovers(&profile.path("chrome-profile"), &[]).is_empty(),
+        "nothing left on our profile"
+    );
+}
+
+#[test]
+fn executor_chrome_twice_refuses_naming_the_running_pid() {
+    let profile = Profile::new("chrome-twice");
+    let port = free_port().to_string();
+    let (code, output) = run(
+        &mut command(&profile.dir, &["--cdp-port", &port, "chrome"]),
+        DEADLINE,
+    );
+    assert_eq!(code, 0, "{output}");
+    let identity = managed::Identity::read(&profile.path("chrome.json")).expect("chrome.json");
+    assert!(identity.is_alive());
+    assert_eq!(identity.port.to_string(), port);
+
+    let (code, output) = run(
+        &mut command(&profile.dir, &["--cdp-port", &port, "chrome"]),
+        DEADLINE,
+    );
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains(&format!("pid {}", identity.pid)),
+        "{output}"
+    );
+
+    let (code, output) = run(&mut command(&profile.dir, &["chrome", "--stop"]), DEADLINE);
+    assert_eq!(code, 0, "{output}");
+    wait_until("browser ended", DEADLINE, || !identity.is_alive());
+    assert!(!profile.path("chrome.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_that_are_not_cdp_give_clear_errors() {
+    let profile = Profile::new("notcdp");
+    // Nothing listening.
+    let (nothing, _) = browser(config(&profile, BrowserMode::Attach, free_port()));
+    let err = nothing.connect().await.expect_err("nothing there");
+    assert!(
+        err.to_string().contains("nothing is listening for CDP"),
+        "{err}"
+    );
+
+    // Something that speaks HTTP but is not DevTools, and something that is not HTTP at all.
+    for answer in [
+        &b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found"[..],
+        &b"SSH-2.0-OpenSSH_9.2\r\n"[..],
+    ] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buffer = [0u8; 1024];
+                let _ = socket.read(&mut buffer).await;
+                let _ = socket.write_all(answer).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        let (other, _) = browser(config(&profile, BrowserMode::Attach, port));
+        let started = Instant::now();
+        let err = other.connect().await.expect_err("not CDP");
+        assert!(
+            err.to_string()
+                .contains("is not a Chrome DevTools endpoint"),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    // A non-loopback address without --allow-remote-cdp is refused before anything starts.
+    let (code, output) = run(
+        &mut command(&profile.dir, &["--cdp-host", "10.9.8.7", "daemon"]),
+        DEADLINE,
+    );
+    assert_eq!(code, 2, "{output}");
+    assert!(output.contains("--allow-remote-cdp"), "{output}");
+}
