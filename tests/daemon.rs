@@ -739,3 +739,56 @@ async fn a_hanging_tick_is_capped_recorded_and_the_next_tick_succeeds() {
     assert_eq!(capped.len(), 1);
     assert_eq!(capped[0]["halt_step"], "parked");
 }
+
+#[test]
+fn stop_command_waits_for_exit_and_status_reports_running_then_stopped() {
+    let profile = Profile::new("stopcmd");
+    let mut daemon = launch_daemon(&profile, &["--log-format", "text"]);
+    daemon.lines.wait_for_nth(2, START, is_tick_line);
+
+    let (code, output) = run(&mut command(&profile.dir, &["status", "--json"]), EXIT);
+    assert_eq!(code, 0, "{output}");
+    let status: serde_json::Value = serde_json::from_str(&output).expect("status --json is JSON");
+    assert_eq!(status["running"], true);
+    assert_eq!(status["pid"], daemon.pid());
+    assert!(status["last_tick_line"]
+        .as_str()
+        .is_some_and(|l| l.contains("pages=1")));
+    assert_eq!(status["last_tick"]["pages"], 1);
+
+    let (code, output) = run(
+        &mut command(&profile.dir, &["stop", "--timeout", "10s"]),
+        EXIT,
+    );
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("exited after"), "{output}");
+    assert_eq!(daemon.wait_exit(EXIT).code(), Some(0));
+    assert!(!profile.path("executor.pid").exists());
+
+    let (code, output) = run(&mut command(&profile.dir, &["status"]), EXIT);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("not running"), "{output}");
+    assert!(output.contains("STOP switch: present"), "{output}");
+
+    let (code, output) = run(
+        &mut command(&profile.dir, &["stop", "--timeout", "soon"]),
+        EXIT,
+    );
+    assert_eq!(code, 2, "{output}");
+}
+
+#[test]
+fn json_log_format_writes_one_object_per_line_with_the_tick_fields() {
+    let profile = Profile::new("jsonlog");
+    let mut daemon = launch_daemon(&profile, &["--log-format", "json"]);
+    let line = daemon.lines.wait_for(START, |l| l.contains("\"pages\""));
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    assert_eq!(daemon.wait_exit(EXIT).code(), Some(0));
+    let object: serde_json::Value = serde_json::from_str(&line).expect("a JSON object");
+    assert_eq!(object["pages"], 1);
+    assert!(object["msg"].as_str().is_some_and(|m| m.starts_with("ts=")));
+    let log = std::fs::read_to_string(profile.path("executor.log")).expect("log");
+    assert!(log
+        .lines()
+        .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+}

@@ -34,6 +34,11 @@ impl Profile {
 
 impl Drop for Profile {
     fn drop(&mut self) {
+        // A failed test must not leave a browser behind: end whatever still uses this profile
+        // (verified by pid, start time and path, as the product itself does).
+        let chrome = self.dir.join("chrome-profile");
+        let left = executor::browser::managed::leftovers(&chrome, &[]);
+        executor::browser::managed::end_processes(&left, &chrome, Duration::from_secs(2));
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
