@@ -1,0 +1,297 @@
+//! Benchmarks that print figures (never assertions): `cargo run --release --example bench [stop|browser|all]`.
+//!
+//! - stop: STOP latency (touch → process gone) of the real binary over N runs, idle between
+//!   ticks; mid-tick latency in-process (work waiting on the page, and work that ignores STOP
+//!   and must be aborted after the grace); the daemon's RSS and CPU while idle.
+//! - browser: popup-close latency (target created → target destroyed, seen from a second CDP
+//!   connection) over 100 popups, and the round trip of 1,000 `Runtime.evaluate`.
+
+use executor::browser::cdp::{self, Connection};
+use executor::browser::{Browser, BrowserConfig};
+use executor::settings::{self, Layer};
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn temp_profile(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("executor-bench-{name}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("profile");
+    dir
+}
+
+fn stats(label: &str, mut samples: Vec<f64>) {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "{label}: n={} median={:.2} ms p99={:.2} ms max={:.2} ms",
+        samples.len(),
+        pick(0.5),
+        pick(0.99),
+        samples[samples.len() - 1]
+    );
+}
+
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/release/examples/bench → target/release/executor
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("executor"))
+        .filter(|p| p.exists())
+        .expect("build the binary first: cargo build --release")
+}
+
+fn proc_stat(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat[stat.rfind(')').map(|i| i + 2).unwrap_or(0)..]
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (rss_kib, ticks)
+}
+
+fn stop_idle(runs: usize) {
+    let bin = binary();
+    let mut latencies = Vec::new();
+    let mut rss = Vec::new();
+    for run in 0..runs {
+        let profile = temp_profile("stop");
+        let mut child = Command::new(&bin)
+            .args(["--profile"])
+            .arg(&profile)
+            .args([
+                "--browser-mode",
+                "launch",
+                "--cdp-port",
+                "0",
+                "--tick-interval",
+                "60s",
+                "daemon",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            if line.map(|l| l.contains(" pages=")).unwrap_or(false) {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        // Idle between ticks: let it settle, then measure memory and pull the switch.
+        std::thread::sleep(Duration::from_millis(300 + fastrand::u64(0..300)));
+        if run == 0 {
+            let (rss_kib, cpu_before) = proc_stat(child.id());
+            let window = Duration::from_secs(20);
+            std::thread::sleep(window);
+            let (_, cpu_after) = proc_stat(child.id());
+            let cpu_seconds = (cpu_after - cpu_before) as f64 / 100.0;
+            println!(
+                "daemon idle: RSS {:.1} MiB; CPU {:.2} s over {}s idle = {:.1} s per hour",
+                rss_kib as f64 / 1024.0,
+                cpu_seconds,
+                window.as_secs(),
+                cpu_seconds * 3600.0 / window.as_secs_f64()
+            );
+        }
+        rss.push(proc_stat(child.id()).0 as f64 / 1024.0);
+        let started = Instant::now();
+        std::fs::write(profile.join("STOP_EXECUTOR"), "").expect("touch");
+        let status = child.wait().expect("wait");
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert!(status.success());
+        let _ = std::fs::remove_dir_all(&profile);
+    }
+    stats(&format!("STOP latency, idle ({runs} runs, touch -> process gone, launch mode incl. ending Chromium)"), latencies);
+    rss.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "daemon RSS between ticks: median {:.1} MiB, max {:.1} MiB",
+        rss[rss.len() / 2],
+        rss[rss.len() - 1]
+    );
+}
+
+/// Work that spends the whole tick waiting on the page; `obey` selects on STOP as real
+/// pre-click work must, otherwise it ignores STOP like an outcome check after a click.
+struct Busy {
+    obey: bool,
+}
+
+#[async_trait::async_trait]
+impl executor::tick::TickWork for Busy {
+    async fn ready(&self) -> Result<executor::tick::LaneCounts, String> {
+        Ok(Default::default())
+    }
+    async fn run(
+        &self,
+        browser: &Browser,
+        shutdown: &executor::stop::Shutdown,
+    ) -> Result<executor::tick::LaneCounts, String> {
+        let wait = browser.evaluate(
+            "new Promise(r => setTimeout(r, 60000))",
+            Duration::from_secs(120),
+        );
+        if self.obey {
+            tokio::select! { _ = wait => {}, _ = shutdown.stopped() => {} }
+        } else {
+            let _ = wait.await;
+        }
+        Ok(Default::default())
+    }
+}
+
+async fn stop_mid_tick(runs: usize, obey: bool) {
+    let mut latencies = Vec::new();
+    for _ in 0..runs {
+        let profile = temp_profile("midtick");
+        let mut flags = Layer::default();
+        flags.flag("browser_mode", Some("launch".into()));
+        flags.flag("cdp_port", Some("0".into()));
+        let settings =
+            settings::resolve(Some(profile.clone()), &flags, &|_| None).expect("settings");
+        let shutdown = executor::stop::Shutdown::new();
+        let options = executor::daemon::RunOptions {
+            logger: executor::log::Logger::quiet(settings.log_format, None),
+            work: Arc::new(Busy { obey }),
+            browser: None,
+        };
+        let daemon = tokio::spawn(executor::daemon::run(settings, shutdown.clone(), options));
+        // Wait until the tick is inside its work (the browser is up and the page is waiting).
+        tokio::time::sleep(Duration::from_millis(2500 + fastrand::u64(0..500))).await;
+        let started = Instant::now();
+        std::fs::write(profile.join("STOP_EXECUTOR"), "").expect("touch");
+        let _ = daemon.await;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        let _ = std::fs::remove_dir_all(&profile);
+    }
+    let label = if obey {
+        "STOP latency, mid-tick, work waiting before its irreversible step (cancelled at once)"
+    } else {
+        "STOP latency, mid-tick, work that ignores STOP (aborted after the 5 s grace)"
+    };
+    stats(&format!("{label} ({runs} runs)"), latencies);
+}
+
+async fn browser_bench() {
+    let profile = temp_profile("browser");
+    let mut flags = Layer::default();
+    flags.flag("browser_mode", Some("launch".into()));
+    flags.flag("cdp_port", Some("0".into()));
+    let settings = settings::resolve(Some(profile.clone()), &flags, &|_| None).expect("settings");
+    let browser = Browser::new(BrowserConfig::from_settings(&settings), Arc::new(|_| {}));
+    browser.connect().await.expect("connect");
+    let port = browser.managed_identity().await.expect("identity").port;
+
+    // A second, observing connection timestamps target creation and destruction.
+    let ws = cdp::browser_ws_url([127, 0, 0, 1].into(), port, Duration::from_secs(5))
+        .await
+        .expect("ws");
+    let observer = Connection::connect(&ws, Duration::from_secs(5))
+        .await
+        .expect("observer");
+    let mut events = observer.subscribe();
+    observer
+        .call(
+            "Target.setDiscoverTargets",
+            json!({"discover": true}),
+            None,
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("discover");
+    let created: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+    let latencies: Arc<std::sync::Mutex<Vec<f64>>> = Arc::default();
+    {
+        let (created, latencies) = (created.clone(), latencies.clone());
+        tokio::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                let now = Instant::now();
+                match event.method.as_str() {
+                    "Target.targetCreated" if event.params["targetInfo"]["type"] == "page" => {
+                        if let Some(id) = event.params["targetInfo"]["targetId"].as_str() {
+                            created.lock().expect("c").insert(id.to_string(), now);
+                        }
+                    }
+                    "Target.targetDestroyed" => {
+                        if let Some(id) = event.params["targetId"].as_str() {
+                            if let Some(at) = created.lock().expect("c").remove(id) {
+                                latencies
+                                    .lock()
+                                    .expect("l")
+                                    .push((now - at).as_secs_f64() * 1000.0);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+    for _ in 0..100 {
+        browser
+            .evaluate("window.open('about:blank'); 1", Duration::from_secs(5))
+            .await
+            .expect("open");
+        let end = Instant::now() + Duration::from_secs(5);
+        while browser.page_count().await.unwrap_or(2) > 1 && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let popups = latencies.lock().expect("l").clone();
+    stats(
+        "popup close latency (targetCreated -> targetDestroyed)",
+        popups,
+    );
+
+    let mut round_trips = Vec::new();
+    for _ in 0..1000 {
+        let started = Instant::now();
+        browser
+            .evaluate("1 + 1", Duration::from_secs(5))
+            .await
+            .expect("evaluate");
+        round_trips.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    stats("Runtime.evaluate round trip", round_trips);
+    println!(
+        "browser process tree RSS after the popups: {:.0} MiB",
+        browser.memory_bytes() as f64 / 1024.0 / 1024.0
+    );
+    browser.shutdown().await;
+    let _ = std::fs::remove_dir_all(&profile);
+}
+
+fn main() {
+    let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    let runs: usize = std::env::args()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(30);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if what == "browser" || what == "all" {
+        runtime.block_on(browser_bench());
+    }
+    if what == "stop" || what == "all" {
+        stop_idle(runs);
+        runtime.block_on(stop_mid_tick(runs.min(10), true));
+        runtime.block_on(stop_mid_tick(runs.min(5), false));
+    }
+}
