@@ -408,3 +408,39 @@ async fn endpoints_that_are_not_cdp_give_clear_errors() {
     assert_eq!(code, 2, "{output}");
     assert!(output.contains("--allow-remote-cdp"), "{output}");
 }
+
+#[test]
+fn a_missing_browser_binary_is_a_clear_error_with_install_hints() {
+    let profile = Profile::new("nobinary");
+    let (code, output) = run(
+        &mut command(
+            &profile.dir,
+            &["--chrome-path", "/nonexistent/chromium", "chrome"],
+        ),
+        DEADLINE,
+    );
+    assert_eq!(code, 2, "{output}");
+    assert!(output.contains("/nonexistent/chromium"), "{output}");
+
+    // Nothing on PATH and no explicit path: the message says what to install.
+    let mut cmd = command(&profile.dir, &["chrome"]);
+    cmd.env("PATH", "/nonexistent");
+    let found_elsewhere = [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/snap/bin/chromium",
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).exists());
+    if !found_elsewhere {
+        let (code, output) = run(&mut cmd, DEADLINE);
+        assert_eq!(code, 2, "{output}");
+        assert!(output.contains("apt-get install chromium"), "{output}");
+    }
+    let err = managed::LaunchError::NotFound { looked: "x".into() }.to_string();
+    assert!(
+        err.contains("apt-get install chromium")
+            && err.contains("macOS")
+            && err.contains("--chrome-path")
+    );
+}

@@ -792,3 +792,73 @@ fn json_log_format_writes_one_object_per_line_with_the_tick_fields() {
         .lines()
         .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
 }
+
+/// Tick work that leaves our page on a site that opens tabs faster than anyone can close them.
+struct TabFlood;
+
+#[async_trait::async_trait]
+impl executor::tick::TickWork for TabFlood {
+    async fn ready(&self) -> Result<executor::tick::LaneCounts, String> {
+        Ok(Default::default())
+    }
+    async fn run(
+        &self,
+        browser: &executor::browser::Browser,
+        _shutdown: &executor::stop::Shutdown,
+    ) -> Result<executor::tick::LaneCounts, String> {
+        let flood = "data:text/html,<script>setInterval(() => { for (let i = 0; i < 20; i++) window.open('about:blank') }, 5)</script>";
+        let _ = browser.navigate(flood, Duration::from_secs(5)).await;
+        Ok(Default::default())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_that_cannot_be_closed_fast_enough_exceed_the_hard_cap_and_the_daemon_exits_non_zero()
+{
+    use executor::settings::{self, Layer};
+    let profile = Profile::new("hardcap");
+    let mut flags = Layer::default();
+    flags.flag("browser_mode", Some("launch".into()));
+    flags.flag("cdp_port", Some("0".into()));
+    flags.flag("tick_interval", Some("300ms".into()));
+    let settings =
+        settings::resolve(Some(profile.dir.clone()), &flags, &|_| None).expect("settings");
+    let options = executor::daemon::RunOptions {
+        logger: executor::log::Logger::quiet(settings.log_format, Some(&settings.log_path())),
+        work: std::sync::Arc::new(TabFlood),
+        browser: None,
+    };
+    let shutdown = executor::stop::Shutdown::new();
+    let exit = tokio::time::timeout(START, executor::daemon::run(settings, shutdown, options))
+        .await
+        .expect("the daemon ends by itself")
+        .expect("run");
+    assert_eq!(exit.code(), 1);
+    assert!(
+        matches!(exit, executor::daemon::Exit::HardCapExceeded { pages } if pages > 1),
+        "{exit:?}"
+    );
+    let log = std::fs::read_to_string(profile.path("executor.log")).expect("log");
+    assert!(
+        log.contains("MULTIPLE PAGES: "),
+        "strays were seen and closed first"
+    );
+    assert!(log.contains("pages after cleanup - EXITING"), "{log}");
+    assert_eq!(
+        sqlite_events(&profile.db(), "EXECUTOR_HARD_CAP_EXCEEDED").len(),
+        1
+    );
+    assert!(!sqlite_events(&profile.db(), "EXECUTOR_PAGE_CAP_ENFORCED").is_empty());
+    assert_eq!(
+        sqlite_events(&profile.db(), "EXECUTOR_DAEMON_EXIT")[0]["exit_code"],
+        1
+    );
+    assert!(
+        !profile.path("executor.pid").exists(),
+        "lock released on this exit too"
+    );
+    assert!(
+        executor::browser::managed::leftovers(&profile.path("chrome-profile"), &[]).is_empty(),
+        "and the managed browser is gone"
+    );
+}
