@@ -456,11 +456,28 @@ fn notice_handler(log: Logger, sink: EventSink) -> crate::browser::NoticeFn {
             log.info(&format!(
                 "Managed browser launched: pid={pid} cdp_port={port}"
             ));
+        }
+        Notice::Recycled {
+            before_bytes,
+            after_bytes,
+            browser_restarted,
+        } => {
+            let mib = |b: u64| b / (1024 * 1024);
+            let what = if browser_restarted {
+                "page recycled, browser restarted"
+            } else {
+                "page recycled"
+            };
+            log.warn(&format!(
+                "Browser above its memory cap ({} MiB): {what} ({} MiB now)",
+                mib(before_bytes),
+                mib(after_bytes)
+            ));
             sink.record(
                 events::BROWSER_RECYCLED,
-                Severity::Info,
-                "managed browser launched",
-                json!({ "pid": pid, "port": port }),
+                Severity::Warning,
+                format!("browser above its memory cap: {what}"),
+                json!({ "before_bytes": before_bytes, "after_bytes": after_bytes, "browser_restarted": browser_restarted }),
             );
         }
         Notice::LeftoversEnded { count } => {

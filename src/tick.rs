@@ -198,9 +198,9 @@ async fn enforce_caps(ctx: &TickContext) -> Result<CapCheck, BrowserError> {
         _ = ctx.shutdown.stopped() => return Err(BrowserError::NoPage("stopped while connecting".into())),
     }
     let cap = ctx.browser.enforce_page_cap().await?;
-    if cap.remaining <= 1 && ctx.browser.memory_bytes() > ctx.memory_cap_bytes {
+    if cap.remaining <= 1 {
         // Between actions only (this step runs before the lanes), never mid-action.
-        ctx.browser.recreate_page().await?;
+        ctx.browser.enforce_memory_cap(ctx.memory_cap_bytes).await?;
     }
     Ok(cap)
 }

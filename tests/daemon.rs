@@ -862,3 +862,59 @@ async fn pages_that_cannot_be_closed_fast_enough_exceed_the_hard_cap_and_the_dae
         "and the managed browser is gone"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_above_its_memory_cap_is_recycled_between_ticks_and_restarted_in_launch_mode() {
+    use executor::settings::{self, Layer};
+    let profile = Profile::new("memcap");
+    let mut flags = Layer::default();
+    flags.flag("browser_mode", Some("launch".into()));
+    flags.flag("cdp_port", Some("0".into()));
+    flags.flag("tick_interval", Some("300ms".into()));
+    // Far below any real browser: a recycled page cannot get under it, so the browser restarts.
+    flags.flag("memory_cap", Some("1MiB".into()));
+    let settings =
+        settings::resolve(Some(profile.dir.clone()), &flags, &|_| None).expect("settings");
+    let options = executor::daemon::RunOptions {
+        logger: executor::log::Logger::quiet(settings.log_format, Some(&settings.log_path())),
+        work: std::sync::Arc::new(executor::tick::NoWork),
+        browser: None,
+    };
+    let shutdown = executor::stop::Shutdown::new();
+    let daemon = tokio::spawn(executor::daemon::run(settings, shutdown.clone(), options));
+    let log = profile.path("executor.log");
+    let log2 = log.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until("three ticks", START, || tick_lines(&log2).len() >= 3)
+    })
+    .await
+    .expect("join");
+    shutdown.trigger(executor::stop::StopReason::Requested("test".into()));
+    let exit = tokio::time::timeout(EXIT, daemon)
+        .await
+        .expect("exits")
+        .expect("join")
+        .expect("run");
+    assert_eq!(exit.code(), 0);
+
+    let ticks = tick_lines(&log);
+    assert!(
+        ticks
+            .iter()
+            .all(|l| field(l, "pages") == Some("1") && field(l, "last_error").is_none()),
+        "{ticks:#?}"
+    );
+    let pids: std::collections::HashSet<&str> =
+        ticks.iter().filter_map(|l| field(l, "pids")).collect();
+    assert!(pids.len() >= 2, "the browser was restarted: {pids:?}");
+    let recycled = sqlite_events(&profile.db(), "EXECUTOR_BROWSER_RECYCLED");
+    assert!(!recycled.is_empty());
+    assert_eq!(recycled[0]["browser_restarted"], true);
+    assert!(recycled[0]["before_bytes"]
+        .as_u64()
+        .is_some_and(|b| b > 1024 * 1024));
+    assert!(
+        executor::browser::managed::leftovers(&profile.path("chrome-profile"), &[]).is_empty(),
+        "no browser left behind by the restarts"
+    );
+}

@@ -61,6 +61,13 @@ pub enum Notice {
     Launched { pid: u32, port: u16 },
     /// Processes left on our profile by an earlier run were ended.
     LeftoversEnded { count: usize },
+    /// The browser was above its memory cap: the page was recycled and, when that was not
+    /// enough (launch mode), the browser restarted.
+    Recycled {
+        before_bytes: u64,
+        after_bytes: u64,
+        browser_restarted: bool,
+    },
 }
 
 pub type NoticeFn = Arc<dyn Fn(Notice) + Send + Sync>;
@@ -570,18 +577,7 @@ impl Browser {
         }
         match self.shared.config.mode {
             BrowserMode::Launch => {
-                self.drop_connection("restarting the browser");
-                let mut lifecycle = self.shared.lifecycle.lock().await;
-                if let Some(managed) = lifecycle.managed.take() {
-                    let _ = tokio::task::spawn_blocking(move || {
-                        managed.terminate(Duration::from_secs(2))
-                    })
-                    .await;
-                }
-                // A deliberate restart is not a "loss": do not let the rate limit block it.
-                lifecycle.last_launch = None;
-                drop(lifecycle);
-                let _ = self.connect().await;
+                let _ = self.restart().await;
                 HaltStep::BrowserRestarted
             }
             BrowserMode::Attach => {
@@ -589,6 +585,44 @@ impl Browser {
                 HaltStep::Disconnected
             }
         }
+    }
+
+    /// Launch mode: ends the browser we own and starts a fresh one. A deliberate restart is not
+    /// a loss, so the relaunch rate limit does not apply.
+    async fn restart(&self) -> Result<(), BrowserError> {
+        self.drop_connection("restarting the browser");
+        let mut lifecycle = self.shared.lifecycle.lock().await;
+        if let Some(managed) = lifecycle.managed.take() {
+            let _ = tokio::task::spawn_blocking(move || managed.terminate(Duration::from_secs(2)))
+                .await;
+        }
+        lifecycle.last_launch = None;
+        drop(lifecycle);
+        self.connect().await
+    }
+
+    /// Between actions only: when the browser's process tree is above `cap_bytes`, recycle our
+    /// page; in launch mode restart the browser if that was not enough. Returns whether anything
+    /// was done.
+    pub async fn enforce_memory_cap(&self, cap_bytes: u64) -> Result<bool, BrowserError> {
+        let before_bytes = self.memory_bytes();
+        if before_bytes <= cap_bytes {
+            return Ok(false);
+        }
+        self.recreate_page().await?;
+        let mut after_bytes = self.memory_bytes();
+        let mut browser_restarted = false;
+        if after_bytes > cap_bytes && self.shared.config.mode == BrowserMode::Launch {
+            self.restart().await?;
+            browser_restarted = true;
+            after_bytes = self.memory_bytes();
+        }
+        (self.shared.notify)(Notice::Recycled {
+            before_bytes,
+            after_bytes,
+            browser_restarted,
+        });
+        Ok(true)
     }
 
     /// Closes our page and creates a fresh one (used to halt it, and to recycle it when the
