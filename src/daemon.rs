@@ -412,17 +412,9 @@ async fn run_capped(
                 why.clone(),
                 json!({ "tick": tick_number, "halt_step": step.as_str(), "aborted_on_stop": aborted }),
             );
-            let mut result = TickResult {
-                tick: tick_number,
-                ts,
-                pages: 0,
-                chrome_pids: Vec::new(),
-                ready: Default::default(),
-                attempts: Default::default(),
-                backoff: Duration::ZERO,
-                last_error: Some(format!("{why}; page halted ({})", step.as_str())),
-                duration_ms: started.elapsed().as_millis() as u64,
-            };
+            let mut result = TickResult::start(tick_number, ts);
+            result.last_error = Some(format!("{why}; page halted ({})", step.as_str()));
+            result.duration_ms = started.elapsed().as_millis() as u64;
             tick::fill_browser_facts(&ctx.browser, &mut result).await;
             (result, None)
         }

@@ -15,7 +15,6 @@ use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
@@ -217,20 +216,11 @@ enum Message {
     Flush(oneshot::Sender<bool>),
 }
 
-/// Counters the writer keeps, for status and tests.
-#[derive(Debug, Default)]
-pub struct SinkStats {
-    pub stored: AtomicU64,
-    pub spooled: AtomicU64,
-    pub store_failures: AtomicU64,
-}
-
 /// Queues events for the writer task. Cheap to clone; never blocks.
 #[derive(Clone)]
 pub struct EventSink {
     tx: mpsc::UnboundedSender<Message>,
     pub identity: Identity,
-    pub stats: Arc<SinkStats>,
 }
 
 /// How long one insert may take before the event is spooled instead.
@@ -242,13 +232,8 @@ impl EventSink {
     /// Starts the writer task. A spool left by an earlier run is flushed first.
     pub fn start(store: Arc<dyn Store>, spool: Spool, identity: Identity) -> EventSink {
         let (tx, rx) = mpsc::unbounded_channel();
-        let stats = Arc::new(SinkStats::default());
-        tokio::spawn(writer(store, spool, rx, stats.clone()));
-        EventSink {
-            tx,
-            identity,
-            stats,
-        }
+        tokio::spawn(writer(store, spool, rx));
+        EventSink { tx, identity }
     }
 
     /// Queues one event.
@@ -284,15 +269,10 @@ impl EventSink {
     }
 }
 
-async fn writer(
-    store: Arc<dyn Store>,
-    spool: Spool,
-    mut rx: mpsc::UnboundedReceiver<Message>,
-    stats: Arc<SinkStats>,
-) {
+async fn writer(store: Arc<dyn Store>, spool: Spool, mut rx: mpsc::UnboundedReceiver<Message>) {
     let mut spooled = !spool.is_empty();
     if spooled {
-        spooled = !flush_spool(store.as_ref(), &spool, &stats).await;
+        spooled = !flush_spool(store.as_ref(), &spool).await;
     }
     // A fixed deadline, not a fresh sleep per loop: events arriving faster than the retry
     // interval must not postpone the retry forever.
@@ -307,7 +287,7 @@ async fn writer(
             rx.recv().await
         };
         if spooled && tokio::time::Instant::now() >= next_retry {
-            spooled = !flush_spool(store.as_ref(), &spool, &stats).await;
+            spooled = !flush_spool(store.as_ref(), &spool).await;
             next_retry = tokio::time::Instant::now() + RETRY_EVERY;
         }
         let Some(message) = message else {
@@ -318,23 +298,12 @@ async fn writer(
         };
         match message {
             Message::Event(event) => {
-                if !spooled {
-                    match insert(store.as_ref(), &event).await {
-                        Ok(()) => {
-                            stats.stored.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        }
-                        Err(_) => {
-                            stats.store_failures.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
+                if !spooled && insert(store.as_ref(), &event).await.is_ok() {
+                    continue;
                 }
                 // Behind the spool, or the store failed: keep order by appending.
                 match spool.append(&event) {
-                    Ok(()) => {
-                        stats.spooled.fetch_add(1, Ordering::Relaxed);
-                        spooled = true;
-                    }
+                    Ok(()) => spooled = true,
                     Err(err) => eprintln!(
                         "{}event {} could not be stored or spooled ({}): {err}",
                         crate::log::PREFIX,
@@ -345,7 +314,7 @@ async fn writer(
             }
             Message::Flush(done) => {
                 if spooled {
-                    spooled = !flush_spool(store.as_ref(), &spool, &stats).await;
+                    spooled = !flush_spool(store.as_ref(), &spool).await;
                 }
                 let _ = done.send(!spooled);
             }
@@ -364,7 +333,7 @@ async fn insert(store: &dyn Store, event: &Event) -> Result<(), crate::store::St
 }
 
 /// Inserts spooled events in order; returns true when the spool is empty afterwards.
-async fn flush_spool(store: &dyn Store, spool: &Spool, stats: &SinkStats) -> bool {
+async fn flush_spool(store: &dyn Store, spool: &Spool) -> bool {
     let events = match spool.read() {
         Ok(events) => events,
         Err(_) => return false,
@@ -372,10 +341,8 @@ async fn flush_spool(store: &dyn Store, spool: &Spool, stats: &SinkStats) -> boo
     let mut done = 0;
     for event in &events {
         if insert(store, event).await.is_err() {
-            stats.store_failures.fetch_add(1, Ordering::Relaxed);
             break;
         }
-        stats.stored.fetch_add(1, Ordering::Relaxed);
         done += 1;
     }
     if done == 0 && !events.is_empty() {

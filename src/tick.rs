@@ -59,6 +59,21 @@ pub struct TickResult {
 }
 
 impl TickResult {
+    /// A tick that has done nothing yet: no pages seen, empty lanes, no error.
+    pub fn start(tick: u64, ts: SystemTime) -> TickResult {
+        TickResult {
+            tick,
+            ts,
+            pages: 0,
+            chrome_pids: Vec::new(),
+            ready: LaneCounts::default(),
+            attempts: LaneCounts::default(),
+            backoff: Duration::ZERO,
+            last_error: None,
+            duration_ms: 0,
+        }
+    }
+
     pub fn failed(&self) -> bool {
         self.last_error.is_some()
     }
@@ -145,17 +160,7 @@ pub struct TickContext {
 /// failure count.
 pub async fn run_tick(ctx: &TickContext, tick: u64, ts: SystemTime) -> TickOutcome {
     let started = std::time::Instant::now();
-    let mut result = TickResult {
-        tick,
-        ts,
-        pages: 0,
-        chrome_pids: Vec::new(),
-        ready: LaneCounts::default(),
-        attempts: LaneCounts::default(),
-        backoff: Duration::ZERO,
-        last_error: None,
-        duration_ms: 0,
-    };
+    let mut result = TickResult::start(tick, ts);
     if ctx.shutdown.is_stopped() {
         result.last_error = Some("stopped before the tick started".into());
         return TickOutcome::Done(result);
