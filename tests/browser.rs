@@ -55,18 +55,10 @@ fn own_chromium(dir: &std::path::Path, port: u16) -> Managed {
 }
 
 async fn wait_pages(browser: &Browser, want: usize) {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let pages = browser.page_count().await.expect("page count");
-        if pages == want {
-            return;
-        }
-        assert!(
-            Instant::now() < end,
-            "page count stayed at {pages}, wanted {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(&format!("page count back to {want}"), DEADLINE, || async {
+        browser.page_count().await.expect("page count") == want
+    })
+    .await;
 }
 
 async fn still_works(browser: &Browser) {
@@ -158,12 +150,24 @@ async fn kill_9_fails_a_waiting_call_at_once_and_launch_mode_relaunches() {
         tokio::spawn(async move {
             let started = Instant::now();
             let result = browser
-                .evaluate("new Promise(() => {})", Duration::from_secs(60))
+                .evaluate(
+                    "window.waiting = true; new Promise(() => {})",
+                    Duration::from_secs(60),
+                )
                 .await;
             (result, started.elapsed())
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await; // let the call be sent
+    // The page itself says when the call is in flight.
+    eventually("the call is waiting in the page", DEADLINE, || async {
+        matches!(
+            browser
+                .evaluate("window.waiting === true", Duration::from_secs(5))
+                .await,
+            Ok(serde_json::Value::Bool(true))
+        )
+    })
+    .await;
     assert!(platform::signal(pid, Signal::Kill));
     let (result, _) = tokio::time::timeout(Duration::from_secs(2), waiting)
         .await
@@ -178,28 +182,24 @@ async fn kill_9_fails_a_waiting_call_at_once_and_launch_mode_relaunches() {
         ),
         "{result:?}"
     );
-    let end = Instant::now() + DEADLINE;
-    while !notices
-        .lock()
-        .expect("n")
-        .iter()
-        .any(|n| matches!(n, Notice::Lost { .. }))
-    {
-        assert!(Instant::now() < end, "loss reported");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("loss reported", DEADLINE, || async {
+        notices
+            .lock()
+            .expect("notices")
+            .iter()
+            .any(|n| matches!(n, Notice::Lost { .. }))
+    })
+    .await;
 
     // Relaunch (at most one launch per interval: retry until allowed).
-    let end = Instant::now() + DEADLINE;
-    loop {
+    eventually("relaunched", DEADLINE, || async {
         match browser.connect().await {
-            Ok(()) => break,
-            Err(BrowserError::RelaunchTooSoon { .. }) if Instant::now() < end => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
+            Ok(()) => true,
+            Err(BrowserError::RelaunchTooSoon { .. }) => false,
             Err(err) => panic!("relaunch failed: {err}"),
         }
-    }
+    })
+    .await;
     assert_ne!(browser.pids(), vec![pid], "a new browser");
     still_works(&browser).await;
     browser.shutdown().await;
@@ -245,24 +245,21 @@ async fn a_frozen_browser_times_out_is_reported_lost_and_recovers_after_sigcont(
     let result = browser.evaluate("1 + 1", Duration::from_secs(1)).await;
     assert!(result.is_err(), "a frozen browser cannot answer");
     assert!(started.elapsed() < Duration::from_secs(3));
-    let end = Instant::now() + DEADLINE;
-    while !notices
-        .lock()
-        .expect("n")
-        .iter()
-        .any(|n| matches!(n, Notice::Lost { reason } if reason.contains("heartbeat")))
-    {
-        assert!(Instant::now() < end, "heartbeat reports the loss");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("heartbeat reports the loss", DEADLINE, || async {
+        notices
+            .lock()
+            .expect("notices")
+            .iter()
+            .any(|n| matches!(n, Notice::Lost { reason } if reason.contains("heartbeat")))
+    })
+    .await;
     assert!(!browser.is_connected());
 
     assert!(platform::signal(pid, Signal::Cont));
-    let end = Instant::now() + DEADLINE;
-    while browser.connect().await.is_err() {
-        assert!(Instant::now() < end, "reconnects after SIGCONT");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("reconnected after SIGCONT", DEADLINE, || async {
+        browser.connect().await.is_ok()
+    })
+    .await;
     still_works(&browser).await;
     browser.shutdown().await;
     chrome.terminate(Duration::from_secs(3));

@@ -665,6 +665,57 @@ async fn ticks_go_on_while_postgres_is_unreachable_and_every_event_lands_exactly
     assert_eq!(exits.get::<_, i64>(0), 1);
 }
 
+/// The daemon in-process, as `main` runs it but with our own work and shutdown: launch mode on a
+/// free port, 300 ms ticks, log to the profile's file only. `extra` are more settings by key.
+fn in_process_daemon(
+    profile: &Profile,
+    extra: &[(&'static str, &str)],
+    work: std::sync::Arc<dyn executor::tick::TickWork>,
+) -> (
+    tokio::task::JoinHandle<Result<executor::daemon::Exit, executor::daemon::DaemonError>>,
+    executor::stop::Shutdown,
+) {
+    use executor::settings::{self, Layer};
+    let mut flags = Layer::default();
+    flags.flag("browser_mode", Some("launch".into()));
+    flags.flag("cdp_port", Some("0".into()));
+    flags.flag("tick_interval", Some("300ms".into()));
+    for (key, value) in extra {
+        flags.flag(key, Some(value.to_string()));
+    }
+    let settings =
+        settings::resolve(Some(profile.dir.clone()), &flags, &|_| None).expect("settings");
+    let options = executor::daemon::RunOptions {
+        logger: executor::log::Logger::quiet(settings.log_format, Some(&settings.log_path())),
+        work,
+        browser: None,
+    };
+    let shutdown = executor::stop::Shutdown::new();
+    let daemon = tokio::spawn(executor::daemon::run(settings, shutdown.clone(), options));
+    (daemon, shutdown)
+}
+
+/// Waits for `n` tick lines in the profile's log, stops the in-process daemon, returns its exit.
+async fn stop_after_ticks(
+    profile: &Profile,
+    n: usize,
+    daemon: tokio::task::JoinHandle<Result<executor::daemon::Exit, executor::daemon::DaemonError>>,
+    shutdown: executor::stop::Shutdown,
+) -> executor::daemon::Exit {
+    let log = profile.path("executor.log");
+    tokio::task::spawn_blocking(move || {
+        wait_until(&format!("{n} ticks"), START, || tick_lines(&log).len() >= n)
+    })
+    .await
+    .expect("join");
+    shutdown.trigger(executor::stop::StopReason::Requested("test".into()));
+    tokio::time::timeout(EXIT, daemon)
+        .await
+        .expect("exits")
+        .expect("join")
+        .expect("run")
+}
+
 /// Tick work whose first run never returns: a script that spins forever in the page.
 struct HangOnce(std::sync::atomic::AtomicBool);
 
@@ -689,39 +740,14 @@ impl executor::tick::TickWork for HangOnce {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_tick_is_capped_recorded_and_the_next_tick_succeeds() {
-    use executor::settings::{self, Layer};
     let profile = Profile::new("hang");
-    let mut flags = Layer::default();
-    flags.flag("browser_mode", Some("launch".into()));
-    flags.flag("cdp_port", Some("0".into()));
-    flags.flag("tick_interval", Some("300ms".into()));
-    flags.flag("tick_timeout", Some("2s".into()));
-    let settings =
-        settings::resolve(Some(profile.dir.clone()), &flags, &|_| None).expect("settings");
-    let shutdown = executor::stop::Shutdown::new();
-    let options = executor::daemon::RunOptions {
-        logger: executor::log::Logger::quiet(settings.log_format, Some(&settings.log_path())),
-        work: std::sync::Arc::new(HangOnce(Default::default())),
-        browser: None,
-    };
-    let daemon = tokio::spawn(executor::daemon::run(settings, shutdown.clone(), options));
-    let log = profile.path("executor.log");
-    let log2 = log.clone();
-    tokio::task::spawn_blocking(move || {
-        wait_until("two ticks after the capped one", START, || {
-            tick_lines(&log2).len() >= 3
-        })
-    })
-    .await
-    .expect("join");
-    shutdown.trigger(executor::stop::StopReason::Requested("test".into()));
-    let exit = tokio::time::timeout(EXIT, daemon)
-        .await
-        .expect("exits")
-        .expect("join")
-        .expect("run");
+    let work = std::sync::Arc::new(HangOnce(Default::default()));
+    let (daemon, shutdown) = in_process_daemon(&profile, &[("tick_timeout", "2s")], work);
+    // The capped tick, then two normal ones.
+    let exit = stop_after_ticks(&profile, 3, daemon, shutdown).await;
     assert_eq!(exit.code(), 0);
 
+    let log = profile.path("executor.log");
     let ticks = tick_lines(&log);
     let first_error = field(&ticks[0], "last_error").expect("first tick failed");
     assert!(first_error.contains("runtime cap of 2s"), "{first_error}");
@@ -815,23 +841,12 @@ impl executor::tick::TickWork for TabFlood {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_that_cannot_be_closed_fast_enough_exceed_the_hard_cap_and_the_daemon_exits_non_zero()
 {
-    use executor::settings::{self, Layer};
     let profile = Profile::new("hardcap");
-    let mut flags = Layer::default();
-    flags.flag("browser_mode", Some("launch".into()));
-    flags.flag("cdp_port", Some("0".into()));
-    flags.flag("tick_interval", Some("300ms".into()));
-    let settings =
-        settings::resolve(Some(profile.dir.clone()), &flags, &|_| None).expect("settings");
-    let options = executor::daemon::RunOptions {
-        logger: executor::log::Logger::quiet(settings.log_format, Some(&settings.log_path())),
-        work: std::sync::Arc::new(TabFlood),
-        browser: None,
-    };
-    let shutdown = executor::stop::Shutdown::new();
-    let exit = tokio::time::timeout(START, executor::daemon::run(settings, shutdown, options))
+    let (daemon, _shutdown) = in_process_daemon(&profile, &[], std::sync::Arc::new(TabFlood));
+    let exit = tokio::time::timeout(START, daemon)
         .await
         .expect("the daemon ends by itself")
+        .expect("join")
         .expect("run");
     assert_eq!(exit.code(), 1);
     assert!(
@@ -865,38 +880,14 @@ async fn pages_that_cannot_be_closed_fast_enough_exceed_the_hard_cap_and_the_dae
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_above_its_memory_cap_is_recycled_between_ticks_and_restarted_in_launch_mode() {
-    use executor::settings::{self, Layer};
     let profile = Profile::new("memcap");
-    let mut flags = Layer::default();
-    flags.flag("browser_mode", Some("launch".into()));
-    flags.flag("cdp_port", Some("0".into()));
-    flags.flag("tick_interval", Some("300ms".into()));
     // Far below any real browser: a recycled page cannot get under it, so the browser restarts.
-    flags.flag("memory_cap", Some("1MiB".into()));
-    let settings =
-        settings::resolve(Some(profile.dir.clone()), &flags, &|_| None).expect("settings");
-    let options = executor::daemon::RunOptions {
-        logger: executor::log::Logger::quiet(settings.log_format, Some(&settings.log_path())),
-        work: std::sync::Arc::new(executor::tick::NoWork),
-        browser: None,
-    };
-    let shutdown = executor::stop::Shutdown::new();
-    let daemon = tokio::spawn(executor::daemon::run(settings, shutdown.clone(), options));
-    let log = profile.path("executor.log");
-    let log2 = log.clone();
-    tokio::task::spawn_blocking(move || {
-        wait_until("three ticks", START, || tick_lines(&log2).len() >= 3)
-    })
-    .await
-    .expect("join");
-    shutdown.trigger(executor::stop::StopReason::Requested("test".into()));
-    let exit = tokio::time::timeout(EXIT, daemon)
-        .await
-        .expect("exits")
-        .expect("join")
-        .expect("run");
+    let work = std::sync::Arc::new(executor::tick::NoWork);
+    let (daemon, shutdown) = in_process_daemon(&profile, &[("memory_cap", "1MiB")], work);
+    let exit = stop_after_ticks(&profile, 3, daemon, shutdown).await;
     assert_eq!(exit.code(), 0);
 
+    let log = profile.path("executor.log");
     let ticks = tick_lines(&log);
     assert!(
         ticks

@@ -34,6 +34,14 @@ async fn postgres_store() -> Option<Arc<dyn Store>> {
     )
 }
 
+/// The numbers stored under `key` in each event's data, in order.
+fn numbers(events: &[Event], key: &str) -> Vec<i64> {
+    events
+        .iter()
+        .map(|e| e.event_data[key].as_i64().expect("a number"))
+        .collect()
+}
+
 fn event_at(kind: &str, ms: u64, data: serde_json::Value) -> Event {
     Event::at(
         &identity(),
@@ -79,10 +87,7 @@ mod suite {
             })
             .await
             .expect("list");
-        let order: Vec<i64> = only_a
-            .iter()
-            .map(|e| e.event_data["i"].as_i64().expect("i"))
-            .collect();
+        let order = numbers(&only_a, "i");
         assert_eq!(order, [0, 2, 4]);
         let since = store
             .event_list(&EventQuery {
@@ -99,10 +104,7 @@ mod suite {
             })
             .await
             .expect("list");
-        let order: Vec<i64> = newest_two
-            .iter()
-            .map(|e| e.event_data["i"].as_i64().expect("i"))
-            .collect();
+        let order = numbers(&newest_two, "i");
         assert_eq!(order, [3, 4], "the newest, in time order");
     }
 
@@ -117,10 +119,7 @@ mod suite {
             .event_list(&EventQuery::default())
             .await
             .expect("list");
-        let order: Vec<i64> = all
-            .iter()
-            .map(|e| e.event_data["i"].as_i64().expect("i"))
-            .collect();
+        let order = numbers(&all, "i");
         assert_eq!(order, (0..20).collect::<Vec<_>>());
     }
 
@@ -230,10 +229,7 @@ async fn spool_takes_events_while_sqlite_is_locked_and_flushes_each_exactly_once
         .event_list(&EventQuery::default())
         .await
         .expect("list");
-    let order: Vec<i64> = all
-        .iter()
-        .map(|e| e.event_data["n"].as_i64().expect("n"))
-        .collect();
+    let order = numbers(&all, "n");
     assert_eq!(order, [0, 1, 2, 3, 4, 5, 6], "every event once, in order");
     assert!(!profile.path("spool/events.jsonl").exists());
 }

@@ -57,6 +57,22 @@ pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() ->
     panic!("timed out after {deadline:?} waiting for: {what}");
 }
 
+/// The async twin of [`wait_until`]: polls `condition` until it holds, or panics at the deadline.
+pub async fn eventually<F, Fut>(what: &str, deadline: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + deadline;
+    while !condition().await {
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
