@@ -30,6 +30,14 @@ pub const HARD_CAP_EXCEEDED: &str = "EXECUTOR_HARD_CAP_EXCEEDED";
 pub const BROWSER_LOST: &str = "EXECUTOR_BROWSER_LOST";
 pub const BROWSER_RECYCLED: &str = "EXECUTOR_BROWSER_RECYCLED";
 pub const TICK_CAPPED: &str = "EXECUTOR_TICK_CAPPED";
+pub const AUTH_REQUIRED: &str = "EXECUTOR_AUTH_REQUIRED";
+pub const POST_SUCCESS: &str = "POST_SUCCESS";
+pub const REPLY_SUCCESS: &str = "REPLY_SUCCESS";
+pub const POST_FAILED: &str = "POST_FAILED";
+pub const JOB_OUTCOME_UNKNOWN: &str = "JOB_OUTCOME_UNKNOWN";
+pub const JOB_RESCUED: &str = "JOB_RESCUED";
+pub const RATE_LIMIT_DETECTED: &str = "RATE_LIMIT_DETECTED";
+pub const RATE_LIMIT_CLEARED: &str = "RATE_LIMIT_CLEARED";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

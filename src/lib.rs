@@ -17,6 +17,7 @@ pub mod cli;
 pub mod clock;
 pub mod daemon;
 pub mod events;
+pub mod jobs;
 pub mod lock;
 pub mod log;
 pub mod platform;

@@ -18,20 +18,19 @@ fn identity() -> Identity {
     }
 }
 
+async fn open(url: &DatabaseUrl) -> Arc<dyn Store> {
+    store::open(url).await.expect("open store")
+}
+
 async fn sqlite_store(profile: &Profile) -> Arc<dyn Store> {
     store::open(&DatabaseUrl::Sqlite(profile.db()))
         .await
         .expect("open sqlite")
 }
 
-async fn postgres_store() -> Option<Arc<dyn Store>> {
+async fn postgres_url() -> Option<DatabaseUrl> {
     let base = postgres_base_url()?;
-    let url = postgres_schema(&base).await;
-    Some(
-        store::open(&DatabaseUrl::Postgres(url))
-            .await
-            .expect("open postgres"),
-    )
+    Some(DatabaseUrl::Postgres(postgres_schema(&base).await))
 }
 
 /// The numbers stored under `key` in each event's data, in order.
@@ -57,7 +56,8 @@ fn event_at(kind: &str, ms: u64, data: serde_json::Value) -> Event {
 mod suite {
     use super::*;
 
-    pub async fn event_insert_is_idempotent_by_id(store: Arc<dyn Store>) {
+    pub async fn event_insert_is_idempotent_by_id(url: DatabaseUrl) {
+        let store = open(&url).await;
         let event = event_at("A", 1_000_000, json!({"pages": 1}));
         assert!(store.event_insert(&event).await.expect("insert"));
         assert!(!store.event_insert(&event).await.expect("second insert"));
@@ -69,7 +69,8 @@ mod suite {
         assert_eq!(all[0], event);
     }
 
-    pub async fn event_list_filters_by_type_and_window_in_time_order(store: Arc<dyn Store>) {
+    pub async fn event_list_filters_by_type_and_window_in_time_order(url: DatabaseUrl) {
+        let store = open(&url).await;
         for (i, kind) in ["A", "B", "A", "C", "A"].iter().enumerate() {
             store
                 .event_insert(&event_at(
@@ -108,7 +109,8 @@ mod suite {
         assert_eq!(order, [3, 4], "the newest, in time order");
     }
 
-    pub async fn events_of_the_same_millisecond_keep_insertion_order(store: Arc<dyn Store>) {
+    pub async fn events_of_the_same_millisecond_keep_insertion_order(url: DatabaseUrl) {
+        let store = open(&url).await;
         for i in 0..20 {
             store
                 .event_insert(&event_at("T", 5_000_000, json!({"i": i})))
@@ -123,7 +125,8 @@ mod suite {
         assert_eq!(order, (0..20).collect::<Vec<_>>());
     }
 
-    pub async fn event_data_round_trips_exactly(store: Arc<dyn Store>) {
+    pub async fn event_data_round_trips_exactly(url: DatabaseUrl) {
+        let store = open(&url).await;
         let data = json!({
             "pages": 1, "chrome_pids": [12345, 12346], "last_error": null,
             "text": "quotes \" ' emoji 🎉 newline\n </script> שלום", "nested": {"a": [1, 2.5, true]}
@@ -143,7 +146,8 @@ mod suite {
         assert_eq!(back[0].event_data["executor_id"], "test-executor");
     }
 
-    pub async fn migrations_run_again_without_harm(store: Arc<dyn Store>) {
+    pub async fn migrations_run_again_without_harm(url: DatabaseUrl) {
+        let store = open(&url).await;
         store
             .event_insert(&event_at("A", 1, json!({})))
             .await
@@ -161,6 +165,542 @@ mod suite {
     }
 }
 
+/// The job queue, on both backends. Time is injected: `at(s)` is a fixed instant plus s seconds.
+mod job_suite {
+    use super::*;
+    use executor::jobs::{
+        Claim, ClaimOutcome, Job, JobQuery, JobState, Kind, Limits, NewJob, Outcome,
+    };
+    use executor::store::{Enqueued, StoreError};
+    use std::time::SystemTime;
+
+    pub fn at(seconds: u64) -> SystemTime {
+        executor::clock::from_unix_ms(1_800_000_000_000) + Duration::from_secs(seconds)
+    }
+
+    pub fn new_job(kind: Kind, text: &str) -> NewJob {
+        NewJob {
+            kind,
+            text: text.into(),
+            reply_to: (kind == Kind::Reply).then(|| "42".to_string()),
+            account: String::new(),
+            idempotency_key: None,
+            not_before: at(0),
+            max_attempts: 3,
+        }
+    }
+
+    pub async fn enqueue(store: &dyn Store, job: NewJob) -> Job {
+        match store.job_enqueue(&job, at(0)).await.expect("enqueue") {
+            Enqueued::Created(job) => job,
+            Enqueued::Exists(job) => panic!("unexpected duplicate {job:?}"),
+        }
+    }
+
+    pub fn claim(kind: Kind, owner: &str, now: SystemTime, limits: Limits) -> Claim {
+        Claim {
+            kind,
+            owner: owner.into(),
+            lease_for: Duration::from_secs(60),
+            limits,
+            gap_jitter: Duration::ZERO,
+            now,
+        }
+    }
+
+    pub async fn claimed(store: &dyn Store, claim: &Claim) -> Job {
+        match store
+            .job_claim_next(claim, &identity())
+            .await
+            .expect("claim")
+        {
+            ClaimOutcome::Claimed(job) => *job,
+            other => panic!("expected a claim, got {other:?}"),
+        }
+    }
+
+    fn token(job: &Job) -> String {
+        job.state.lease().expect("leased").token.clone()
+    }
+
+    async fn events_of(store: &dyn Store, kind: &str) -> Vec<Event> {
+        store
+            .event_list(&EventQuery {
+                types: vec![kind.into()],
+                ..Default::default()
+            })
+            .await
+            .expect("events")
+    }
+
+    pub async fn same_idempotency_key_twice_gives_one_job(url: DatabaseUrl) {
+        let store = open(&url).await;
+        let mut job = new_job(Kind::Post, "hello");
+        job.idempotency_key = Some("k-1".into());
+        let first = enqueue(store.as_ref(), job.clone()).await;
+        let mut again = job.clone();
+        again.text = "something else".into();
+        match store.job_enqueue(&again, at(5)).await.expect("enqueue") {
+            Enqueued::Exists(existing) => assert_eq!(existing, first),
+            other => panic!("a repeated key must not create a job: {other:?}"),
+        }
+        assert_eq!(
+            store
+                .job_list(&JobQuery::default())
+                .await
+                .expect("list")
+                .len(),
+            1
+        );
+    }
+
+    pub async fn claims_take_due_jobs_oldest_first_and_counts_are_true(url: DatabaseUrl) {
+        let store = open(&url).await;
+        let a = enqueue(store.as_ref(), new_job(Kind::Post, "a")).await;
+        let b = enqueue(store.as_ref(), new_job(Kind::Post, "b")).await;
+        let mut later = new_job(Kind::Post, "later");
+        later.not_before = at(100);
+        enqueue(store.as_ref(), later).await;
+        enqueue(store.as_ref(), new_job(Kind::Reply, "r")).await;
+        assert_eq!(
+            store.job_count_due(Kind::Post, at(1)).await.expect("count"),
+            2
+        );
+        assert_eq!(
+            store
+                .job_count_due(Kind::Post, at(100))
+                .await
+                .expect("count"),
+            3
+        );
+        assert_eq!(
+            store
+                .job_count_due(Kind::Reply, at(1))
+                .await
+                .expect("count"),
+            1
+        );
+        let first = claimed(store.as_ref(), &claim(Kind::Post, "w", at(1), Limits::OFF)).await;
+        assert_eq!(first.id, a.id);
+        assert!(matches!(first.state, JobState::Claimed(_)));
+        assert_eq!(first.attempts, 1);
+        assert_eq!(
+            claimed(store.as_ref(), &claim(Kind::Post, "w", at(1), Limits::OFF))
+                .await
+                .id,
+            b.id
+        );
+        let empty = store
+            .job_claim_next(&claim(Kind::Post, "w", at(1), Limits::OFF), &identity())
+            .await
+            .expect("claim");
+        assert_eq!(empty, ClaimOutcome::Empty, "the later job is not due yet");
+        assert_eq!(
+            store.job_count_due(Kind::Post, at(1)).await.expect("count"),
+            0
+        );
+    }
+
+    pub async fn a_fenced_out_worker_cannot_mark_or_finish_the_job(url: DatabaseUrl) {
+        let store = open(&url).await;
+        enqueue(store.as_ref(), new_job(Kind::Post, "x")).await;
+        let old = claimed(store.as_ref(), &claim(Kind::Post, "A", at(1), Limits::OFF)).await;
+        // A's lease (60 s) expires; B's claim sweeps it and takes the job.
+        let new = claimed(store.as_ref(), &claim(Kind::Post, "B", at(70), Limits::OFF)).await;
+        assert_eq!(new.id, old.id);
+        let outcome = Outcome::Succeeded {
+            post_id: Some("1".into()),
+            url: None,
+        };
+        let err = store
+            .job_finish(old.id, &token(&old), &outcome, &identity(), at(71), 0.0)
+            .await;
+        assert!(matches!(err, Err(StoreError::Fenced { .. })), "{err:?}");
+        let err = store
+            .job_mark_attempting(old.id, &token(&old), at(71))
+            .await;
+        assert!(matches!(err, Err(StoreError::Fenced { .. })), "{err:?}");
+        let failed = Outcome::FailedBeforeClick { error: "x".into() };
+        assert!(matches!(
+            store
+                .job_finish(old.id, &token(&old), &failed, &identity(), at(71), 0.0)
+                .await,
+            Err(StoreError::Fenced { .. })
+        ));
+        // B's own writes go through.
+        store
+            .job_mark_attempting(new.id, &token(&new), at(72))
+            .await
+            .expect("B attempting");
+        let done = store
+            .job_finish(new.id, &token(&new), &outcome, &identity(), at(73), 0.0)
+            .await
+            .expect("B finishes");
+        assert!(matches!(done.state, JobState::Succeeded { .. }));
+        assert_eq!(events_of(store.as_ref(), "POST_SUCCESS").await.len(), 1);
+    }
+
+    pub async fn an_expired_lease_does_not_allow_the_click(url: DatabaseUrl) {
+        let store = open(&url).await;
+        enqueue(store.as_ref(), new_job(Kind::Post, "x")).await;
+        let job = claimed(store.as_ref(), &claim(Kind::Post, "A", at(1), Limits::OFF)).await;
+        let err = store
+            .job_mark_attempting(job.id, &token(&job), at(62))
+            .await;
+        assert!(matches!(err, Err(StoreError::Fenced { .. })), "{err:?}");
+    }
+
+    pub async fn after_attempting_an_expired_lease_means_uncertain_never_requeued(
+        url: DatabaseUrl,
+    ) {
+        let store = open(&url).await;
+        enqueue(store.as_ref(), new_job(Kind::Post, "x")).await;
+        let job = claimed(store.as_ref(), &claim(Kind::Post, "A", at(1), Limits::OFF)).await;
+        store
+            .job_mark_attempting(job.id, &token(&job), at(2))
+            .await
+            .expect("attempting");
+        let next = store
+            .job_claim_next(&claim(Kind::Post, "B", at(120), Limits::OFF), &identity())
+            .await
+            .expect("claim");
+        assert_eq!(
+            next,
+            ClaimOutcome::Empty,
+            "an attempted job is never claimed again"
+        );
+        let swept = store.job_get(job.id).await.expect("get").expect("job");
+        assert!(
+            matches!(swept.state, JobState::Uncertain { .. }),
+            "{swept:?}"
+        );
+        assert_eq!(
+            events_of(store.as_ref(), "JOB_OUTCOME_UNKNOWN").await.len(),
+            1
+        );
+    }
+
+    pub async fn crash_after_attempting_then_found_on_the_site_succeeds_without_a_second_publish(
+        url: DatabaseUrl,
+    ) {
+        let store = open(&url).await;
+        enqueue(store.as_ref(), new_job(Kind::Post, "x")).await;
+        let job = claimed(store.as_ref(), &claim(Kind::Post, "me", at(1), Limits::OFF)).await;
+        store
+            .job_mark_attempting(job.id, &token(&job), at(2))
+            .await
+            .expect("attempting");
+        drop(store); // the worker dies after the mark
+        let store = open(&url).await; // the restart
+        let rescued = store
+            .job_rescue_owner("me", &identity(), at(10))
+            .await
+            .expect("rescue");
+        assert_eq!((rescued.uncertain, rescued.requeued), (1, 0));
+        assert_eq!(
+            store
+                .job_claim_next(&claim(Kind::Post, "me", at(11), Limits::OFF), &identity())
+                .await
+                .expect("claim"),
+            ClaimOutcome::Empty
+        );
+        let verifying = store
+            .job_claim_uncertain(Kind::Post, "me", Duration::from_secs(60), at(11))
+            .await
+            .expect("claim")
+            .expect("one");
+        let done = store
+            .job_resolve_uncertain(
+                verifying.id,
+                &token(&verifying),
+                Some((Some("p1".into()), Some("https://x/status/p1".into()))),
+                &identity(),
+                at(12),
+            )
+            .await
+            .expect("resolve");
+        assert_eq!(
+            done.state,
+            JobState::Succeeded {
+                post_id: Some("p1".into()),
+                url: Some("https://x/status/p1".into())
+            }
+        );
+        assert_eq!(done.attempts, 1, "never claimed (published) again");
+        assert_eq!(events_of(store.as_ref(), "JOB_RESCUED").await.len(), 1);
+        assert_eq!(events_of(store.as_ref(), "POST_SUCCESS").await.len(), 1);
+    }
+
+    pub async fn crash_after_attempting_then_not_found_is_published_exactly_once_more(
+        url: DatabaseUrl,
+    ) {
+        let store = open(&url).await;
+        enqueue(store.as_ref(), new_job(Kind::Reply, "x")).await;
+        let job = claimed(
+            store.as_ref(),
+            &claim(Kind::Reply, "me", at(1), Limits::OFF),
+        )
+        .await;
+        store
+            .job_mark_attempting(job.id, &token(&job), at(2))
+            .await
+            .expect("attempting");
+        let store = open(&url).await;
+        store
+            .job_rescue_owner("me", &identity(), at(10))
+            .await
+            .expect("rescue");
+        let verifying = store
+            .job_claim_uncertain(Kind::Reply, "me", Duration::from_secs(60), at(11))
+            .await
+            .expect("claim")
+            .expect("one");
+        let queued = store
+            .job_resolve_uncertain(verifying.id, &token(&verifying), None, &identity(), at(12))
+            .await
+            .expect("resolve");
+        assert_eq!(queued.state, JobState::Queued);
+        let again = claimed(
+            store.as_ref(),
+            &claim(Kind::Reply, "me", at(13), Limits::OFF),
+        )
+        .await;
+        assert_eq!(again.id, job.id);
+        assert_eq!(again.attempts, 2, "exactly one more attempt");
+        let next = store
+            .job_claim_next(&claim(Kind::Reply, "me", at(14), Limits::OFF), &identity())
+            .await
+            .expect("claim");
+        assert_eq!(next, ClaimOutcome::Empty);
+    }
+
+    pub async fn a_claimed_job_left_by_a_crash_goes_back_to_the_queue(url: DatabaseUrl) {
+        let store = open(&url).await;
+        enqueue(store.as_ref(), new_job(Kind::Post, "x")).await;
+        claimed(store.as_ref(), &claim(Kind::Post, "me", at(1), Limits::OFF)).await;
+        let rescued = store
+            .job_rescue_owner("me", &identity(), at(5))
+            .await
+            .expect("rescue");
+        assert_eq!((rescued.uncertain, rescued.requeued), (0, 1));
+        assert_eq!(
+            store.job_count_due(Kind::Post, at(5)).await.expect("count"),
+            1
+        );
+    }
+
+    pub async fn failures_before_the_click_back_off_then_die(url: DatabaseUrl) {
+        let store = open(&url).await;
+        let job = enqueue(store.as_ref(), new_job(Kind::Post, "x")).await; // max_attempts 3
+        let failure = Outcome::FailedBeforeClick {
+            error: "selector not found".into(),
+        };
+        let mut now = 1;
+        for attempt in 1..=3u32 {
+            let held = claimed(
+                store.as_ref(),
+                &claim(Kind::Post, "w", at(now), Limits::OFF),
+            )
+            .await;
+            assert_eq!(held.attempts, attempt);
+            let after = store
+                .job_finish(job.id, &token(&held), &failure, &identity(), at(now), 0.0)
+                .await
+                .expect("finish");
+            match (attempt, &after.state) {
+                (1 | 2, JobState::Failed { retry_at, .. }) => {
+                    let expected = at(now) + executor::jobs::retry_delay(attempt, 0.0);
+                    assert_eq!(*retry_at, expected);
+                    let early = store
+                        .job_claim_next(
+                            &claim(Kind::Post, "w", at(now + 1), Limits::OFF),
+                            &identity(),
+                        )
+                        .await
+                        .expect("claim");
+                    assert_eq!(early, ClaimOutcome::Empty, "not before its retry time");
+                    now += executor::jobs::retry_delay(attempt, 0.0).as_secs();
+                }
+                (3, JobState::Dead { error }) => assert_eq!(error, "selector not found"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let failed = events_of(store.as_ref(), "POST_FAILED").await;
+        assert_eq!(failed.len(), 3);
+        assert_eq!(failed[2].event_data["dead"], true);
+    }
+
+    pub async fn a_failure_reported_after_attempting_is_uncertain(url: DatabaseUrl) {
+        let store = open(&url).await;
+        enqueue(store.as_ref(), new_job(Kind::Post, "x")).await;
+        let job = claimed(store.as_ref(), &claim(Kind::Post, "w", at(1), Limits::OFF)).await;
+        store
+            .job_mark_attempting(job.id, &token(&job), at(2))
+            .await
+            .expect("attempting");
+        let failure = Outcome::FailedBeforeClick {
+            error: "timeout".into(),
+        };
+        let after = store
+            .job_finish(job.id, &token(&job), &failure, &identity(), at(3), 0.0)
+            .await
+            .expect("finish");
+        assert!(
+            matches!(after.state, JobState::Uncertain { .. }),
+            "{after:?}"
+        );
+    }
+
+    pub async fn rate_limits_hold_across_restarts_and_never_starve_the_other_lane(
+        url: DatabaseUrl,
+    ) {
+        let store = open(&url).await;
+        for i in 0..3 {
+            enqueue(store.as_ref(), new_job(Kind::Post, &format!("p{i}"))).await;
+        }
+        enqueue(store.as_ref(), new_job(Kind::Reply, "r")).await;
+        let two_an_hour = Limits {
+            per_hour: Some(2),
+            min_gap: Duration::ZERO,
+        };
+        claimed(store.as_ref(), &claim(Kind::Post, "w", at(10), two_an_hour)).await;
+        claimed(store.as_ref(), &claim(Kind::Post, "w", at(20), two_an_hour)).await;
+        let third = store
+            .job_claim_next(&claim(Kind::Post, "w", at(30), two_an_hour), &identity())
+            .await
+            .expect("claim");
+        assert_eq!(
+            third,
+            ClaimOutcome::RateLimited {
+                until: at(10 + 3600)
+            }
+        );
+        // The reply lane keeps moving.
+        claimed(
+            store.as_ref(),
+            &claim(Kind::Reply, "w", at(31), two_an_hour),
+        )
+        .await;
+        // A restart does not reset the hour.
+        drop(store);
+        let store = open(&url).await;
+        let still = store
+            .job_claim_next(&claim(Kind::Post, "w", at(40), two_an_hour), &identity())
+            .await
+            .expect("claim");
+        assert!(
+            matches!(still, ClaimOutcome::RateLimited { .. }),
+            "{still:?}"
+        );
+        claimed(
+            store.as_ref(),
+            &claim(Kind::Post, "w", at(3611), two_an_hour),
+        )
+        .await;
+    }
+
+    pub async fn the_minimum_gap_is_per_account(url: DatabaseUrl) {
+        let store = open(&url).await;
+        enqueue(store.as_ref(), new_job(Kind::Post, "a1")).await;
+        enqueue(store.as_ref(), new_job(Kind::Reply, "a2")).await;
+        let mut other = new_job(Kind::Reply, "b1");
+        other.account = "b".into();
+        enqueue(store.as_ref(), other).await;
+        let gap = Limits {
+            per_hour: None,
+            min_gap: Duration::from_secs(60),
+        };
+        claimed(store.as_ref(), &claim(Kind::Post, "w", at(0), gap)).await;
+        // The default account must wait; account "b" need not.
+        let next = claimed(store.as_ref(), &claim(Kind::Reply, "w", at(10), gap)).await;
+        assert_eq!(next.account, "b");
+        let wait = store
+            .job_claim_next(&claim(Kind::Reply, "w", at(20), gap), &identity())
+            .await
+            .expect("claim");
+        assert_eq!(wait, ClaimOutcome::RateLimited { until: at(60) });
+        claimed(store.as_ref(), &claim(Kind::Reply, "w", at(60), gap)).await;
+    }
+
+    pub async fn a_429_breaker_pauses_one_lane_until_reset_across_restarts(url: DatabaseUrl) {
+        let store = open(&url).await;
+        enqueue(store.as_ref(), new_job(Kind::Post, "p")).await;
+        enqueue(store.as_ref(), new_job(Kind::Reply, "r")).await;
+        store
+            .lane_breaker_open(Kind::Post, at(300), "HTTP 429", &identity(), at(0))
+            .await
+            .expect("open");
+        let paused = store
+            .job_claim_next(&claim(Kind::Post, "w", at(1), Limits::OFF), &identity())
+            .await
+            .expect("claim");
+        assert_eq!(paused, ClaimOutcome::BreakerOpen { until: at(300) });
+        claimed(store.as_ref(), &claim(Kind::Reply, "w", at(2), Limits::OFF)).await;
+        drop(store);
+        let store = open(&url).await;
+        assert_eq!(
+            store.lane_breaker(Kind::Post).await.expect("breaker"),
+            Some(at(300))
+        );
+        let paused = store
+            .job_claim_next(&claim(Kind::Post, "w", at(299), Limits::OFF), &identity())
+            .await
+            .expect("claim");
+        assert!(matches!(paused, ClaimOutcome::BreakerOpen { .. }));
+        claimed(
+            store.as_ref(),
+            &claim(Kind::Post, "w", at(301), Limits::OFF),
+        )
+        .await;
+        assert_eq!(store.lane_breaker(Kind::Post).await.expect("breaker"), None);
+        assert_eq!(
+            events_of(store.as_ref(), "RATE_LIMIT_DETECTED").await.len(),
+            1
+        );
+        assert_eq!(
+            events_of(store.as_ref(), "RATE_LIMIT_CLEARED").await.len(),
+            1
+        );
+    }
+
+    pub async fn operators_retry_and_cancel_only_jobs_not_in_flight(url: DatabaseUrl) {
+        let store = open(&url).await;
+        let a = enqueue(store.as_ref(), new_job(Kind::Post, "a")).await;
+        let cancelled = store.job_cancel(a.id, at(1)).await.expect("cancel");
+        assert_eq!(cancelled.state, JobState::Cancelled);
+        let retried = store.job_retry(a.id, at(2)).await.expect("retry");
+        assert_eq!(retried.state, JobState::Queued);
+        let held = claimed(store.as_ref(), &claim(Kind::Post, "w", at(3), Limits::OFF)).await;
+        assert!(matches!(
+            store.job_cancel(held.id, at(4)).await,
+            Err(StoreError::Transition { .. })
+        ));
+        assert!(matches!(
+            store.job_retry(held.id, at(4)).await,
+            Err(StoreError::Transition { .. })
+        ));
+        assert!(matches!(
+            store.job_retry(999_999, at(4)).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        let listed = store
+            .job_list(&JobQuery {
+                states: vec!["claimed".into()],
+                kind: Some(Kind::Post),
+                limit: None,
+            })
+            .await
+            .expect("list");
+        assert_eq!(listed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![a.id]);
+    }
+}
+
+/// Every case of both suites, by name.
+mod cases {
+    pub use super::job_suite::*;
+    pub use super::suite::*;
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -169,7 +709,7 @@ macro_rules! both_backends {
                 #[tokio::test]
                 async fn $name() {
                     let profile = Profile::new("store");
-                    suite::$name(sqlite_store(&profile).await).await;
+                    cases::$name(DatabaseUrl::Sqlite(profile.db())).await;
                 }
             )*
         }
@@ -178,8 +718,8 @@ macro_rules! both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let Some(store) = postgres_store().await else { return };
-                    suite::$name(store).await;
+                    let Some(url) = postgres_url().await else { return };
+                    cases::$name(url).await;
                 }
             )*
         }
@@ -192,6 +732,20 @@ both_backends!(
     events_of_the_same_millisecond_keep_insertion_order,
     event_data_round_trips_exactly,
     migrations_run_again_without_harm,
+    same_idempotency_key_twice_gives_one_job,
+    claims_take_due_jobs_oldest_first_and_counts_are_true,
+    a_fenced_out_worker_cannot_mark_or_finish_the_job,
+    an_expired_lease_does_not_allow_the_click,
+    after_attempting_an_expired_lease_means_uncertain_never_requeued,
+    crash_after_attempting_then_found_on_the_site_succeeds_without_a_second_publish,
+    crash_after_attempting_then_not_found_is_published_exactly_once_more,
+    a_claimed_job_left_by_a_crash_goes_back_to_the_queue,
+    failures_before_the_click_back_off_then_die,
+    a_failure_reported_after_attempting_is_uncertain,
+    rate_limits_hold_across_restarts_and_never_starve_the_other_lane,
+    the_minimum_gap_is_per_account,
+    a_429_breaker_pauses_one_lane_until_reset_across_restarts,
+    operators_retry_and_cancel_only_jobs_not_in_flight,
 );
 
 #[tokio::test]

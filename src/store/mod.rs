@@ -12,12 +12,15 @@
 //! crash and again from the spool) stores it once.
 
 pub mod postgres;
+mod postgres_jobs;
 pub mod sqlite;
+mod sqlite_jobs;
 
-use crate::events::Event;
+use crate::events::{Event, Identity};
+use crate::jobs::{Claim, ClaimOutcome, Job, JobQuery, Kind, NewJob, Outcome};
 use crate::settings::DatabaseUrl;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -43,6 +46,33 @@ pub enum StoreError {
         operation: &'static str,
         reason: String,
     },
+    /// The worker's lease is gone (expired and swept, or taken over): it must not touch the job.
+    #[error("job {job_id}: lease lost (fenced out); the job is no longer ours")]
+    Fenced { job_id: i64 },
+    #[error("job {job_id} not found")]
+    NotFound { job_id: i64 },
+    #[error("job {job_id} is {state}: cannot {action} it")]
+    Transition {
+        job_id: i64,
+        state: String,
+        action: &'static str,
+    },
+}
+
+/// The result of an enqueue: a new job, or the one that already has this idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Enqueued {
+    Created(Job),
+    Exists(Job),
+}
+
+/// What [`Store::job_rescue_owner`] did at start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rescued {
+    /// Jobs left `attempting` by our previous run: now `uncertain`.
+    pub uncertain: u64,
+    /// Jobs left `claimed` (never clicked): back to `queued`.
+    pub requeued: u64,
 }
 
 /// Which events to read back.
@@ -69,6 +99,249 @@ pub trait Store: Send + Sync {
 
     /// Events matching `query`, oldest first.
     async fn event_list(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError>;
+
+    /// Adds a job, or returns the existing one with the same idempotency key.
+    async fn job_enqueue(&self, job: &NewJob, now: SystemTime) -> Result<Enqueued, StoreError>;
+
+    async fn job_get(&self, id: i64) -> Result<Option<Job>, StoreError>;
+
+    /// Jobs matching `query`, oldest first.
+    async fn job_list(&self, query: &JobQuery) -> Result<Vec<Job>, StoreError>;
+
+    /// The true number of jobs of `kind` due at `now` (queued or failed, not before now).
+    async fn job_count_due(&self, kind: Kind, now: SystemTime) -> Result<u64, StoreError>;
+
+    /// Atomically claims the next due job of the lane, within its rate limits and breaker.
+    /// Expired leases are swept first (`attempting` → `uncertain`, `claimed` → `queued`).
+    async fn job_claim_next(
+        &self,
+        claim: &Claim,
+        identity: &Identity,
+    ) -> Result<ClaimOutcome, StoreError>;
+
+    /// Commits `attempting` before the irreversible step. Fenced by the lease token; refused
+    /// once the lease has expired.
+    async fn job_mark_attempting(
+        &self,
+        id: i64,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<Job, StoreError>;
+
+    /// Records how an attempt ended (with its event, in the same transaction). Fenced.
+    /// `retry_jitter` (0–0.25) spreads retries of jobs that failed before the click.
+    async fn job_finish(
+        &self,
+        id: i64,
+        token: &str,
+        outcome: &Outcome,
+        identity: &Identity,
+        now: SystemTime,
+        retry_jitter: f64,
+    ) -> Result<Job, StoreError>;
+
+    /// Leases one `uncertain` job of the lane for verification on the site.
+    async fn job_claim_uncertain(
+        &self,
+        kind: Kind,
+        owner: &str,
+        lease_for: Duration,
+        now: SystemTime,
+    ) -> Result<Option<Job>, StoreError>;
+
+    /// The verification's answer: `found` → `succeeded`; not found → `queued` again. Fenced.
+    async fn job_resolve_uncertain(
+        &self,
+        id: i64,
+        token: &str,
+        found: Option<(Option<String>, Option<String>)>,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<Job, StoreError>;
+
+    /// At start: jobs still leased to `owner` by an earlier run become `uncertain` (if they were
+    /// `attempting`) or `queued` (if only `claimed`).
+    async fn job_rescue_owner(
+        &self,
+        owner: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<Rescued, StoreError>;
+
+    /// Operator: a `failed`, `dead` or `cancelled` job goes back to `queued` with fresh attempts.
+    async fn job_retry(&self, id: i64, now: SystemTime) -> Result<Job, StoreError>;
+
+    /// Operator: a job not in flight is cancelled.
+    async fn job_cancel(&self, id: i64, now: SystemTime) -> Result<Job, StoreError>;
+
+    /// The site answered 429: pause the lane until `until` (persisted; survives restarts).
+    async fn lane_breaker_open(
+        &self,
+        kind: Kind,
+        until: SystemTime,
+        reason: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// The lane's breaker, if one is recorded (it may already have expired).
+    async fn lane_breaker(&self, kind: Kind) -> Result<Option<SystemTime>, StoreError>;
+}
+
+/// Job columns, in the order both backends read them.
+pub(crate) const JOB_COLUMNS: &str = "id, kind, text, reply_to, account, idempotency_key, not_before, state, \
+    attempts, max_attempts, lease_owner, lease_token, lease_expires_at, post_id, post_url, last_error, \
+    created_at, updated_at";
+
+/// The raw columns of a job row, made into the typed [`Job`] in one place for both backends.
+pub(crate) struct JobRow {
+    pub id: i64,
+    pub kind: String,
+    pub text: String,
+    pub reply_to: Option<String>,
+    pub account: String,
+    pub idempotency_key: Option<String>,
+    pub not_before: SystemTime,
+    pub state: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub lease_owner: Option<String>,
+    pub lease_token: Option<String>,
+    pub lease_expires_at: Option<SystemTime>,
+    pub post_id: Option<String>,
+    pub post_url: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: SystemTime,
+    pub updated_at: SystemTime,
+}
+
+impl JobRow {
+    pub fn into_job(self) -> Result<Job, StoreError> {
+        use crate::jobs::{JobState, Lease};
+        let bad = |what: String| StoreError::Other {
+            operation: "read job",
+            reason: what,
+        };
+        let lease = match (self.lease_owner, self.lease_token, self.lease_expires_at) {
+            (Some(owner), Some(token), Some(expires_at)) => Some(Lease {
+                owner,
+                token,
+                expires_at,
+            }),
+            _ => None,
+        };
+        let error = self.last_error.unwrap_or_default();
+        let need_lease = |lease: Option<Lease>| {
+            lease.ok_or_else(|| bad(format!("job {} has no lease", self.id)))
+        };
+        let state = match self.state.as_str() {
+            "queued" => JobState::Queued,
+            "claimed" => JobState::Claimed(need_lease(lease)?),
+            "attempting" => JobState::Attempting(need_lease(lease)?),
+            "succeeded" => JobState::Succeeded {
+                post_id: self.post_id,
+                url: self.post_url,
+            },
+            "failed" => JobState::Failed {
+                error,
+                retry_at: self.not_before,
+            },
+            "uncertain" => JobState::Uncertain { error, lease },
+            "dead" => JobState::Dead { error },
+            "cancelled" => JobState::Cancelled,
+            other => return Err(bad(format!("unknown state {other:?}"))),
+        };
+        Ok(Job {
+            id: self.id,
+            kind: Kind::parse(&self.kind)
+                .ok_or_else(|| bad(format!("unknown kind {:?}", self.kind)))?,
+            text: self.text,
+            reply_to: self.reply_to,
+            account: self.account,
+            idempotency_key: self.idempotency_key,
+            not_before: self.not_before,
+            state,
+            attempts: self.attempts.max(0) as u32,
+            max_attempts: self.max_attempts.max(0) as u32,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// The event a finished attempt writes, in the same transaction as the state change.
+pub(crate) fn outcome_event(
+    job: &Job,
+    outcome: &Outcome,
+    identity: &Identity,
+    now: SystemTime,
+) -> Event {
+    use crate::events::{self, Severity};
+    use serde_json::json;
+    let base = json!({ "job_id": job.id, "kind": job.kind.as_str(), "account": job.account, "attempts": job.attempts });
+    let with = |extra: serde_json::Value| {
+        let mut data = base.clone();
+        if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
+            data.extend(extra);
+        }
+        data
+    };
+    match (outcome, &job.state) {
+        (Outcome::Succeeded { post_id, url }, _) => {
+            let kind = if job.kind == Kind::Post {
+                events::POST_SUCCESS
+            } else {
+                events::REPLY_SUCCESS
+            };
+            Event::at(
+                identity,
+                kind,
+                Severity::Info,
+                format!("job {} published", job.id),
+                with(json!({ "post_id": post_id, "url": url, "reply_to": job.reply_to })),
+                now,
+            )
+        }
+        (Outcome::Uncertain { error }, _)
+        | (Outcome::FailedBeforeClick { error }, crate::jobs::JobState::Uncertain { .. }) => {
+            Event::at(
+                identity,
+                events::JOB_OUTCOME_UNKNOWN,
+                Severity::Warning,
+                format!(
+                    "job {}: outcome unknown after the irreversible step",
+                    job.id
+                ),
+                with(json!({ "error": error })),
+                now,
+            )
+        }
+        (Outcome::FailedBeforeClick { error }, state) => {
+            let dead = matches!(state, crate::jobs::JobState::Dead { .. });
+            let retry_at = match state {
+                crate::jobs::JobState::Failed { retry_at, .. } => {
+                    Some(crate::clock::format_ts(*retry_at))
+                }
+                _ => None,
+            };
+            Event::at(
+                identity,
+                events::POST_FAILED,
+                if dead {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
+                format!(
+                    "job {} failed before publishing{}",
+                    job.id,
+                    if dead { " - dead" } else { "" }
+                ),
+                with(json!({ "error": error, "dead": dead, "retry_at": retry_at })),
+                now,
+            )
+        }
+    }
 }
 
 /// Opens (and migrates) the store named by `url`.

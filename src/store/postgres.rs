@@ -4,17 +4,26 @@
 //! failed calls (which the event sink spools) rather than a dead daemon. Every connect has a short
 //! timeout. `event_data` is `jsonb`, so the seed's `event_data->>'pages'` SQL runs verbatim.
 
-use super::{EventQuery, Store, StoreError};
-use crate::events::{Event, Severity};
-use std::time::Duration;
+use super::postgres_jobs as jobs;
+use super::{Enqueued, EventQuery, Rescued, Store, StoreError};
+use crate::events::{Event, Identity, Severity};
+use crate::jobs::{Claim, ClaimOutcome, Job, JobQuery, Kind, NewJob, Outcome};
+use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, Config, NoTls};
 
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "system_events",
-    include_str!("../../migrations/postgres/0001_system_events.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "system_events",
+        include_str!("../../migrations/postgres/0001_system_events.sql"),
+    ),
+    (
+        2,
+        "jobs",
+        include_str!("../../migrations/postgres/0002_jobs.sql"),
+    ),
+];
 
 /// Any constant: the advisory lock key that serialises migrations across executors.
 const MIGRATION_LOCK_KEY: i64 = 0x6578_6563_7574_6f72; // "executor"
@@ -121,28 +130,7 @@ impl Store for PostgresStore {
 
     async fn event_insert(&self, event: &Event) -> Result<bool, StoreError> {
         let guard = self.client().await?;
-        let Some(client) = guard.as_ref() else {
-            return Err(StoreError::Other {
-                operation: "event insert",
-                reason: "no connection".into(),
-            });
-        };
-        let changed = client
-            .execute(
-                "INSERT INTO system_events (id, event_type, severity, message, event_data, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
-                &[
-                    &event.id,
-                    &event.event_type,
-                    &event.severity.as_str(),
-                    &event.message,
-                    &event.event_data,
-                    &event.created_at,
-                ],
-            )
-            .await
-            .map_err(pg("event insert"))?;
-        Ok(changed == 1)
+        jobs::insert_event(connected(&guard, "event insert")?, event).await
     }
 
     async fn event_list(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
@@ -168,4 +156,169 @@ impl Store for PostgresStore {
         rows.reverse();
         rows.iter().map(row_to_event).collect()
     }
+
+    async fn job_enqueue(&self, job: &NewJob, now: SystemTime) -> Result<Enqueued, StoreError> {
+        let mut guard = self.client().await?;
+        jobs::enqueue(connected_mut(&mut guard, "enqueue")?, job, now).await
+    }
+
+    async fn job_get(&self, id: i64) -> Result<Option<Job>, StoreError> {
+        let guard = self.client().await?;
+        jobs::job_get(connected(&guard, "job get")?, id).await
+    }
+
+    async fn job_list(&self, query: &JobQuery) -> Result<Vec<Job>, StoreError> {
+        let guard = self.client().await?;
+        jobs::list(connected(&guard, "job list")?, query).await
+    }
+
+    async fn job_count_due(&self, kind: Kind, now: SystemTime) -> Result<u64, StoreError> {
+        let guard = self.client().await?;
+        jobs::count_due(connected(&guard, "job count")?, kind, now).await
+    }
+
+    async fn job_claim_next(
+        &self,
+        claim: &Claim,
+        identity: &Identity,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let mut guard = self.client().await?;
+        jobs::claim_next(connected_mut(&mut guard, "claim")?, claim, identity).await
+    }
+
+    async fn job_mark_attempting(
+        &self,
+        id: i64,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<Job, StoreError> {
+        let mut guard = self.client().await?;
+        jobs::mark_attempting(connected_mut(&mut guard, "attempting")?, id, token, now).await
+    }
+
+    async fn job_finish(
+        &self,
+        id: i64,
+        token: &str,
+        outcome: &Outcome,
+        identity: &Identity,
+        now: SystemTime,
+        retry_jitter: f64,
+    ) -> Result<Job, StoreError> {
+        let mut guard = self.client().await?;
+        jobs::finish(
+            connected_mut(&mut guard, "finish")?,
+            id,
+            token,
+            outcome,
+            identity,
+            now,
+            retry_jitter,
+        )
+        .await
+    }
+
+    async fn job_claim_uncertain(
+        &self,
+        kind: Kind,
+        owner: &str,
+        lease_for: Duration,
+        now: SystemTime,
+    ) -> Result<Option<Job>, StoreError> {
+        let mut guard = self.client().await?;
+        jobs::claim_uncertain(
+            connected_mut(&mut guard, "claim uncertain")?,
+            kind,
+            owner,
+            lease_for,
+            now,
+        )
+        .await
+    }
+
+    async fn job_resolve_uncertain(
+        &self,
+        id: i64,
+        token: &str,
+        found: Option<(Option<String>, Option<String>)>,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<Job, StoreError> {
+        let mut guard = self.client().await?;
+        jobs::resolve_uncertain(
+            connected_mut(&mut guard, "resolve")?,
+            id,
+            token,
+            found,
+            identity,
+            now,
+        )
+        .await
+    }
+
+    async fn job_rescue_owner(
+        &self,
+        owner: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<Rescued, StoreError> {
+        let mut guard = self.client().await?;
+        jobs::rescue_owner(connected_mut(&mut guard, "rescue")?, owner, identity, now).await
+    }
+
+    async fn job_retry(&self, id: i64, now: SystemTime) -> Result<Job, StoreError> {
+        let mut guard = self.client().await?;
+        jobs::retry(connected_mut(&mut guard, "retry")?, id, now).await
+    }
+
+    async fn job_cancel(&self, id: i64, now: SystemTime) -> Result<Job, StoreError> {
+        let mut guard = self.client().await?;
+        jobs::cancel(connected_mut(&mut guard, "cancel")?, id, now).await
+    }
+
+    async fn lane_breaker_open(
+        &self,
+        kind: Kind,
+        until: SystemTime,
+        reason: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let mut guard = self.client().await?;
+        jobs::breaker_open(
+            connected_mut(&mut guard, "breaker")?,
+            kind,
+            until,
+            reason,
+            identity,
+            now,
+        )
+        .await
+    }
+
+    async fn lane_breaker(&self, kind: Kind) -> Result<Option<SystemTime>, StoreError> {
+        let guard = self.client().await?;
+        jobs::breaker(connected(&guard, "breaker")?, kind).await
+    }
+}
+
+/// The client inside a guard from [`PostgresStore::client`].
+fn connected<'a>(
+    guard: &'a Option<Client>,
+    operation: &'static str,
+) -> Result<&'a Client, StoreError> {
+    guard.as_ref().ok_or(StoreError::Other {
+        operation,
+        reason: "no connection".into(),
+    })
+}
+
+fn connected_mut<'a>(
+    guard: &'a mut Option<Client>,
+    operation: &'static str,
+) -> Result<&'a mut Client, StoreError> {
+    guard.as_mut().ok_or(StoreError::Other {
+        operation,
+        reason: "no connection".into(),
+    })
 }

@@ -4,18 +4,28 @@
 //! on disk or on a lock held by another process. `busy_timeout` is short on purpose: a locked
 //! database must make the event sink spool quickly rather than hold the tick.
 
-use super::{EventQuery, Store, StoreError};
-use crate::events::{Event, Severity};
+use super::sqlite_jobs::{self as jobs, JobsError};
+use super::{Enqueued, EventQuery, Rescued, Store, StoreError};
+use crate::events::{Event, Identity, Severity};
+use crate::jobs::{Claim, ClaimOutcome, Job, JobQuery, Kind, NewJob, Outcome};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::SystemTime;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "system_events",
-    include_str!("../../migrations/sqlite/0001_system_events.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "system_events",
+        include_str!("../../migrations/sqlite/0001_system_events.sql"),
+    ),
+    (
+        2,
+        "jobs",
+        include_str!("../../migrations/sqlite/0002_jobs.sql"),
+    ),
+];
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -72,6 +82,22 @@ impl SqliteStore {
             operation: "blocking task",
             reason: e.to_string(),
         })?
+    }
+}
+
+impl SqliteStore {
+    /// Runs a job operation (which may fail with a store-level error such as `Fenced`).
+    async fn with_jobs<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, JobsError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let path = self.path.display().to_string();
+        self.with_conn(move |conn| Ok(f(conn)))
+            .await?
+            .map_err(|err| match err {
+                JobsError::Sql(source) => StoreError::Sqlite { path, source },
+                JobsError::Store(err) => err,
+            })
     }
 }
 
@@ -132,22 +158,8 @@ impl Store for SqliteStore {
 
     async fn event_insert(&self, event: &Event) -> Result<bool, StoreError> {
         let event = event.clone();
-        self.with_conn(move |conn| {
-            let changed = conn.execute(
-                "INSERT INTO system_events (id, event_type, severity, message, event_data, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
-                params![
-                    event.id,
-                    event.event_type,
-                    event.severity.as_str(),
-                    event.message,
-                    event.event_data.to_string(),
-                    crate::clock::format_ts(event.created_at),
-                ],
-            )?;
-            Ok(changed == 1)
-        })
-        .await
+        self.with_conn(move |conn| jobs::insert_event(conn, &event))
+            .await
     }
 
     async fn event_list(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
@@ -186,5 +198,119 @@ impl Store for SqliteStore {
             Ok(events)
         })
         .await
+    }
+
+    async fn job_enqueue(&self, job: &NewJob, now: SystemTime) -> Result<Enqueued, StoreError> {
+        let job = job.clone();
+        self.with_jobs(move |c| jobs::enqueue(c, &job, now)).await
+    }
+
+    async fn job_get(&self, id: i64) -> Result<Option<Job>, StoreError> {
+        self.with_jobs(move |c| jobs::get_job(c, id)).await
+    }
+
+    async fn job_list(&self, query: &JobQuery) -> Result<Vec<Job>, StoreError> {
+        let query = query.clone();
+        self.with_jobs(move |c| jobs::list(c, &query)).await
+    }
+
+    async fn job_count_due(&self, kind: Kind, now: SystemTime) -> Result<u64, StoreError> {
+        self.with_jobs(move |c| jobs::count_due(c, kind, now)).await
+    }
+
+    async fn job_claim_next(
+        &self,
+        claim: &Claim,
+        identity: &Identity,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let (claim, identity) = (claim.clone(), identity.clone());
+        self.with_jobs(move |c| jobs::claim_next(c, &claim, &identity))
+            .await
+    }
+
+    async fn job_mark_attempting(
+        &self,
+        id: i64,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<Job, StoreError> {
+        let token = token.to_string();
+        self.with_jobs(move |c| jobs::mark_attempting(c, id, &token, now))
+            .await
+    }
+
+    async fn job_finish(
+        &self,
+        id: i64,
+        token: &str,
+        outcome: &Outcome,
+        identity: &Identity,
+        now: SystemTime,
+        retry_jitter: f64,
+    ) -> Result<Job, StoreError> {
+        let (token, outcome, identity) = (token.to_string(), outcome.clone(), identity.clone());
+        self.with_jobs(move |c| jobs::finish(c, id, &token, &outcome, &identity, now, retry_jitter))
+            .await
+    }
+
+    async fn job_claim_uncertain(
+        &self,
+        kind: Kind,
+        owner: &str,
+        lease_for: std::time::Duration,
+        now: SystemTime,
+    ) -> Result<Option<Job>, StoreError> {
+        let owner = owner.to_string();
+        self.with_jobs(move |c| jobs::claim_uncertain(c, kind, &owner, lease_for, now))
+            .await
+    }
+
+    async fn job_resolve_uncertain(
+        &self,
+        id: i64,
+        token: &str,
+        found: Option<(Option<String>, Option<String>)>,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<Job, StoreError> {
+        let (token, identity) = (token.to_string(), identity.clone());
+        self.with_jobs(move |c| jobs::resolve_uncertain(c, id, &token, found, &identity, now))
+            .await
+    }
+
+    async fn job_rescue_owner(
+        &self,
+        owner: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<Rescued, StoreError> {
+        let (owner, identity) = (owner.to_string(), identity.clone());
+        self.with_jobs(move |c| jobs::rescue_owner(c, &owner, &identity, now))
+            .await
+    }
+
+    async fn job_retry(&self, id: i64, now: SystemTime) -> Result<Job, StoreError> {
+        self.with_jobs(move |c| jobs::retry(c, id, now)).await
+    }
+
+    async fn job_cancel(&self, id: i64, now: SystemTime) -> Result<Job, StoreError> {
+        self.with_jobs(move |c| jobs::cancel(c, id, now)).await
+    }
+
+    async fn lane_breaker_open(
+        &self,
+        kind: Kind,
+        until: SystemTime,
+        reason: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let (reason, identity) = (reason.to_string(), identity.clone());
+        self.with_jobs(move |c| jobs::breaker_open(c, kind, until, &reason, &identity, now))
+            .await
+    }
+
+    async fn lane_breaker(&self, kind: Kind) -> Result<Option<SystemTime>, StoreError> {
+        self.with_jobs(move |c| jobs::breaker(c, kind)).await
     }
 }

@@ -1,0 +1,361 @@
+//! Jobs: one action each — a post, or a reply to a post (SPEC §5).
+//!
+//! Lifecycle: `queued` → `claimed` (leased to one executor, fenced by a token) → `attempting`
+//! (durably committed *before* the irreversible click) → `succeeded` with the post's id/URL.
+//! Before the click a failure is safe: `failed` with a retry time (exponential backoff with
+//! jitter), then `dead` after `max_attempts`. After the click nothing is safe: any error, timeout,
+//! crash, lost browser or expired lease makes the job `uncertain`, and an uncertain job is never
+//! clicked again until a check on the site says the post does not exist (→ `queued`) — or
+//! finds it (→ `succeeded`).
+//!
+//! Every write by a worker names its lease token; a worker whose lease expired and was taken
+//! over can no longer change the job ([`crate::store::StoreError::Fenced`]).
+
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Post,
+    Reply,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::Post, Kind::Reply];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Post => "post",
+            Kind::Reply => "reply",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Kind> {
+        match text {
+            "post" => Some(Kind::Post),
+            "reply" => Some(Kind::Reply),
+            _ => None,
+        }
+    }
+}
+
+/// A worker's hold on a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub token: String,
+    pub expires_at: SystemTime,
+}
+
+/// Where a job is, with what belongs to that state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    Queued,
+    Claimed(Lease),
+    Attempting(Lease),
+    Succeeded {
+        post_id: Option<String>,
+        url: Option<String>,
+    },
+    /// Failed before the irreversible step; retried at `retry_at`.
+    Failed {
+        error: String,
+        retry_at: SystemTime,
+    },
+    /// The irreversible step may have happened; must be verified on the site first. A lease is
+    /// present while one executor verifies it.
+    Uncertain {
+        error: String,
+        lease: Option<Lease>,
+    },
+    Dead {
+        error: String,
+    },
+    Cancelled,
+}
+
+impl JobState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Claimed(_) => "claimed",
+            JobState::Attempting(_) => "attempting",
+            JobState::Succeeded { .. } => "succeeded",
+            JobState::Failed { .. } => "failed",
+            JobState::Uncertain { .. } => "uncertain",
+            JobState::Dead { .. } => "dead",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn lease(&self) -> Option<&Lease> {
+        match self {
+            JobState::Claimed(lease) | JobState::Attempting(lease) => Some(lease),
+            JobState::Uncertain { lease, .. } => lease.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+pub const STATE_NAMES: [&str; 8] = [
+    "queued",
+    "claimed",
+    "attempting",
+    "succeeded",
+    "failed",
+    "uncertain",
+    "dead",
+    "cancelled",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub kind: Kind,
+    pub text: String,
+    /// The target post's id (replies only).
+    pub reply_to: Option<String>,
+    pub account: String,
+    pub idempotency_key: Option<String>,
+    pub not_before: SystemTime,
+    pub state: JobState,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub created_at: SystemTime,
+    pub updated_at: SystemTime,
+}
+
+/// A job to enqueue, validated by [`NewJob::validate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub kind: Kind,
+    pub text: String,
+    pub reply_to: Option<String>,
+    pub account: String,
+    pub idempotency_key: Option<String>,
+    pub not_before: SystemTime,
+    pub max_attempts: u32,
+}
+
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    #[error("the text is empty")]
+    EmptyText,
+    #[error("the text has {chars} characters; the site allows at most {limit}")]
+    TooLong { chars: usize, limit: usize },
+    #[error("a reply needs --to URL_OR_ID (the post to reply to)")]
+    MissingTarget,
+    #[error("reply target {0:?} is neither a post URL (…/status/ID) nor a post id")]
+    BadTarget(String),
+    #[error("a post takes no reply target")]
+    UnexpectedTarget,
+    #[error("unknown job kind {0:?} (expected `post` or `reply`)")]
+    UnknownKind(String),
+    #[error("idempotency key must be 1 to 200 characters")]
+    BadKey,
+    #[error("account name must be 1 to 100 characters")]
+    BadAccount,
+}
+
+impl NewJob {
+    /// Checks the job against a site's length limit; normalises the reply target to an id.
+    pub fn validate(mut self, max_chars: usize) -> Result<NewJob, JobError> {
+        if self.text.trim().is_empty() {
+            return Err(JobError::EmptyText);
+        }
+        let chars = self.text.chars().count();
+        if chars > max_chars {
+            return Err(JobError::TooLong {
+                chars,
+                limit: max_chars,
+            });
+        }
+        match (self.kind, self.reply_to.take()) {
+            (Kind::Post, Some(_)) => return Err(JobError::UnexpectedTarget),
+            (Kind::Post, None) => {}
+            (Kind::Reply, None) => return Err(JobError::MissingTarget),
+            (Kind::Reply, Some(target)) => self.reply_to = Some(parse_target(&target)?),
+        }
+        if let Some(key) = &self.idempotency_key {
+            if key.is_empty() || key.len() > 200 {
+                return Err(JobError::BadKey);
+            }
+        }
+        if self.account.len() > 100 {
+            return Err(JobError::BadAccount);
+        }
+        Ok(self)
+    }
+}
+
+/// A post URL (`https://x.com/someone/status/123`, `http://127.0.0.1:8080/status/7`) or a bare
+/// id (`123`) → the id.
+pub fn parse_target(target: &str) -> Result<String, JobError> {
+    let target = target.trim();
+    let bad = || JobError::BadTarget(target.to_string());
+    let is_id = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    if target.starts_with("http://") || target.starts_with("https://") {
+        let path = target.split(['?', '#']).next().unwrap_or(target);
+        let mut parts = path.trim_end_matches('/').rsplit('/');
+        let id = parts.next().ok_or_else(bad)?;
+        if parts.next() == Some("status") && is_id(id) {
+            return Ok(id.to_string());
+        }
+        return Err(bad());
+    }
+    if is_id(target) {
+        Ok(target.to_string())
+    } else {
+        Err(bad())
+    }
+}
+
+/// Rate limits of one lane, per account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Actions started per rolling hour; `None`: unlimited (benchmarks).
+    pub per_hour: Option<u32>,
+    /// Minimum time between two actions of the same account (any lane), before jitter.
+    pub min_gap: Duration,
+}
+
+impl Limits {
+    pub const OFF: Limits = Limits {
+        per_hour: None,
+        min_gap: Duration::ZERO,
+    };
+}
+
+/// A claim request for one lane.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub kind: Kind,
+    pub owner: String,
+    pub lease_for: Duration,
+    pub limits: Limits,
+    /// Added to `min_gap` for this claim (chosen at random by the caller).
+    pub gap_jitter: Duration,
+    pub now: SystemTime,
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimOutcome {
+    Claimed(Box<Job>),
+    /// Nothing due in this lane.
+    Empty,
+    /// Something is due, but every account with due work is at its limit until `until`.
+    RateLimited {
+        until: SystemTime,
+    },
+    /// The site answered 429: the lane is paused until `until`.
+    BreakerOpen {
+        until: SystemTime,
+    },
+}
+
+/// How an attempt ended, as reported by the worker holding the lease.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded {
+        post_id: Option<String>,
+        url: Option<String>,
+    },
+    /// Failed before the irreversible step: safe to retry.
+    FailedBeforeClick { error: String },
+    /// After the irreversible step the outcome is not known.
+    Uncertain { error: String },
+}
+
+/// Exponential backoff with jitter for retries before the click: 30 s, 60 s, 120 s … capped at
+/// one hour, each plus up to 25 %.
+pub fn retry_delay(attempts: u32, jitter_fraction: f64) -> Duration {
+    let base = 30u64
+        .saturating_mul(1u64 << attempts.saturating_sub(1).min(10))
+        .min(3600);
+    Duration::from_secs_f64(base as f64 * (1.0 + jitter_fraction.clamp(0.0, 0.25)))
+}
+
+/// Filters for listing jobs.
+#[derive(Debug, Clone, Default)]
+pub struct JobQuery {
+    pub states: Vec<String>,
+    pub kind: Option<Kind>,
+    pub limit: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(kind: Kind, text: &str, to: Option<&str>) -> NewJob {
+        NewJob {
+            kind,
+            text: text.into(),
+            reply_to: to.map(str::to_string),
+            account: String::new(),
+            idempotency_key: None,
+            not_before: SystemTime::UNIX_EPOCH,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+
+    #[test]
+    fn validation_rejects_what_cannot_be_published() {
+        assert_eq!(
+            new(Kind::Post, "  \n", None).validate(280),
+            Err(JobError::EmptyText)
+        );
+        let long = "é".repeat(281);
+        assert_eq!(
+            new(Kind::Post, &long, None).validate(280),
+            Err(JobError::TooLong {
+                chars: 281,
+                limit: 280
+            })
+        );
+        assert!(new(Kind::Post, &"é".repeat(280), None)
+            .validate(280)
+            .is_ok());
+        assert_eq!(
+            new(Kind::Reply, "hi", None).validate(280),
+            Err(JobError::MissingTarget)
+        );
+        assert!(matches!(
+            new(Kind::Reply, "hi", Some("not a url!")).validate(280),
+            Err(JobError::BadTarget(_))
+        ));
+        assert!(matches!(
+            new(Kind::Reply, "hi", Some("https://x.com/a/likes/1")).validate(280),
+            Err(JobError::BadTarget(_))
+        ));
+    }
+
+    #[test]
+    fn reply_targets_normalise_to_the_post_id() {
+        assert_eq!(
+            parse_target("https://x.com/someone/status/1234567890?s=20"),
+            Ok("1234567890".into())
+        );
+        assert_eq!(parse_target("https://x.com/i/status/42/"), Ok("42".into()));
+        assert_eq!(
+            parse_target("http://127.0.0.1:8080/status/p-7"),
+            Ok("p-7".into())
+        );
+        assert_eq!(parse_target("123"), Ok("123".into()));
+    }
+
+    #[test]
+    fn retry_backoff_grows_and_is_capped() {
+        assert_eq!(retry_delay(1, 0.0), Duration::from_secs(30));
+        assert_eq!(retry_delay(2, 0.0), Duration::from_secs(60));
+        assert_eq!(retry_delay(3, 0.25), Duration::from_secs_f64(150.0));
+        assert_eq!(retry_delay(30, 0.0), Duration::from_secs(3600));
+    }
+}
