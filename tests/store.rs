@@ -813,3 +813,172 @@ async fn a_spool_left_by_a_crash_is_flushed_by_the_next_run_without_duplicates()
     assert_eq!(all[0].id, first.id);
     assert_eq!(all[1].id, second.id);
 }
+
+/// Runs a store call again while SQLite answers "database is locked", as the daemon does (a
+/// failed tick is retried at the next one). SQLite's locks are not fair: two processes claiming
+/// in a tight loop can starve each other for seconds. Any other error fails the test.
+async fn unless_busy<T, F, Fut>(mut call: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, store::StoreError>>,
+{
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match call().await {
+            Ok(value) => return value,
+            Err(store::StoreError::Sqlite { source, .. })
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < end => {}
+            Err(err) => panic!("store call failed: {err}"),
+        }
+    }
+}
+
+/// Claims until the lane is empty, finishing each job; returns the ids it claimed.
+async fn drain(store: Arc<dyn Store>, owner: String) -> Vec<i64> {
+    use executor::jobs::{Claim, ClaimOutcome, Kind, Limits, Outcome};
+    let mut mine = Vec::new();
+    let identity = identity();
+    loop {
+        let claim = Claim {
+            kind: Kind::Post,
+            owner: owner.clone(),
+            lease_for: Duration::from_secs(300),
+            limits: Limits::OFF,
+            gap_jitter: Duration::ZERO,
+            now: std::time::SystemTime::now(),
+        };
+        match unless_busy(|| store.job_claim_next(&claim, &identity)).await {
+            ClaimOutcome::Claimed(job) => {
+                let token = job.state.lease().expect("lease").token.clone();
+                let now = std::time::SystemTime::now();
+                unless_busy(|| store.job_mark_attempting(job.id, &token, now)).await;
+                let done = Outcome::Succeeded {
+                    post_id: Some(job.id.to_string()),
+                    url: None,
+                };
+                unless_busy(|| store.job_finish(job.id, &token, &done, &identity, now, 0.0)).await;
+                mine.push(job.id);
+            }
+            ClaimOutcome::Empty => return mine,
+            other => panic!("no limits are set: {other:?}"),
+        }
+    }
+}
+
+async fn enqueue_many(store: &dyn Store, n: usize) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let mut job = job_suite::new_job(executor::jobs::Kind::Post, &format!("job {i}"));
+        job.not_before = std::time::SystemTime::now();
+        match store
+            .job_enqueue(&job, std::time::SystemTime::now())
+            .await
+            .expect("enqueue")
+        {
+            store::Enqueued::Created(job) => ids.push(job.id),
+            store::Enqueued::Exists(_) => panic!("no keys given"),
+        }
+    }
+    ids
+}
+
+fn assert_each_claimed_once(mut all: Vec<i64>, per_worker: &[Vec<i64>]) {
+    let mut claimed: Vec<i64> = per_worker.iter().flatten().copied().collect();
+    claimed.sort_unstable();
+    all.sort_unstable();
+    let mut unique = claimed.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), claimed.len(), "a job was claimed twice");
+    assert_eq!(claimed, all, "every job claimed, none lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_workers_on_postgres_claim_each_of_1000_jobs_exactly_once() {
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    let all = enqueue_many(open(&url).await.as_ref(), 1000).await;
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let store = open(&url).await; // one connection per worker
+        workers.push(tokio::spawn(drain(store, format!("worker-{w}"))));
+    }
+    let mut per_worker = Vec::new();
+    for worker in workers {
+        per_worker.push(worker.await.expect("join"));
+    }
+    assert!(
+        per_worker.iter().filter(|ids| !ids.is_empty()).count() > 1,
+        "work was shared"
+    );
+    assert_each_claimed_once(all, &per_worker);
+    let store = open(&url).await;
+    let jobs = store
+        .job_list(&executor::jobs::JobQuery::default())
+        .await
+        .expect("list");
+    assert!(jobs
+        .iter()
+        .all(|j| j.attempts == 1 && j.state.name() == "succeeded"));
+}
+
+/// Not a test by itself: the second process of the SQLite test below runs this.
+#[tokio::test]
+#[ignore = "run as a child process by two_processes_on_one_sqlite_file_claim_each_job_exactly_once"]
+async fn sqlite_claim_worker_process() {
+    let Ok(path) = std::env::var("EXECUTOR_TEST_CLAIM_DB") else {
+        return;
+    };
+    let store = open(&DatabaseUrl::Sqlite(path.into())).await;
+    for id in drain(store, format!("process-{}", std::process::id())).await {
+        println!("CLAIMED {id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_sqlite_file_claim_each_job_exactly_once() {
+    let profile = Profile::new("sqlite-2proc");
+    let all = enqueue_many(sqlite_store(&profile).await.as_ref(), 1000).await;
+    let exe = std::env::current_exe().expect("test binary");
+    let children: Vec<std::process::Child> = (0..2)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .args([
+                    "--ignored",
+                    "--exact",
+                    "sqlite_claim_worker_process",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("EXECUTOR_TEST_CLAIM_DB", profile.db())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn worker process")
+        })
+        .collect();
+    let mut per_worker = Vec::new();
+    for child in children {
+        let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .expect("join")
+            .expect("worker output");
+        assert!(
+            output.status.success(),
+            "worker failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let ids: Vec<i64> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            // libtest's "test … ... " has no newline, so the first id may share its line.
+            .filter_map(|l| l.split("CLAIMED ").nth(1)?.trim().parse().ok())
+            .collect();
+        per_worker.push(ids);
+    }
+    assert!(
+        per_worker.iter().all(|ids| !ids.is_empty()),
+        "both processes worked: {:?}",
+        per_worker.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    assert_each_claimed_once(all, &per_worker);
+}

@@ -166,6 +166,11 @@ pub fn end_processes(
         // A stopped (SIGSTOP) process cannot act on SIGTERM; SIGKILL works regardless.
         platform::signal(p.pid, Signal::Kill);
     }
+    // SIGKILL is delivered asynchronously: return only once they are really gone (bounded).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && processes.iter().any(still_ours) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     ended
 }
 
@@ -283,8 +288,16 @@ impl Managed {
             .filter(|p| p.start_unix_ms.abs_diff(self.identity.start_unix_ms) <= 20)
             .into_iter()
             .collect();
-        processes.extend(leftovers(&self.identity.profile_dir, &[self.identity.pid]));
-        end_processes(&processes, &self.identity.profile_dir, grace);
+        // A few rounds: a helper the browser spawned while it was going down is caught by the
+        // next sweep of our profile.
+        for _ in 0..3 {
+            processes.extend(leftovers(&self.identity.profile_dir, &[self.identity.pid]));
+            if processes.is_empty() {
+                break;
+            }
+            end_processes(&processes, &self.identity.profile_dir, grace);
+            processes.clear();
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.wait();
         }

@@ -1,7 +1,7 @@
 //! SQLite backend: one file, WAL journal, one connection used by one writer at a time.
 //!
 //! rusqlite is synchronous; every call runs on tokio's blocking pool so the runtime never stalls
-//! on disk or on a lock held by another process. `busy_timeout` is short on purpose: a locked
+//! on disk or on a lock held by another process. The busy wait is bounded on purpose: a locked
 //! database must make the event sink spool quickly rather than hold the tick.
 
 use super::sqlite_jobs::{self as jobs, JobsError};
@@ -47,8 +47,11 @@ impl SqliteStore {
             }
         }
         let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(Duration::from_millis(1500))
-            .map_err(err)?;
+        // SQLite's default busy handler sleeps in growing steps (up to 100 ms), so a writer
+        // that waits can keep missing the moment another process releases the lock and starve.
+        // Short jittered retries get in as soon as the lock is free; the total stays bounded
+        // (about 3 s) so a locked store makes the event sink spool rather than hold the tick.
+        conn.busy_handler(Some(busy_retry)).map_err(err)?;
         // WAL lets readers (status, report) run beside the daemon; FULL sync makes a committed
         // `attempting` mark survive a power cut before the irreversible click.
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -83,6 +86,15 @@ impl SqliteStore {
             reason: e.to_string(),
         })?
     }
+}
+
+/// About 3 s of retries at 0.2–1.5 ms each, then SQLITE_BUSY.
+fn busy_retry(attempt: i32) -> bool {
+    if attempt >= 3000 {
+        return false;
+    }
+    std::thread::sleep(Duration::from_micros(fastrand::u64(200..1500)));
+    true
 }
 
 impl SqliteStore {
