@@ -139,7 +139,7 @@ impl executor::tick::TickWork for Busy {
         &self,
         browser: &Browser,
         shutdown: &executor::stop::Shutdown,
-    ) -> Result<executor::tick::LaneCounts, String> {
+    ) -> executor::tick::WorkReport {
         let wait = browser.evaluate(
             "new Promise(r => setTimeout(r, 60000))",
             Duration::from_secs(120),
@@ -149,7 +149,7 @@ impl executor::tick::TickWork for Busy {
         } else {
             let _ = wait.await;
         }
-        Ok(Default::default())
+        Default::default()
     }
 }
 
@@ -165,7 +165,8 @@ async fn stop_mid_tick(runs: usize, obey: bool) {
         let shutdown = executor::stop::Shutdown::new();
         let options = executor::daemon::RunOptions {
             logger: executor::log::Logger::quiet(settings.log_format, None),
-            work: Arc::new(Busy { obey }),
+            site: None,
+            work: Some(Arc::new(Busy { obey })),
             browser: None,
         };
         let daemon = tokio::spawn(executor::daemon::run(settings, shutdown.clone(), options));

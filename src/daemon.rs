@@ -82,7 +82,10 @@ impl DaemonError {
 /// What the caller (main, a test, the demo) provides.
 pub struct RunOptions {
     pub logger: Logger,
-    pub work: Arc<dyn TickWork>,
+    /// The site actions go through; without one the lanes start no action.
+    pub site: Option<Arc<dyn crate::lanes::Site>>,
+    /// Replaces the job lanes entirely (tests that need a tick to hang, flood, …).
+    pub work: Option<Arc<dyn TickWork>>,
     /// Overrides of the browser defaults (tests shorten the relaunch interval).
     pub browser: Option<BrowserConfig>,
 }
@@ -191,7 +194,11 @@ async fn run_locked(
         run_id: uuid::Uuid::new_v4().to_string(),
         executor_id: settings.executor_id.clone(),
     };
-    let sink = EventSink::start(store, Spool::new(settings.spool_path()), identity.clone());
+    let sink = EventSink::start(
+        store.clone(),
+        Spool::new(settings.spool_path()),
+        identity.clone(),
+    );
     sink.record(
         events::BOOT,
         Severity::Info,
@@ -213,6 +220,27 @@ async fn run_locked(
         format_duration(settings.tick_interval)
     ));
 
+    // Jobs this executor left leased when its previous run ended (crash, kill -9).
+    match store.job_rescue_owner(&settings.executor_id, &identity, SystemTime::now()).await {
+        Ok(rescued) if rescued.uncertain + rescued.requeued > 0 => log.warn(&format!(
+            "Jobs left by the previous run: {} now uncertain (verified on the site before any retry), {} back in the queue",
+            rescued.uncertain, rescued.requeued
+        )),
+        Ok(_) => {}
+        Err(err) => log.warn(&format!("Could not check for jobs left by the previous run: {err}")),
+    }
+    if options.site.is_none() && options.work.is_none() {
+        log.info("No site engine yet: queued jobs are counted, none is acted on");
+    }
+    let work: Arc<dyn TickWork> = match options.work.clone() {
+        Some(work) => work,
+        None => Arc::new(crate::lanes::Lanes {
+            store: store.clone(),
+            site: options.site.clone(),
+            identity: identity.clone(),
+            config: crate::lanes::LaneConfig::from_settings(settings),
+        }),
+    };
     let browser_config = options
         .browser
         .clone()
@@ -220,7 +248,7 @@ async fn run_locked(
     let browser = Browser::new(browser_config, notice_handler(log.clone(), sink.clone()));
     let ctx = TickContext {
         browser: browser.clone(),
-        work: options.work.clone(),
+        work,
         shutdown: shutdown.clone(),
         memory_cap_bytes: settings.memory_cap_bytes,
     };

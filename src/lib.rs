@@ -8,6 +8,7 @@
 //! - [`log`] — the `[EXECUTOR_DAEMON]` lines and the rotated `executor.log`;
 //! - [`store`] — SQLite and PostgreSQL behind one trait; [`events`] — events and their spool;
 //! - [`browser`] — the CDP connection, our one page, the page cap, the managed browser;
+//! - [`jobs`] — the job model; [`lanes`] — the posting and reply lanes of a tick;
 //! - [`tick`] — one tick and its result struct; [`daemon`] — the loop and the lifecycle;
 //! - [`platform`] — the only OS-specific code (process identity, memory, signals);
 //! - [`cli`] — one file per subcommand.
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod daemon;
 pub mod events;
 pub mod jobs;
+pub mod lanes;
 pub mod lock;
 pub mod log;
 pub mod platform;

@@ -8,28 +8,43 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// Due jobs per lane at the start of the tick.
+/// A number per lane: due jobs at the start of the tick, or actions started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LaneCounts {
     pub posting: u64,
     pub reply: u64,
 }
 
+impl LaneCounts {
+    pub fn add(&mut self, kind: crate::jobs::Kind, n: u64) {
+        match kind {
+            crate::jobs::Kind::Post => self.posting += n,
+            crate::jobs::Kind::Reply => self.reply += n,
+        }
+    }
+}
+
+/// What the lanes did: every action started, and the errors met (a failing lane does not hide
+/// what the other one did).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkReport {
+    pub attempts: LaneCounts,
+    pub error: Option<String>,
+}
+
 /// The queued work the tick runs after the caps and the session check: the posting lane, then
-/// the reply lane (SPEC §5). The jobs issue provides the real one; until then the daemon runs
-/// [`NoWork`], which honestly reports empty lanes.
+/// the reply lane (SPEC §5). The daemon's is [`crate::lanes::Lanes`]; tests inject their own.
 #[async_trait::async_trait]
 pub trait TickWork: Send + Sync {
     /// The true number of due jobs per lane.
     async fn ready(&self) -> Result<LaneCounts, String>;
 
-    /// Runs the lanes through `browser`; returns the actions started per lane. Waits before an
-    /// irreversible step must select on `shutdown.stopped()`; waits after one on
-    /// `shutdown.aborted()`.
-    async fn run(&self, browser: &Browser, shutdown: &Shutdown) -> Result<LaneCounts, String>;
+    /// Runs the lanes through `browser`. Waits before an irreversible step must select on
+    /// `shutdown.stopped()`; waits after one on `shutdown.aborted()`.
+    async fn run(&self, browser: &Browser, shutdown: &Shutdown) -> WorkReport;
 }
 
-/// No queue yet: both lanes empty.
+/// No queue: both lanes empty (browser-only tests and benchmarks).
 pub struct NoWork;
 
 #[async_trait::async_trait]
@@ -37,8 +52,8 @@ impl TickWork for NoWork {
     async fn ready(&self) -> Result<LaneCounts, String> {
         Ok(LaneCounts::default())
     }
-    async fn run(&self, _browser: &Browser, _shutdown: &Shutdown) -> Result<LaneCounts, String> {
-        Ok(LaneCounts::default())
+    async fn run(&self, _browser: &Browser, _shutdown: &Shutdown) -> WorkReport {
+        WorkReport::default()
     }
 }
 
@@ -174,8 +189,12 @@ pub async fn run_tick(ctx: &TickContext, tick: u64, ts: SystemTime) -> TickOutco
         if ctx.shutdown.is_stopped() {
             return Ok(None);
         }
-        result.attempts = ctx.work.run(&ctx.browser, &ctx.shutdown).await?;
-        Ok::<_, String>(None)
+        let report = ctx.work.run(&ctx.browser, &ctx.shutdown).await;
+        result.attempts = report.attempts;
+        match report.error {
+            Some(error) => Err(error),
+            None => Ok(None),
+        }
     }
     .await;
     fill_browser_facts(&ctx.browser, &mut result).await;

@@ -4,14 +4,13 @@ use crate::daemon::{self, RunOptions};
 use crate::log::Logger;
 use crate::settings::Settings;
 use crate::stop::Shutdown;
-use crate::tick::NoWork;
-use std::sync::Arc;
 
 pub async fn run(settings: Settings) -> i32 {
     let logger = Logger::new(settings.log_format, Some(&settings.log_path()));
     let options = RunOptions {
         logger: logger.clone(),
-        work: Arc::new(NoWork),
+        site: None,
+        work: None,
         browser: None,
     };
     match daemon::run(settings, Shutdown::new(), options).await {

@@ -1,0 +1,302 @@
+//! The tick's lanes: the posting lane, then the reply lane (SPEC §4, §5).
+//!
+//! Each lane, each tick:
+//! 1. verify `uncertain` jobs on the site (does the post exist?) — found: `succeeded`, without a
+//!    second publish; not found: back to `queued`;
+//! 2. claim at most one due job within the lane's rate limits and breaker (in the store, so the
+//!    limits hold across restarts and executors);
+//! 3. prepare it on the page (navigate, type) — abandoned at once on STOP;
+//! 4. commit `attempting`, then the irreversible click; only the outcome check after it may run
+//!    on after STOP, until the abort grace;
+//! 5. record the outcome; a 429 opens the lane's breaker; park the page on about:blank.
+//!
+//! A lane that fails does not stop the other one: both run, and the tick reports every action it
+//! started and every error it met.
+
+use crate::browser::Browser;
+use crate::events::Identity;
+use crate::jobs::{Claim, ClaimOutcome, Job, Kind, Limits, Outcome};
+use crate::stop::Shutdown;
+use crate::store::Store;
+use crate::tick::{LaneCounts, TickWork, WorkReport};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// What a published post is known by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub post_id: Option<String>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    /// The site answered 429; `reset` is when it said to come back, if it said.
+    #[error("the site is rate limiting (HTTP 429)")]
+    RateLimited { reset: Option<SystemTime> },
+    /// A login wall or challenge.
+    #[error("the site wants a login")]
+    AuthRequired,
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// How to act on one web application through the single page (SPEC §7). The sites issue
+/// provides the engine that interprets site definitions; tests provide doubles.
+#[async_trait::async_trait]
+pub trait Site: Send + Sync {
+    /// Everything before the irreversible step: navigate, open the composer, type. Must be
+    /// safe to repeat.
+    async fn prepare(&self, browser: &Browser, job: &Job) -> Result<(), ActionError>;
+    /// The irreversible step (the click that publishes) and learning the new post's id.
+    async fn publish(&self, browser: &Browser, job: &Job) -> Result<Published, ActionError>;
+    /// Does the job's post already exist on the site?
+    async fn find(&self, browser: &Browser, job: &Job) -> Result<Option<Published>, ActionError>;
+}
+
+/// Lane settings.
+#[derive(Debug, Clone)]
+pub struct LaneConfig {
+    pub owner: String,
+    pub lease_for: Duration,
+    pub post_limits: Limits,
+    pub reply_limits: Limits,
+    /// How long a 429 pauses a lane when the site gives no reset time.
+    pub default_breaker: Duration,
+}
+
+impl LaneConfig {
+    pub fn from_settings(settings: &crate::settings::Settings) -> LaneConfig {
+        LaneConfig {
+            owner: settings.executor_id.clone(),
+            // Longer than any tick may run, so a live worker never loses its lease mid-action.
+            lease_for: settings.tick_timeout + Duration::from_secs(60),
+            post_limits: Limits {
+                per_hour: Some(settings.posts_per_hour),
+                min_gap: settings.min_gap,
+            },
+            reply_limits: Limits {
+                per_hour: Some(settings.replies_per_hour),
+                min_gap: settings.min_gap,
+            },
+            default_breaker: Duration::from_secs(15 * 60),
+        }
+    }
+
+    fn limits(&self, kind: Kind) -> Limits {
+        match kind {
+            Kind::Post => self.post_limits,
+            Kind::Reply => self.reply_limits,
+        }
+    }
+}
+
+/// The real tick work: the job queue in the store, acted on through `site`. Without a site the
+/// lanes report their true due counts and start nothing — never a faked success.
+pub struct Lanes {
+    pub store: Arc<dyn Store>,
+    pub site: Option<Arc<dyn Site>>,
+    pub identity: Identity,
+    pub config: LaneConfig,
+}
+
+#[async_trait::async_trait]
+impl TickWork for Lanes {
+    async fn ready(&self) -> Result<LaneCounts, String> {
+        let now = SystemTime::now();
+        let posting = self
+            .store
+            .job_count_due(Kind::Post, now)
+            .await
+            .map_err(|e| e.to_string())?;
+        let reply = self
+            .store
+            .job_count_due(Kind::Reply, now)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(LaneCounts { posting, reply })
+    }
+
+    async fn run(&self, browser: &Browser, shutdown: &Shutdown) -> WorkReport {
+        let mut report = WorkReport::default();
+        let Some(site) = self.site.as_ref() else {
+            return report;
+        };
+        let mut errors = Vec::new();
+        for kind in Kind::ALL {
+            if shutdown.is_stopped() {
+                break;
+            }
+            match self.lane(site.as_ref(), browser, shutdown, kind).await {
+                Ok(started) => report.attempts.add(kind, started),
+                Err((started, error)) => {
+                    report.attempts.add(kind, started);
+                    errors.push(format!("{} lane: {error}", kind.as_str()));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            report.error = Some(errors.join("; "));
+        }
+        report
+    }
+}
+
+impl Lanes {
+    /// One lane: verify uncertain jobs, then at most one action. Returns actions started.
+    async fn lane(
+        &self,
+        site: &dyn Site,
+        browser: &Browser,
+        shutdown: &Shutdown,
+        kind: Kind,
+    ) -> Result<u64, (u64, String)> {
+        let err = |started: u64| move |e: String| (started, e);
+        self.verify_uncertain(site, browser, kind)
+            .await
+            .map_err(err(0))?;
+        let claim = Claim {
+            kind,
+            owner: self.config.owner.clone(),
+            lease_for: self.config.lease_for,
+            limits: self.config.limits(kind),
+            gap_jitter: jitter(self.config.limits(kind).min_gap),
+            now: SystemTime::now(),
+        };
+        let job = match self.store.job_claim_next(&claim, &self.identity).await {
+            Ok(ClaimOutcome::Claimed(job)) => *job,
+            Ok(_) => return Ok(0),
+            Err(e) => return Err((0, e.to_string())),
+        };
+        let result = self.act(site, browser, shutdown, &job).await;
+        let _ = browser.park().await;
+        result.map(|()| 1).map_err(err(1))
+    }
+
+    /// Claims and checks each `uncertain` job of the lane on the site.
+    async fn verify_uncertain(
+        &self,
+        site: &dyn Site,
+        browser: &Browser,
+        kind: Kind,
+    ) -> Result<(), String> {
+        while let Some(job) = self
+            .store
+            .job_claim_uncertain(
+                kind,
+                &self.config.owner,
+                self.config.lease_for,
+                SystemTime::now(),
+            )
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            let token = lease_token(&job);
+            let found = site
+                .find(browser, &job)
+                .await
+                .map_err(|e| format!("verifying job {}: {e}", job.id))?;
+            self.store
+                .job_resolve_uncertain(
+                    job.id,
+                    &token,
+                    found.map(|p| (p.post_id, p.url)),
+                    &self.identity,
+                    SystemTime::now(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// One action on a claimed job, by SPEC §5's exactly-once rules.
+    async fn act(
+        &self,
+        site: &dyn Site,
+        browser: &Browser,
+        shutdown: &Shutdown,
+        job: &Job,
+    ) -> Result<(), String> {
+        let token = lease_token(job);
+        let finish = |outcome: Outcome| async move {
+            self.store
+                .job_finish(
+                    job.id,
+                    &token,
+                    &outcome,
+                    &self.identity,
+                    SystemTime::now(),
+                    fastrand::f64() * 0.25,
+                )
+                .await
+                .map_err(|e| e.to_string())
+        };
+        // Before the click: STOP abandons the action, and any failure is safe to retry.
+        let prepared = tokio::select! {
+            prepared = site.prepare(browser, job) => prepared,
+            _ = shutdown.stopped() => Err(ActionError::Failed("stopped before the click".into())),
+        };
+        if let Err(error) = prepared {
+            self.on_site_error(job.kind, &error).await;
+            finish(Outcome::FailedBeforeClick {
+                error: error.to_string(),
+            })
+            .await?;
+            return Err(format!("job {}: {error}", job.id));
+        }
+        // The point of no return is committed first.
+        self.store
+            .job_mark_attempting(job.id, &lease_token(job), SystemTime::now())
+            .await
+            .map_err(|e| e.to_string())?;
+        let published = tokio::select! {
+            published = site.publish(browser, job) => published,
+            _ = shutdown.aborted() => Err(ActionError::Failed("aborted on STOP after the click".into())),
+        };
+        match published {
+            Ok(post) => {
+                finish(Outcome::Succeeded {
+                    post_id: post.post_id,
+                    url: post.url,
+                })
+                .await?;
+                Ok(())
+            }
+            Err(error) => {
+                self.on_site_error(job.kind, &error).await;
+                // After `attempting` nothing is known: verified on the site before any retry.
+                finish(Outcome::Uncertain {
+                    error: error.to_string(),
+                })
+                .await?;
+                Err(format!("job {}: {error}", job.id))
+            }
+        }
+    }
+
+    async fn on_site_error(&self, kind: Kind, error: &ActionError) {
+        if let ActionError::RateLimited { reset } = error {
+            let now = SystemTime::now();
+            let until = reset
+                .filter(|r| *r > now)
+                .unwrap_or(now + self.config.default_breaker);
+            let _ = self
+                .store
+                .lane_breaker_open(kind, until, "HTTP 429 from the site", &self.identity, now)
+                .await;
+        }
+    }
+}
+
+fn lease_token(job: &Job) -> String {
+    job.state
+        .lease()
+        .map(|l| l.token.clone())
+        .unwrap_or_default()
+}
+
+/// Up to a quarter of the gap, so actions do not fall into a visible rhythm.
+fn jitter(gap: Duration) -> Duration {
+    gap.mul_f64(fastrand::f64() * 0.25)
+}
