@@ -9,6 +9,8 @@
 
 mod chrome;
 mod daemon;
+mod enqueue;
+mod jobs;
 mod status;
 mod stop;
 
@@ -27,7 +29,7 @@ pub const EXIT_USAGE: i32 = 2;
     about = "Runs queued browser actions through ONE logged-in Chromium page over CDP, 24/7, and proves it is stable.",
     long_about = "Runs queued browser actions (publish a post, reply to a post) through ONE logged-in Chromium page over \
 the Chrome DevTools Protocol, around the clock, and records every tick so one SQL query shows it behaved.\n\n\
-Typical use:\n  executor chrome --headed      # start the managed browser once, log in\n  executor daemon               # run (attaches to it on CDP_PORT)\n  executor stop                 # STOP switch: exits within seconds\n\n\
+Typical use:\n  executor chrome --headed      # start the managed browser once, log in\n  executor daemon               # run (attaches to it on CDP_PORT)\n  executor enqueue post \"Hi\"    # queue a post (reply: --to URL_OR_ID)\n  executor jobs                 # the queue\n  executor stop                 # STOP switch: exits within seconds\n\n\
 Every setting can be given as a flag, an environment variable, or a key in <profile>/executor.toml \
 (flags beat env beat file beat defaults). A bad value is reported in one line and exits with code 2.",
     propagate_version = true
@@ -150,6 +152,20 @@ pub enum Command {
     Stop(stop::StopArgs),
     /// Is a daemon running? Its last tick line, queue depths, backoff and last error
     Status(status::StatusArgs),
+    /// Add a post or a reply to the queue (or many, as JSON lines on stdin)
+    Enqueue(enqueue::EnqueueArgs),
+    /// List jobs; show, retry or cancel one
+    Jobs(jobs::JobsArgs),
+}
+
+/// Opens the store for a command, or prints why not and returns the exit code.
+pub(crate) async fn open_store(
+    settings: &Settings,
+) -> Result<std::sync::Arc<dyn crate::store::Store>, i32> {
+    crate::store::open(&settings.database).await.map_err(|err| {
+        eprintln!("error: cannot open the store {}: {err}", settings.database);
+        EXIT_FAILURE
+    })
 }
 
 /// Parses the command line and runs the command; returns the process exit code.
@@ -190,6 +206,8 @@ pub fn main() -> i32 {
             Command::Daemon => daemon::run(settings).await,
             Command::Stop(args) => stop::run(&settings, &args).await,
             Command::Status(args) => status::run(&settings, &args).await,
+            Command::Enqueue(args) => enqueue::run(&settings, &args).await,
+            Command::Jobs(args) => jobs::run(&settings, &args).await,
         }
     });
     // Do not wait for blocking tasks still parked on I/O (e.g. a stopped browser's pipe).

@@ -1,0 +1,307 @@
+//! `executor enqueue post|reply|bulk`: add jobs (SPEC §1, §5). Everything is validated before
+//! anything is stored: a bad job is one clear line (exit 2) and nothing is added.
+
+use crate::jobs::{Kind, NewJob, DEFAULT_MAX_ATTEMPTS};
+use crate::settings::Settings;
+use crate::store::{Enqueued, Store};
+use clap::{Args, Subcommand};
+use serde::Deserialize;
+use std::io::BufRead;
+use std::time::SystemTime;
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    #[command(subcommand)]
+    pub what: What,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum What {
+    /// Queue a post: `executor enqueue post "Hello world"`
+    Post {
+        /// The text to publish, exactly as written
+        text: String,
+        #[command(flatten)]
+        options: JobOptions,
+    },
+    /// Queue a reply: `executor enqueue reply --to https://x.com/a/status/123 "Thanks!"`
+    Reply {
+        /// The post to reply to: its URL (…/status/ID) or its id
+        #[arg(long, value_name = "URL_OR_ID")]
+        to: String,
+        /// The text to publish, exactly as written
+        text: String,
+        #[command(flatten)]
+        options: JobOptions,
+    },
+    /// Queue many jobs from JSON lines on stdin, all or nothing:
+    /// {"kind":"post","text":"…","at":"…","key":"…","account":"…"} or {"kind":"reply","to":"…","text":"…"}
+    Bulk,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct JobOptions {
+    /// Not before this time: RFC 3339 UTC (2026-12-01T09:00:00Z) or a delay from now (90s, 10m, 2h)
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Idempotency key: a second enqueue with the same key adds nothing and says so
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// The account to act as (rate limits are per account)
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The longest text the configured site accepts. Both built-in sites (x, sandbox) allow 280;
+/// site definition files (the sites issue) will carry their own.
+pub fn text_limit(_settings: &Settings) -> usize {
+    280
+}
+
+/// `--at`: RFC 3339 UTC, or a delay from now. Returns the time and whether it was in the past.
+pub fn parse_at(text: &str, now: SystemTime) -> Result<(SystemTime, bool), String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("now") {
+        return Ok((now, false));
+    }
+    if let Ok(delay) = crate::settings::parse_duration(text.trim_start_matches('+')) {
+        return Ok((now + delay, false));
+    }
+    match crate::clock::parse_ts(text) {
+        Some(at) if at < now => Ok((now, true)),
+        Some(at) => Ok((at, false)),
+        None => Err(format!(
+            "--at {text:?} is neither an RFC 3339 UTC time (2026-12-01T09:00:00Z) nor a delay (10m)"
+        )),
+    }
+}
+
+/// One line of `enqueue bulk`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkLine {
+    kind: String,
+    text: String,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    at: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    account: Option<String>,
+}
+
+/// A validated job and what to tell the operator about its time.
+struct Ready {
+    job: NewJob,
+    was_past: bool,
+}
+
+fn build(
+    settings: &Settings,
+    kind: Kind,
+    text: String,
+    to: Option<String>,
+    options: &JobOptions,
+    now: SystemTime,
+) -> Result<Ready, String> {
+    let (not_before, was_past) = match &options.at {
+        Some(at) => parse_at(at, now)?,
+        None => (now, false),
+    };
+    let job = NewJob {
+        kind,
+        text,
+        reply_to: to,
+        account: options.account.clone().unwrap_or_default(),
+        idempotency_key: options.key.clone(),
+        not_before,
+        max_attempts: DEFAULT_MAX_ATTEMPTS,
+    }
+    .validate(text_limit(settings))
+    .map_err(|e| e.to_string())?;
+    Ok(Ready { job, was_past })
+}
+
+fn describe(result: &Enqueued) -> (String, serde_json::Value) {
+    match result {
+        Enqueued::Created(job) => (
+            format!(
+                "Queued job {} ({}, due {})",
+                job.id,
+                job.kind.as_str(),
+                due_text(job.not_before)
+            ),
+            serde_json::json!({ "created": true, "job": super::jobs::job_json(job) }),
+        ),
+        Enqueued::Exists(job) => (
+            format!(
+                "Job {} already has key {:?} ({}); nothing was added",
+                job.id,
+                job.idempotency_key.as_deref().unwrap_or_default(),
+                job.state.name()
+            ),
+            serde_json::json!({ "created": false, "job": super::jobs::job_json(job) }),
+        ),
+    }
+}
+
+fn due_text(at: SystemTime) -> String {
+    if at <= SystemTime::now() {
+        "now".into()
+    } else {
+        crate::clock::format_ts(at)
+    }
+}
+
+pub async fn run(settings: &Settings, args: &EnqueueArgs) -> i32 {
+    let now = SystemTime::now();
+    let (ready, json) = match &args.what {
+        What::Post { text, options } => (
+            build(settings, Kind::Post, text.clone(), None, options, now),
+            options.json,
+        ),
+        What::Reply { to, text, options } => (
+            build(
+                settings,
+                Kind::Reply,
+                text.clone(),
+                Some(to.clone()),
+                options,
+                now,
+            ),
+            options.json,
+        ),
+        What::Bulk => return bulk(settings, now).await,
+    };
+    let ready = match ready {
+        Ok(ready) => ready,
+        Err(reason) => {
+            eprintln!("error: {reason}; nothing was queued");
+            return super::EXIT_USAGE;
+        }
+    };
+    let store = match super::open_store(settings).await {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    match store.job_enqueue(&ready.job, now).await {
+        Ok(result) => {
+            let (line, value) = describe(&result);
+            if json {
+                println!("{value}");
+            } else {
+                if ready.was_past {
+                    println!("--at is in the past: the job is due now");
+                }
+                println!("{line}");
+            }
+            super::EXIT_OK
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            super::EXIT_FAILURE
+        }
+    }
+}
+
+/// JSON lines on stdin; every line is checked first, and nothing is stored unless all pass.
+async fn bulk(settings: &Settings, now: SystemTime) -> i32 {
+    let stdin = std::io::stdin();
+    let mut accepted: Vec<(usize, Ready)> = Vec::new();
+    let mut rejected = 0usize;
+    let mut lines = 0usize;
+    for (index, line) in stdin.lock().lines().enumerate() {
+        let number = index + 1;
+        let line = match line {
+            Ok(line) => line,
+            Err(err) => {
+                eprintln!("line {number}: rejected: cannot read: {err}");
+                rejected += 1;
+                break;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        lines += 1;
+        let checked = serde_json::from_str::<BulkLine>(&line)
+            .map_err(|e| format!("not a job: {e}"))
+            .and_then(|raw| {
+                let kind = Kind::parse(&raw.kind).ok_or_else(|| {
+                    crate::jobs::JobError::UnknownKind(raw.kind.clone()).to_string()
+                })?;
+                let options = JobOptions {
+                    at: raw.at,
+                    key: raw.key,
+                    account: raw.account,
+                    json: false,
+                };
+                build(settings, kind, raw.text, raw.to, &options, now)
+            });
+        match checked {
+            Ok(ready) => accepted.push((number, ready)),
+            Err(reason) => {
+                eprintln!("line {number}: rejected: {reason}");
+                rejected += 1;
+            }
+        }
+    }
+    if rejected > 0 {
+        eprintln!("error: {rejected} of {lines} line(s) rejected; nothing was queued");
+        return super::EXIT_USAGE;
+    }
+    if accepted.is_empty() {
+        eprintln!("error: no jobs on stdin (one JSON object per line)");
+        return super::EXIT_USAGE;
+    }
+    let store = match super::open_store(settings).await {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    enqueue_all(store.as_ref(), &accepted, now).await
+}
+
+async fn enqueue_all(store: &dyn Store, accepted: &[(usize, Ready)], now: SystemTime) -> i32 {
+    for (number, ready) in accepted {
+        match store.job_enqueue(&ready.job, now).await {
+            Ok(result) => println!("line {number}: {}", describe(&result).0),
+            Err(err) => {
+                eprintln!("line {number}: error: {err} (lines before it were queued)");
+                return super::EXIT_FAILURE;
+            }
+        }
+    }
+    super::EXIT_OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn at_accepts_utc_times_and_delays_and_moves_the_past_to_now() {
+        let now = crate::clock::from_unix_ms(1_800_000_000_000);
+        assert_eq!(
+            parse_at("10m", now),
+            Ok((now + Duration::from_secs(600), false))
+        );
+        assert_eq!(
+            parse_at("+90s", now),
+            Ok((now + Duration::from_secs(90), false))
+        );
+        assert_eq!(parse_at("now", now), Ok((now, false)));
+        assert_eq!(parse_at("2020-01-01T00:00:00Z", now), Ok((now, true)));
+        let future = crate::clock::from_unix_ms(1_900_000_000_000);
+        assert_eq!(
+            parse_at(&crate::clock::format_ts(future), now),
+            Ok((future, false))
+        );
+        assert!(parse_at("tomorrow-ish", now).is_err());
+    }
+}

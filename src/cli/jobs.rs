@@ -1,0 +1,198 @@
+//! `executor jobs`: list (with filters), `show ID`, `retry ID`, `cancel ID`.
+
+use crate::clock::format_ts;
+use crate::jobs::{Job, JobQuery, JobState, Kind, STATE_NAMES};
+use crate::settings::Settings;
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use std::time::SystemTime;
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    #[command(subcommand)]
+    pub action: Option<Action>,
+    /// Only jobs in this state (repeatable): queued, claimed, attempting, succeeded, failed, uncertain, dead, cancelled
+    #[arg(long, value_name = "STATE")]
+    pub state: Vec<String>,
+    /// Only `post` or `reply` jobs
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
+    /// At most this many (the newest)
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: u32,
+    /// Print JSON instead of a table
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    /// Everything about one job
+    Show { id: i64 },
+    /// Put a failed, dead or cancelled job back in the queue (uncertain jobs are verified on the site, never retried by hand)
+    Retry { id: i64 },
+    /// Cancel a job that is not in flight
+    Cancel { id: i64 },
+}
+
+/// A job as JSON (the `--json` form of every command that shows jobs).
+pub fn job_json(job: &Job) -> Value {
+    let (post_id, url, error) = match &job.state {
+        JobState::Succeeded { post_id, url } => (post_id.clone(), url.clone(), None),
+        JobState::Failed { error, .. }
+        | JobState::Dead { error }
+        | JobState::Uncertain { error, .. } => (None, None, Some(error.clone())),
+        _ => (None, None, None),
+    };
+    json!({
+        "id": job.id,
+        "kind": job.kind.as_str(),
+        "state": job.state.name(),
+        "text": job.text,
+        "reply_to": job.reply_to,
+        "account": job.account,
+        "idempotency_key": job.idempotency_key,
+        "not_before": format_ts(job.not_before),
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "lease": job.state.lease().map(|l| json!({ "owner": l.owner, "expires_at": format_ts(l.expires_at) })),
+        "post_id": post_id,
+        "url": url,
+        "last_error": error,
+        "created_at": format_ts(job.created_at),
+        "updated_at": format_ts(job.updated_at),
+    })
+}
+
+fn one_line(text: &str, max: usize) -> String {
+    let flat = crate::tick::one_line(text);
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        format!("{}…", flat.chars().take(max - 1).collect::<String>())
+    }
+}
+
+fn print_table(jobs: &[Job]) {
+    println!(
+        "{:>6}  {:<5}  {:<10}  {:>8}  {:<24}  {:<10}  TEXT",
+        "ID", "KIND", "STATE", "ATTEMPTS", "DUE", "ACCOUNT"
+    );
+    for job in jobs {
+        println!(
+            "{:>6}  {:<5}  {:<10}  {:>8}  {:<24}  {:<10}  {}",
+            job.id,
+            job.kind.as_str(),
+            job.state.name(),
+            format!("{}/{}", job.attempts, job.max_attempts),
+            format_ts(job.not_before),
+            one_line(
+                if job.account.is_empty() {
+                    "-"
+                } else {
+                    &job.account
+                },
+                10
+            ),
+            one_line(&job.text, 50),
+        );
+    }
+    if jobs.is_empty() {
+        println!("(no jobs)");
+    }
+}
+
+fn print_job(job: &Job) {
+    let value = job_json(job);
+    if let Some(object) = value.as_object() {
+        for (key, value) in object {
+            let shown = match value {
+                Value::String(s) => s.clone(),
+                Value::Null => "-".into(),
+                other => other.to_string(),
+            };
+            println!("{key:>16}: {shown}");
+        }
+    }
+}
+
+pub async fn run(settings: &Settings, args: &JobsArgs) -> i32 {
+    for state in &args.state {
+        if !STATE_NAMES.contains(&state.as_str()) {
+            eprintln!(
+                "error: --state {state:?} is not one of {}",
+                STATE_NAMES.join(", ")
+            );
+            return super::EXIT_USAGE;
+        }
+    }
+    let kind = match args.kind.as_deref().map(|k| Kind::parse(k).ok_or(k)) {
+        Some(Err(k)) => {
+            eprintln!("error: --kind {k:?} is not `post` or `reply`");
+            return super::EXIT_USAGE;
+        }
+        Some(Ok(kind)) => Some(kind),
+        None => None,
+    };
+    let store = match super::open_store(settings).await {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let now = SystemTime::now();
+    let result = match &args.action {
+        None => {
+            let query = JobQuery {
+                states: args.state.clone(),
+                kind,
+                limit: Some(args.limit),
+            };
+            return match store.job_list(&query).await {
+                Ok(jobs) if args.json => {
+                    println!("{}", Value::Array(jobs.iter().map(job_json).collect()));
+                    super::EXIT_OK
+                }
+                Ok(jobs) => {
+                    print_table(&jobs);
+                    super::EXIT_OK
+                }
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    super::EXIT_FAILURE
+                }
+            };
+        }
+        Some(Action::Show { id }) => match store.job_get(*id).await {
+            Ok(Some(job)) => Ok(job),
+            Ok(None) => Err(crate::store::StoreError::NotFound { job_id: *id }),
+            Err(err) => Err(err),
+        },
+        Some(Action::Retry { id }) => store.job_retry(*id, now).await,
+        Some(Action::Cancel { id }) => store.job_cancel(*id, now).await,
+    };
+    match result {
+        Ok(job) if args.json => {
+            println!("{}", job_json(&job));
+            super::EXIT_OK
+        }
+        Ok(job) => {
+            match &args.action {
+                Some(Action::Retry { .. }) => println!("Job {} is queued again", job.id),
+                Some(Action::Cancel { .. }) => println!("Job {} is cancelled", job.id),
+                _ => {}
+            }
+            print_job(&job);
+            super::EXIT_OK
+        }
+        Err(
+            err @ (crate::store::StoreError::NotFound { .. }
+            | crate::store::StoreError::Transition { .. }),
+        ) => {
+            eprintln!("error: {err}");
+            super::EXIT_USAGE
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            super::EXIT_FAILURE
+        }
+    }
+}

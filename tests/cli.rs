@@ -1,0 +1,237 @@
+//! `executor enqueue` and `executor jobs` as operators use them, on SQLite and PostgreSQL.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The stores to run against: the profile's SQLite file, and a PostgreSQL schema when configured.
+async fn databases(profile: &Profile) -> Vec<String> {
+    let mut urls = vec![format!("sqlite://{}", profile.db().display())];
+    if let Some(base) = postgres_base_url() {
+        urls.push(postgres_schema(&base).await);
+    }
+    urls
+}
+
+fn executor(profile: &Profile, database: &str, args: &[&str]) -> std::process::Command {
+    let mut all = vec!["--database", database];
+    all.extend_from_slice(args);
+    command(&profile.dir, &all)
+}
+
+fn run_with_stdin(mut cmd: std::process::Command, input: &str) -> (i32, String, String) {
+    use std::io::Write;
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn jobs_json(profile: &Profile, database: &str) -> Vec<serde_json::Value> {
+    let (code, output) = run(
+        &mut executor(profile, database, &["jobs", "--json"]),
+        DEADLINE,
+    );
+    assert_eq!(code, 0, "{output}");
+    serde_json::from_str::<serde_json::Value>(&output)
+        .expect("jobs --json is JSON")
+        .as_array()
+        .cloned()
+        .expect("an array")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_jobs_are_one_clear_line_and_nothing_is_stored() {
+    let profile = Profile::new("cli-bad");
+    for db in databases(&profile).await {
+        let long = "x".repeat(281);
+        let cases: Vec<(Vec<&str>, &str)> = vec![
+            (vec!["enqueue", "post", ""], "the text is empty"),
+            (vec!["enqueue", "post", "   "], "the text is empty"),
+            (
+                vec!["enqueue", "post", &long],
+                "281 characters; the site allows at most 280",
+            ),
+            (
+                vec!["enqueue", "reply", "--to", "not a url", "hi"],
+                "neither a post URL",
+            ),
+            (
+                vec!["enqueue", "reply", "--to", "https://x.com/a/likes/5", "hi"],
+                "neither a post URL",
+            ),
+            (
+                vec!["enqueue", "post", "hi", "--at", "whenever"],
+                "--at \"whenever\"",
+            ),
+        ];
+        for (args, expected) in cases {
+            let (code, output) = run(&mut executor(&profile, &db, &args), DEADLINE);
+            assert_eq!(code, 2, "{args:?}: {output}");
+            assert!(output.contains(expected), "{args:?}: {output}");
+            assert!(output.contains("nothing was queued"), "{output}");
+            assert_eq!(output.trim().lines().count(), 1, "one line: {output}");
+        }
+        // An unknown kind is a usage error from the command line too.
+        let (code, _) = run(
+            &mut executor(&profile, &db, &["enqueue", "tweet", "hi"]),
+            DEADLINE,
+        );
+        assert_eq!(code, 2);
+        // Bulk is all or nothing, and names each bad line.
+        let input = "{\"kind\":\"post\",\"text\":\"fine\"}\n{\"kind\":\"tweet\",\"text\":\"x\"}\n{not json\n\n{\"kind\":\"reply\",\"text\":\"no target\"}\n";
+        let (code, stdout, stderr) =
+            run_with_stdin(executor(&profile, &db, &["enqueue", "bulk"]), input);
+        assert_eq!(code, 2, "{stdout}{stderr}");
+        assert!(
+            stderr.contains("line 2: rejected: unknown job kind \"tweet\""),
+            "{stderr}"
+        );
+        assert!(stderr.contains("line 3: rejected: not a job"), "{stderr}");
+        assert!(
+            stderr.contains("line 5: rejected: a reply needs --to"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("3 of 4 line(s) rejected; nothing was queued"),
+            "{stderr}"
+        );
+        assert!(
+            jobs_json(&profile, &db).is_empty(),
+            "nothing stored on {db}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_keys_times_and_bulk_work_as_operators_expect() {
+    let profile = Profile::new("cli-good");
+    for db in databases(&profile).await {
+        let text = "quotes \" ' emoji 🎉 newline\n </script> שלום";
+        let (code, output) = run(
+            &mut executor(&profile, &db, &["enqueue", "post", text, "--key", "k1"]),
+            DEADLINE,
+        );
+        assert_eq!(code, 0, "{output}");
+        assert!(output.contains("Queued job"), "{output}");
+        let (code, output) = run(
+            &mut executor(&profile, &db, &["enqueue", "post", "other", "--key", "k1"]),
+            DEADLINE,
+        );
+        assert_eq!(code, 0, "{output}");
+        assert!(
+            output.contains("already has key \"k1\"") && output.contains("nothing was added"),
+            "{output}"
+        );
+
+        let (code, output) = run(
+            &mut executor(
+                &profile,
+                &db,
+                &[
+                    "enqueue",
+                    "reply",
+                    "--to",
+                    "https://x.com/a/status/123?s=1",
+                    "ok",
+                    "--at",
+                    "2001-01-01T00:00:00Z",
+                    "--account",
+                    "alt",
+                ],
+            ),
+            DEADLINE,
+        );
+        assert_eq!(code, 0, "{output}");
+        assert!(
+            output.contains("in the past: the job is due now"),
+            "{output}"
+        );
+
+        let input = "{\"kind\":\"post\",\"text\":\"b1\",\"at\":\"1h\"}\n{\"kind\":\"reply\",\"to\":\"77\",\"text\":\"b2\",\"key\":\"k2\"}\n";
+        let (code, stdout, stderr) =
+            run_with_stdin(executor(&profile, &db, &["enqueue", "bulk"]), input);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(
+            stdout.contains("line 1: Queued job") && stdout.contains("line 2: Queued job"),
+            "{stdout}"
+        );
+
+        let jobs = jobs_json(&profile, &db);
+        assert_eq!(jobs.len(), 4, "{jobs:#?}");
+        assert_eq!(jobs[0]["text"], text, "the text exactly as written");
+        assert_eq!(jobs[1]["reply_to"], "123");
+        assert_eq!(jobs[1]["account"], "alt");
+        assert!(
+            jobs[2]["not_before"].as_str() > jobs[0]["not_before"].as_str(),
+            "--at 1h is later"
+        );
+
+        // Filters, show, cancel, retry.
+        let (code, output) = run(
+            &mut executor(&profile, &db, &["jobs", "--kind", "reply", "--json"]),
+            DEADLINE,
+        );
+        assert_eq!(code, 0);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&output)
+                .expect("json")
+                .as_array()
+                .map(Vec::len),
+            Some(2)
+        );
+        let id = jobs[0]["id"].to_string();
+        let (code, output) = run(
+            &mut executor(&profile, &db, &["jobs", "cancel", &id]),
+            DEADLINE,
+        );
+        assert_eq!(code, 0, "{output}");
+        assert!(output.contains("cancelled"), "{output}");
+        let (code, output) = run(
+            &mut executor(&profile, &db, &["jobs", "--state", "cancelled"]),
+            DEADLINE,
+        );
+        assert_eq!(code, 0);
+        assert!(
+            output.contains("cancelled") && output.lines().count() == 2,
+            "{output}"
+        );
+        let (code, output) = run(
+            &mut executor(&profile, &db, &["jobs", "retry", &id, "--json"]),
+            DEADLINE,
+        );
+        assert_eq!(code, 0, "{output}");
+        assert!(output.contains("\"state\":\"queued\""), "{output}");
+        let (code, output) = run(
+            &mut executor(&profile, &db, &["jobs", "retry", &id]),
+            DEADLINE,
+        );
+        assert_eq!(code, 2, "a queued job cannot be retried: {output}");
+        let (code, output) = run(
+            &mut executor(&profile, &db, &["jobs", "show", "999999"]),
+            DEADLINE,
+        );
+        assert_eq!(code, 2, "{output}");
+        assert!(output.contains("not found"), "{output}");
+        let (code, output) = run(
+            &mut executor(&profile, &db, &["jobs", "--state", "bogus"]),
+            DEADLINE,
+        );
+        assert_eq!(code, 2, "{output}");
+    }
+}
