@@ -2,9 +2,10 @@
 //! tick line, queue depths, backoff and last error.
 
 use crate::events;
+use crate::jobs::Kind;
 use crate::lock::LockOwner;
 use crate::settings::{DatabaseUrl, Settings};
-use crate::store::EventQuery;
+use crate::store::{EventQuery, Store, StoreError};
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -28,6 +29,30 @@ fn last_tick_line(settings: &Settings) -> Option<String> {
     })
 }
 
+/// Per lane: jobs due now, counts by state, and an open 429 breaker.
+async fn queue_depths(store: &dyn Store) -> Result<Value, StoreError> {
+    let now = std::time::SystemTime::now();
+    let counts = store.job_count_by_state().await?;
+    let mut out = serde_json::Map::new();
+    for kind in Kind::ALL {
+        let states: serde_json::Map<String, Value> = counts
+            .iter()
+            .filter(|(k, _, _)| *k == kind)
+            .map(|(_, state, n)| (state.clone(), json!(n)))
+            .collect();
+        let breaker = store
+            .lane_breaker(kind)
+            .await?
+            .filter(|until| *until > now)
+            .map(crate::clock::format_ts);
+        out.insert(
+            kind.as_str().into(),
+            json!({ "due": store.job_count_due(kind, now).await?, "states": states, "breaker_until": breaker }),
+        );
+    }
+    Ok(Value::Object(out))
+}
+
 pub async fn run(settings: &Settings, args: &StatusArgs) -> i32 {
     let lock_path = settings.lock_path();
     let recorded = LockOwner::read(&lock_path);
@@ -41,6 +66,7 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> i32 {
         DatabaseUrl::Postgres(_) => true,
     };
     let mut last_tick: Option<Value> = None;
+    let mut queue = json!({});
     let mut store_error: Option<String> = None;
     if store_exists {
         match crate::store::open(&settings.database).await {
@@ -52,6 +78,10 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> i32 {
                 };
                 match store.event_list(&query).await {
                     Ok(rows) => last_tick = rows.last().map(|e| e.event_data.clone()),
+                    Err(err) => store_error = Some(err.to_string()),
+                }
+                match queue_depths(store.as_ref()).await {
+                    Ok(depths) => queue = depths,
                     Err(err) => store_error = Some(err.to_string()),
                 }
             }
@@ -77,7 +107,7 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> i32 {
             "store": settings.database.to_string(),
             "last_tick_line": tick_line,
             "last_tick": last_tick,
-            "queue": { "posting_ready": field("posting_ready"), "reply_ready": field("reply_ready") },
+            "queue": queue,
             "backoff_seconds": field("backoff_seconds"),
             "last_error": field("last_error"),
             "store_error": store_error,
@@ -112,11 +142,27 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> i32 {
         "last tick:   {}",
         tick_line.as_deref().unwrap_or("(none yet)")
     );
-    if let Some(tick) = &last_tick {
+    for kind in Kind::ALL {
+        let lane = &queue[kind.as_str()];
+        if lane.is_null() {
+            continue;
+        }
+        let states: Vec<String> = lane["states"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect())
+            .unwrap_or_default();
+        let breaker = lane["breaker_until"]
+            .as_str()
+            .map(|u| format!("  PAUSED by the site's rate limit until {u}"))
+            .unwrap_or_default();
         println!(
-            "queue:       posting_ready={} reply_ready={}",
-            tick["posting_ready"], tick["reply_ready"]
+            "{:<12} due={} {}{breaker}",
+            format!("{} lane:", kind.as_str()),
+            lane["due"],
+            states.join(" ")
         );
+    }
+    if let Some(tick) = &last_tick {
         println!("backoff:     {}s", tick["backoff_seconds"]);
         match tick["last_error"].as_str() {
             Some(error) => println!("last error:  {error}"),

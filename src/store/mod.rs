@@ -111,6 +111,9 @@ pub trait Store: Send + Sync {
     /// The true number of jobs of `kind` due at `now` (queued or failed, not before now).
     async fn job_count_due(&self, kind: Kind, now: SystemTime) -> Result<u64, StoreError>;
 
+    /// How many jobs of each kind are in each state: `(kind, state, count)`.
+    async fn job_count_by_state(&self) -> Result<Vec<(Kind, String, u64)>, StoreError>;
+
     /// Atomically claims the next due job of the lane, within its rate limits and breaker.
     /// Expired leases are swept first (`attempting` → `uncertain`, `claimed` → `queued`).
     async fn job_claim_next(

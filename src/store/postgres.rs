@@ -177,6 +177,11 @@ impl Store for PostgresStore {
         jobs::count_due(connected(&guard, "job count")?, kind, now).await
     }
 
+    async fn job_count_by_state(&self) -> Result<Vec<(Kind, String, u64)>, StoreError> {
+        let guard = self.client().await?;
+        jobs::count_by_state(connected(&guard, "job counts")?).await
+    }
+
     async fn job_claim_next(
         &self,
         claim: &Claim,

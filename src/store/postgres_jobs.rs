@@ -165,6 +165,28 @@ pub(crate) async fn count_due(
     Ok(row.get::<_, i64>(0).max(0) as u64)
 }
 
+pub(crate) async fn count_by_state(
+    client: &Client,
+) -> Result<Vec<(Kind, String, u64)>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
+            &[],
+        )
+        .await
+        .map_err(pg("job counts"))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            Some((
+                Kind::parse(r.get(0))?,
+                r.get::<_, String>(1),
+                r.get::<_, i64>(2).max(0) as u64,
+            ))
+        })
+        .collect())
+}
+
 async fn sweep_expired(
     tx: &Transaction<'_>,
     kind: Kind,

@@ -230,6 +230,10 @@ impl Store for SqliteStore {
         self.with_jobs(move |c| jobs::count_due(c, kind, now)).await
     }
 
+    async fn job_count_by_state(&self) -> Result<Vec<(Kind, String, u64)>, StoreError> {
+        self.with_jobs(jobs::count_by_state).await
+    }
+
     async fn job_claim_next(
         &self,
         claim: &Claim,

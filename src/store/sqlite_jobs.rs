@@ -188,6 +188,25 @@ pub(crate) fn count_due(conn: &Connection, kind: Kind, now: SystemTime) -> Res<u
     Ok(count.max(0) as u64)
 }
 
+pub(crate) fn count_by_state(conn: &mut Connection) -> Res<Vec<(Kind, String, u64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?
+        .collect::<Sql<Vec<_>>>()?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(kind, state, n)| Some((Kind::parse(&kind)?, state, n.max(0) as u64)))
+        .collect())
+}
+
 /// Sweeps leases that expired: `attempting` → `uncertain` (with its event), `claimed` →
 /// `queued`, verification leases on `uncertain` jobs dropped.
 fn sweep_expired(
