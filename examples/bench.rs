@@ -3,6 +3,10 @@
 //! - stop: STOP latency (touch → process gone) of the real binary over N runs, idle between
 //!   ticks; mid-tick latency in-process (work waiting on the page, and work that ignores STOP
 //!   and must be aborted after the grace); the daemon's RSS and CPU while idle.
+//! - jobs: claim + attempting + succeeded throughput with no browser (SQLite 1 worker,
+//!   PostgreSQL 1 and 8 workers), and claim latency with 1k vs 100k finished jobs in the table.
+//!   PostgreSQL from `EXECUTOR_TEST_DATABASE_URL` (default the local server's `test` database),
+//!   in a schema of its own.
 //! - browser: popup-close latency (target created → target destroyed, seen from a second CDP
 //!   connection) over 100 popups, and the round trip of 1,000 `Runtime.evaluate`.
 
@@ -276,6 +280,212 @@ async fn browser_bench() {
     let _ = std::fs::remove_dir_all(&profile);
 }
 
+mod jobs_bench {
+    use executor::events::Identity;
+    use executor::jobs::{Claim, ClaimOutcome, Kind, Limits, NewJob, Outcome};
+    use executor::settings::DatabaseUrl;
+    use executor::store::{self, Store};
+    use std::time::{Duration, Instant, SystemTime};
+
+    fn identity() -> Identity {
+        Identity {
+            run_id: "bench".into(),
+            executor_id: "bench".into(),
+        }
+    }
+
+    async fn enqueue(store: &dyn Store, n: usize) {
+        for i in 0..n {
+            let job = NewJob {
+                kind: Kind::Post,
+                text: format!("bench {i}"),
+                reply_to: None,
+                account: String::new(),
+                idempotency_key: None,
+                not_before: SystemTime::now(),
+                max_attempts: 5,
+            };
+            store
+                .job_enqueue(&job, SystemTime::now())
+                .await
+                .expect("enqueue");
+        }
+    }
+
+    fn claim() -> Claim {
+        Claim {
+            kind: Kind::Post,
+            owner: "bench".into(),
+            lease_for: Duration::from_secs(300),
+            limits: Limits::OFF,
+            gap_jitter: Duration::ZERO,
+            now: SystemTime::now(),
+        }
+    }
+
+    /// Claim, mark attempting, finish: one job's whole store path. Returns false when empty.
+    async fn one(store: &dyn Store) -> bool {
+        let identity = identity();
+        match store
+            .job_claim_next(&claim(), &identity)
+            .await
+            .expect("claim")
+        {
+            ClaimOutcome::Claimed(job) => {
+                let token = job.state.lease().expect("lease").token.clone();
+                store
+                    .job_mark_attempting(job.id, &token, SystemTime::now())
+                    .await
+                    .expect("attempting");
+                let done = Outcome::Succeeded {
+                    post_id: Some(job.id.to_string()),
+                    url: None,
+                };
+                store
+                    .job_finish(job.id, &token, &done, &identity, SystemTime::now(), 0.0)
+                    .await
+                    .expect("finish");
+                true
+            }
+            _ => false,
+        }
+    }
+
+    async fn throughput(label: &str, url: &DatabaseUrl, workers: usize, jobs: usize) {
+        enqueue(store::open(url).await.expect("open").as_ref(), jobs).await;
+        let mut stores = Vec::new();
+        for _ in 0..workers {
+            stores.push(store::open(url).await.expect("open"));
+        }
+        let started = Instant::now();
+        let mut handles = Vec::new();
+        for store in stores {
+            handles.push(tokio::spawn(async move {
+                let mut n = 0u64;
+                while one(store.as_ref()).await {
+                    n += 1;
+                }
+                n
+            }));
+        }
+        let mut done = 0;
+        for handle in handles {
+            done += handle.await.expect("join");
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        println!("{label}: {done} jobs in {seconds:.2} s = {:.0} jobs/s (claim + attempting + succeeded)", done as f64 / seconds);
+    }
+
+    /// Adds `n` finished jobs straight through SQL (the store path would take minutes for 100k).
+    async fn add_finished(url: &DatabaseUrl, n: usize) {
+        match url {
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = rusqlite::Connection::open(path).expect("open");
+                let tx = conn.transaction().expect("tx");
+                let now = executor::clock::format_ts(SystemTime::now());
+                {
+                    let mut insert = tx
+                        .prepare("INSERT INTO jobs (kind, text, account, not_before, state, attempts, created_at, updated_at) VALUES ('post', ?1, '', ?2, 'succeeded', 1, ?2, ?2)")
+                        .expect("prepare");
+                    for i in 0..n {
+                        insert
+                            .execute(rusqlite::params![format!("done {i}"), now])
+                            .expect("insert");
+                    }
+                }
+                tx.commit().expect("commit");
+            }
+            DatabaseUrl::Postgres(url) => {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .expect("connect");
+                tokio::spawn(connection);
+                client
+                    .execute(
+                        "INSERT INTO jobs (kind, text, account, not_before, state, attempts, created_at, updated_at)
+                         SELECT 'post', 'done ' || g, '', now(), 'succeeded', 1, now(), now() FROM generate_series(1, $1::int) g",
+                        &[&(n as i32)],
+                    )
+                    .await
+                    .expect("insert");
+                client.execute("ANALYZE jobs", &[]).await.expect("analyze");
+            }
+        }
+    }
+
+    async fn claim_latency(label: &str, url: &DatabaseUrl) {
+        let store = store::open(url).await.expect("open");
+        let mut figures = Vec::new();
+        let mut finished = 0;
+        for target in [1_000usize, 100_000] {
+            add_finished(url, target - finished).await;
+            finished = target;
+            enqueue(store.as_ref(), 200).await;
+            let mut samples = Vec::new();
+            let identity = identity();
+            for _ in 0..200 {
+                let started = Instant::now();
+                let outcome = store
+                    .job_claim_next(&claim(), &identity)
+                    .await
+                    .expect("claim");
+                samples.push(started.elapsed().as_secs_f64() * 1000.0);
+                if let ClaimOutcome::Claimed(job) = outcome {
+                    let token = job.state.lease().expect("lease").token.clone();
+                    let done = Outcome::Succeeded {
+                        post_id: None,
+                        url: None,
+                    };
+                    store
+                        .job_finish(job.id, &token, &done, &identity, SystemTime::now(), 0.0)
+                        .await
+                        .expect("finish");
+                }
+            }
+            samples.sort_by(|a, b| a.total_cmp(b));
+            figures.push((target, samples[samples.len() / 2]));
+        }
+        println!(
+            "{label}: claim latency median {:.3} ms with 1k finished jobs, {:.3} ms with 100k ({:.2}x)",
+            figures[0].1,
+            figures[1].1,
+            figures[1].1 / figures[0].1
+        );
+    }
+
+    async fn pg_url(base: &str) -> DatabaseUrl {
+        let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+        let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .expect("schema");
+        let separator = if base.contains('?') { '&' } else { '?' };
+        DatabaseUrl::Postgres(format!("{base}{separator}options=-csearch_path%3D{schema}"))
+    }
+
+    pub async fn run() {
+        let dir = super::temp_profile("jobs");
+        throughput(
+            "SQLite, 1 worker",
+            &DatabaseUrl::Sqlite(dir.join("a.db")),
+            1,
+            2000,
+        )
+        .await;
+        claim_latency("SQLite", &DatabaseUrl::Sqlite(dir.join("b.db"))).await;
+        let base = std::env::var("EXECUTOR_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        throughput("PostgreSQL, 1 worker", &pg_url(&base).await, 1, 3000).await;
+        throughput("PostgreSQL, 8 workers", &pg_url(&base).await, 8, 8000).await;
+        claim_latency("PostgreSQL", &pg_url(&base).await).await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let runs: usize = std::env::args()
@@ -287,6 +497,9 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    if what == "jobs" || what == "all" {
+        runtime.block_on(jobs_bench::run());
+    }
     if what == "browser" || what == "all" {
         runtime.block_on(browser_bench());
     }

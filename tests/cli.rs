@@ -183,10 +183,16 @@ async fn enqueue_keys_times_and_bulk_work_as_operators_expect() {
         );
 
         // status reads the queue from the store: due now, and counts by state.
-        let (code, output) = run(&mut executor(&profile, &db, &["status", "--json"]), DEADLINE);
+        let (code, output) = run(
+            &mut executor(&profile, &db, &["status", "--json"]),
+            DEADLINE,
+        );
         assert_eq!(code, 0, "{output}");
         let status: serde_json::Value = serde_json::from_str(&output).expect("status json");
-        assert_eq!(status["queue"]["post"]["due"], 1, "the other post is an hour away: {status:#}");
+        assert_eq!(
+            status["queue"]["post"]["due"], 1,
+            "the other post is an hour away: {status:#}"
+        );
         assert_eq!(status["queue"]["post"]["states"]["queued"], 2);
         assert_eq!(status["queue"]["reply"]["due"], 2);
 

@@ -191,6 +191,38 @@ pub trait Store: Send + Sync {
     async fn lane_breaker(&self, kind: Kind) -> Result<Option<SystemTime>, StoreError>;
 }
 
+/// When a claim also sweeps expired leases. A lease lasts minutes, so sweeping once a second
+/// (of the claims' own clock, which tests inject) finds every expired one in time, without a
+/// write on every claim.
+#[derive(Debug, Default)]
+pub(crate) struct SweepClock {
+    last: std::sync::Mutex<[Option<SystemTime>; 2]>,
+}
+
+impl SweepClock {
+    pub fn due(&self, kind: Kind, now: SystemTime) -> bool {
+        let slot = match kind {
+            Kind::Post => 0,
+            Kind::Reply => 1,
+        };
+        let Ok(mut last) = self.last.lock() else {
+            return true;
+        };
+        let due = match last[slot] {
+            None => true,
+            // A clock that went back (or a test's) sweeps too.
+            Some(previous) => {
+                now < previous
+                    || now.duration_since(previous).unwrap_or_default() >= Duration::from_secs(1)
+            }
+        };
+        if due {
+            last[slot] = Some(now);
+        }
+        due
+    }
+}
+
 /// Job columns, in the order both backends read them.
 pub(crate) const JOB_COLUMNS: &str = "id, kind, text, reply_to, account, idempotency_key, not_before, state, \
     attempts, max_attempts, lease_owner, lease_token, lease_expires_at, post_id, post_url, last_error, \

@@ -4,13 +4,13 @@
 //! failed calls (which the event sink spools) rather than a dead daemon. Every connect has a short
 //! timeout. `event_data` is `jsonb`, so the seed's `event_data->>'pages'` SQL runs verbatim.
 
-use super::postgres_jobs as jobs;
+use super::postgres_jobs::{self as jobs, PgConn};
 use super::{Enqueued, EventQuery, Rescued, Store, StoreError};
 use crate::events::{Event, Identity, Severity};
 use crate::jobs::{Claim, ClaimOutcome, Job, JobQuery, Kind, NewJob, Outcome};
 use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Config, NoTls};
 
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (
@@ -30,7 +30,8 @@ const MIGRATION_LOCK_KEY: i64 = 0x6578_6563_7574_6f72; // "executor"
 
 pub struct PostgresStore {
     config: Config,
-    client: Mutex<Option<Client>>,
+    client: Mutex<Option<PgConn>>,
+    sweeps: super::SweepClock,
 }
 
 fn pg(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
@@ -49,19 +50,23 @@ impl PostgresStore {
         Ok(PostgresStore {
             config,
             client: Mutex::new(None),
+            sweeps: super::SweepClock::default(),
         })
     }
 
     /// The live client, connecting first when there is none or it was lost.
-    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, StoreError> {
+    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<PgConn>>, StoreError> {
         let mut guard = self.client.lock().await;
-        if guard.as_ref().is_none_or(|c| c.is_closed()) {
+        if guard.as_ref().is_none_or(|c| c.client.is_closed()) {
             let (client, connection) = self.config.connect(NoTls).await.map_err(pg("connect"))?;
             tokio::spawn(async move {
                 // Ends when the socket closes; the client then reports is_closed().
                 let _ = connection.await;
             });
-            *guard = Some(client);
+            *guard = Some(PgConn {
+                client,
+                statements: Default::default(),
+            });
         }
         Ok(guard)
     }
@@ -90,7 +95,7 @@ impl Store for PostgresStore {
 
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut guard = self.client().await?;
-        let Some(client) = guard.as_mut() else {
+        let Some(PgConn { client, .. }) = guard.as_mut() else {
             return Err(StoreError::Other {
                 operation: "migrate",
                 reason: "no connection".into(),
@@ -129,13 +134,14 @@ impl Store for PostgresStore {
     }
 
     async fn event_insert(&self, event: &Event) -> Result<bool, StoreError> {
-        let guard = self.client().await?;
-        jobs::insert_event(connected(&guard, "event insert")?, event).await
+        let mut guard = self.client().await?;
+        let conn = connected_mut(&mut guard, "event insert")?;
+        jobs::insert_event(&conn.client, &mut conn.statements, event).await
     }
 
     async fn event_list(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
         let guard = self.client().await?;
-        let Some(client) = guard.as_ref() else {
+        let Some(PgConn { client, .. }) = guard.as_ref() else {
             return Err(StoreError::Other {
                 operation: "event list",
                 reason: "no connection".into(),
@@ -163,23 +169,23 @@ impl Store for PostgresStore {
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<Job>, StoreError> {
-        let guard = self.client().await?;
-        jobs::job_get(connected(&guard, "job get")?, id).await
+        let mut guard = self.client().await?;
+        jobs::job_get(connected_mut(&mut guard, "job get")?, id).await
     }
 
     async fn job_list(&self, query: &JobQuery) -> Result<Vec<Job>, StoreError> {
-        let guard = self.client().await?;
-        jobs::list(connected(&guard, "job list")?, query).await
+        let mut guard = self.client().await?;
+        jobs::list(connected_mut(&mut guard, "job list")?, query).await
     }
 
     async fn job_count_due(&self, kind: Kind, now: SystemTime) -> Result<u64, StoreError> {
-        let guard = self.client().await?;
-        jobs::count_due(connected(&guard, "job count")?, kind, now).await
+        let mut guard = self.client().await?;
+        jobs::count_due(connected_mut(&mut guard, "job count")?, kind, now).await
     }
 
     async fn job_count_by_state(&self) -> Result<Vec<(Kind, String, u64)>, StoreError> {
-        let guard = self.client().await?;
-        jobs::count_by_state(connected(&guard, "job counts")?).await
+        let mut guard = self.client().await?;
+        jobs::count_by_state(connected_mut(&mut guard, "job counts")?).await
     }
 
     async fn job_claim_next(
@@ -187,8 +193,9 @@ impl Store for PostgresStore {
         claim: &Claim,
         identity: &Identity,
     ) -> Result<ClaimOutcome, StoreError> {
+        let sweep = self.sweeps.due(claim.kind, claim.now);
         let mut guard = self.client().await?;
-        jobs::claim_next(connected_mut(&mut guard, "claim")?, claim, identity).await
+        jobs::claim_next(connected_mut(&mut guard, "claim")?, claim, identity, sweep).await
     }
 
     async fn job_mark_attempting(
@@ -302,26 +309,16 @@ impl Store for PostgresStore {
     }
 
     async fn lane_breaker(&self, kind: Kind) -> Result<Option<SystemTime>, StoreError> {
-        let guard = self.client().await?;
-        jobs::breaker(connected(&guard, "breaker")?, kind).await
+        let mut guard = self.client().await?;
+        jobs::breaker(connected_mut(&mut guard, "breaker")?, kind).await
     }
 }
 
-/// The client inside a guard from [`PostgresStore::client`].
-fn connected<'a>(
-    guard: &'a Option<Client>,
-    operation: &'static str,
-) -> Result<&'a Client, StoreError> {
-    guard.as_ref().ok_or(StoreError::Other {
-        operation,
-        reason: "no connection".into(),
-    })
-}
-
+/// The connection inside a guard from [`PostgresStore::client`].
 fn connected_mut<'a>(
-    guard: &'a mut Option<Client>,
+    guard: &'a mut Option<PgConn>,
     operation: &'static str,
-) -> Result<&'a mut Client, StoreError> {
+) -> Result<&'a mut PgConn, StoreError> {
     guard.as_mut().ok_or(StoreError::Other {
         operation,
         reason: "no connection".into(),

@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 pub struct SqliteStore {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    sweeps: super::SweepClock,
 }
 
 impl SqliteStore {
@@ -52,17 +53,20 @@ impl SqliteStore {
         // Short jittered retries get in as soon as the lock is free; the total stays bounded
         // (about 3 s) so a locked store makes the event sink spool rather than hold the tick.
         conn.busy_handler(Some(busy_retry)).map_err(err)?;
-        // WAL lets readers (status, report) run beside the daemon; FULL sync makes a committed
-        // `attempting` mark survive a power cut before the irreversible click.
+        // WAL lets readers (status, report) run beside the daemon. NORMAL sync survives a crash
+        // of the process; the two commits whose loss in a power cut would do harm — an enqueue
+        // (a lost job) and `attempting` (a second publish) — are made with FULL sync instead
+        // (see `sqlite_jobs::durable`). A lost claim or outcome is recovered by the lease rules.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(err)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(conn)),
+            sweeps: super::SweepClock::default(),
         })
     }
 
@@ -240,7 +244,8 @@ impl Store for SqliteStore {
         identity: &Identity,
     ) -> Result<ClaimOutcome, StoreError> {
         let (claim, identity) = (claim.clone(), identity.clone());
-        self.with_jobs(move |c| jobs::claim_next(c, &claim, &identity))
+        let sweep = self.sweeps.due(claim.kind, claim.now);
+        self.with_jobs(move |c| jobs::claim_next(c, &claim, &identity, sweep))
             .await
     }
 

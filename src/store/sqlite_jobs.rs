@@ -110,7 +110,20 @@ fn immediate(conn: &mut Connection) -> Sql<Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
 }
 
+/// Runs `f` with FULL sync, so its commit survives a power cut: for the commits whose loss
+/// would do harm (an enqueue, the `attempting` mark). The connection's default is NORMAL.
+fn durable<T>(conn: &mut Connection, f: impl FnOnce(&mut Connection) -> Res<T>) -> Res<T> {
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let result = f(conn);
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    result
+}
+
 pub(crate) fn enqueue(conn: &mut Connection, job: &NewJob, now: SystemTime) -> Res<Enqueued> {
+    durable(conn, |conn| enqueue_tx(conn, job, now))
+}
+
+fn enqueue_tx(conn: &mut Connection, job: &NewJob, now: SystemTime) -> Res<Enqueued> {
     let tx = immediate(conn)?;
     if let Some(key) = &job.idempotency_key {
         let existing: Option<i64> = tx
@@ -329,9 +342,12 @@ pub(crate) fn claim_next(
     conn: &mut Connection,
     claim: &Claim,
     identity: &Identity,
+    sweep: bool,
 ) -> Res<ClaimOutcome> {
     let tx = immediate(conn)?;
-    sweep_expired(&tx, claim.kind, identity, claim.now)?;
+    if sweep {
+        sweep_expired(&tx, claim.kind, identity, claim.now)?;
+    }
     if let Some(until) = breaker_check(&tx, claim.kind, identity, claim.now)? {
         tx.commit()?;
         return Ok(ClaimOutcome::BreakerOpen { until });
