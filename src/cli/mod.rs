@@ -11,6 +11,7 @@ mod chrome;
 mod daemon;
 mod enqueue;
 mod jobs;
+mod sandbox;
 mod status;
 mod stop;
 
@@ -156,6 +157,8 @@ pub enum Command {
     Enqueue(enqueue::EnqueueArgs),
     /// List jobs; show, retry or cancel one
     Jobs(jobs::JobsArgs),
+    /// Serve the bundled local test site (x.com-shaped) on 127.0.0.1
+    Sandbox(sandbox::SandboxArgs),
 }
 
 /// Opens the store for a command, or prints why not and returns the exit code.
@@ -208,6 +211,7 @@ pub fn main() -> i32 {
             Command::Status(args) => status::run(&settings, &args).await,
             Command::Enqueue(args) => enqueue::run(&settings, &args).await,
             Command::Jobs(args) => jobs::run(&settings, &args).await,
+            Command::Sandbox(args) => sandbox::run(&args).await,
         }
     });
     // Do not wait for blocking tasks still parked on I/O (e.g. a stopped browser's pipe).
