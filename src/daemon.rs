@@ -230,7 +230,7 @@ async fn run_locked(
         Err(err) => log.warn(&format!("Could not check for jobs left by the previous run: {err}")),
     }
     if options.site.is_none() && options.work.is_none() {
-        log.info("No site engine yet: queued jobs are counted, none is acted on");
+        log.info("No site (--site none): queued jobs are counted, none is acted on");
     }
     let work: Arc<dyn TickWork> = match options.work.clone() {
         Some(work) => work,
@@ -239,6 +239,8 @@ async fn run_locked(
             site: options.site.clone(),
             identity: identity.clone(),
             config: crate::lanes::LaneConfig::from_settings(settings),
+            events: sink.clone(),
+            log: log.clone(),
         }),
     };
     let browser_config = options

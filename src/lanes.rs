@@ -45,6 +45,10 @@ pub enum ActionError {
 /// provides the engine that interprets site definitions; tests provide doubles.
 #[async_trait::async_trait]
 pub trait Site: Send + Sync {
+    /// Is the browser logged in to the site? (`AuthRequired` on a login wall or challenge.)
+    async fn session(&self, _browser: &Browser) -> Result<(), ActionError> {
+        Ok(())
+    }
     /// Everything before the irreversible step: navigate, open the composer, type. Must be
     /// safe to repeat.
     async fn prepare(&self, browser: &Browser, job: &Job) -> Result<(), ActionError>;
@@ -63,6 +67,8 @@ pub struct LaneConfig {
     pub reply_limits: Limits,
     /// How long a 429 pauses a lane when the site gives no reset time.
     pub default_breaker: Duration,
+    /// `<profile>/AUTH_REQUIRED`: present while the site wants a login.
+    pub auth_flag: std::path::PathBuf,
 }
 
 impl LaneConfig {
@@ -80,6 +86,7 @@ impl LaneConfig {
                 min_gap: settings.min_gap,
             },
             default_breaker: Duration::from_secs(15 * 60),
+            auth_flag: settings.profile.join("AUTH_REQUIRED"),
         }
     }
 
@@ -98,6 +105,8 @@ pub struct Lanes {
     pub site: Option<Arc<dyn Site>>,
     pub identity: Identity,
     pub config: LaneConfig,
+    pub events: crate::events::EventSink,
+    pub log: crate::log::Logger,
 }
 
 #[async_trait::async_trait]
@@ -122,6 +131,19 @@ impl TickWork for Lanes {
         let Some(site) = self.site.as_ref() else {
             return report;
         };
+        // Step 3 of the tick: no claim while the site wants a login (and no spinning either:
+        // one check per tick, one event per episode).
+        match site.session(browser).await {
+            Ok(()) => self.auth_restored(),
+            Err(ActionError::AuthRequired) => {
+                self.auth_required();
+                return report;
+            }
+            Err(error) => {
+                report.error = Some(format!("session check: {error}"));
+                return report;
+            }
+        }
         let mut errors = Vec::new();
         for kind in Kind::ALL {
             if shutdown.is_stopped() {
@@ -275,7 +297,37 @@ impl Lanes {
         }
     }
 
+    fn auth_required(&self) {
+        let flag = &self.config.auth_flag;
+        if flag.exists() {
+            self.log
+                .info("AUTH_REQUIRED: still waiting for a login - nothing is claimed");
+            return;
+        }
+        let _ = std::fs::write(flag, crate::clock::format_ts(SystemTime::now()));
+        self.log.warn(&format!(
+            "AUTH_REQUIRED: the site shows a login wall - nothing is claimed until you log in again (executor chrome --headed); {} written",
+            flag.display()
+        ));
+        self.events.record(
+            crate::events::AUTH_REQUIRED,
+            crate::events::Severity::Error,
+            "the site wants a login; claiming stopped",
+            serde_json::json!({ "flag": flag.display().to_string() }),
+        );
+    }
+
+    fn auth_restored(&self) {
+        if self.config.auth_flag.exists() && std::fs::remove_file(&self.config.auth_flag).is_ok() {
+            self.log
+                .info("Logged in again: AUTH_REQUIRED removed, claiming resumes");
+        }
+    }
+
     async fn on_site_error(&self, kind: Kind, error: &ActionError) {
+        if *error == ActionError::AuthRequired {
+            self.auth_required();
+        }
         if let ActionError::RateLimited { reset } = error {
             let now = SystemTime::now();
             let until = reset

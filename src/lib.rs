@@ -25,6 +25,7 @@ pub mod log;
 pub mod platform;
 pub mod sandbox;
 pub mod settings;
+pub mod sites;
 pub mod stop;
 pub mod store;
 pub mod tick;

@@ -486,6 +486,141 @@ impl Browser {
             .unwrap_or(Value::Null))
     }
 
+    /// Calls `declaration` (a JavaScript function) in our page with `args` passed as data —
+    /// never spliced into source — and returns its value (promises awaited).
+    pub async fn call_function(
+        &self,
+        declaration: &str,
+        args: &[Value],
+        deadline: Duration,
+    ) -> Result<Value, BrowserError> {
+        let live = self.page()?;
+        let session = Some(live.session_id.as_str());
+        let document = live
+            .conn
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": "document" }),
+                session,
+                deadline,
+            )
+            .await?;
+        let object_id = document
+            .pointer("/result/objectId")
+            .and_then(Value::as_str)
+            .ok_or_else(|| BrowserError::Script("the page has no document".into()))?
+            .to_string();
+        let arguments: Vec<Value> = args.iter().map(|value| json!({ "value": value })).collect();
+        let result = live
+            .conn
+            .call(
+                "Runtime.callFunctionOn",
+                json!({
+                    "functionDeclaration": declaration,
+                    "objectId": object_id,
+                    "arguments": arguments,
+                    "returnByValue": true,
+                    "awaitPromise": true,
+                }),
+                session,
+                deadline,
+            )
+            .await?;
+        if let Some(details) = result.get("exceptionDetails") {
+            let text = details
+                .pointer("/exception/description")
+                .or_else(|| details.get("text"))
+                .and_then(Value::as_str)
+                .unwrap_or("exception");
+            return Err(BrowserError::Script(
+                text.lines().next().unwrap_or(text).to_string(),
+            ));
+        }
+        Ok(result
+            .pointer("/result/value")
+            .cloned()
+            .unwrap_or(Value::Null))
+    }
+
+    /// Waits until `selector` matches an element in our page.
+    pub async fn wait_for(&self, selector: &str, deadline: Duration) -> Result<(), BrowserError> {
+        let end = Instant::now() + deadline;
+        loop {
+            let found = self
+                .call_function(
+                    "function (s) { return !!this.querySelector(s); }",
+                    &[json!(selector)],
+                    Duration::from_secs(5),
+                )
+                .await;
+            match found {
+                Ok(Value::Bool(true)) => return Ok(()),
+                // A navigation in progress destroys the context: try again.
+                Ok(_)
+                | Err(BrowserError::Script(_))
+                | Err(BrowserError::Cdp(CdpError::Protocol { .. })) => {}
+                Err(err) => return Err(err),
+            }
+            if Instant::now() >= end {
+                return Err(BrowserError::NoPage(format!(
+                    "{selector} did not appear within {} s",
+                    deadline.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Clicks the element matching `selector` with real mouse events at its centre.
+    pub async fn click(&self, selector: &str, deadline: Duration) -> Result<(), BrowserError> {
+        let point = self
+            .call_function(
+                "function (s) { const el = this.querySelector(s); if (!el) return null; \
+                 el.scrollIntoView({ block: 'center' }); const r = el.getBoundingClientRect(); \
+                 return [r.left + r.width / 2, r.top + r.height / 2]; }",
+                &[json!(selector)],
+                deadline,
+            )
+            .await?;
+        let (Some(x), Some(y)) = (point[0].as_f64(), point[1].as_f64()) else {
+            return Err(BrowserError::NoPage(format!(
+                "nothing to click at {selector}"
+            )));
+        };
+        for kind in ["mousePressed", "mouseReleased"] {
+            self.page_call(
+                "Input.dispatchMouseEvent",
+                json!({ "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1 }),
+                deadline,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Types `text` into the focused element through CDP input, exactly as written.
+    pub async fn insert_text(&self, text: &str, deadline: Duration) -> Result<(), BrowserError> {
+        self.page_call("Input.insertText", json!({ "text": text }), deadline)
+            .await?;
+        Ok(())
+    }
+
+    /// The URL our page is on.
+    pub async fn current_url(&self) -> Result<String, BrowserError> {
+        let url = self
+            .evaluate("location.href", Duration::from_secs(5))
+            .await?;
+        Ok(url.as_str().unwrap_or_default().to_string())
+    }
+
+    /// Events of our page's session (network answers, loads), from now on.
+    pub fn page_events(
+        &self,
+    ) -> Result<(tokio::sync::broadcast::Receiver<CdpEvent>, String), BrowserError> {
+        let live = self.page()?;
+        Ok((live.conn.subscribe(), live.session_id))
+    }
+
     /// Navigates our page and waits for its load event.
     pub async fn navigate(&self, url: &str, deadline: Duration) -> Result<(), BrowserError> {
         let live = self.page()?;

@@ -55,10 +55,12 @@ pub struct JobOptions {
     pub json: bool,
 }
 
-/// The longest text the configured site accepts. Both built-in sites (x, sandbox) allow 280;
-/// site definition files (the sites issue) will carry their own.
-pub fn text_limit(_settings: &Settings) -> usize {
-    280
+/// The longest text the configured site accepts (its definition's `max_chars`; 280, x.com's,
+/// when no site is configured).
+pub fn text_limit(settings: &Settings) -> usize {
+    crate::sites::SiteDefinition::load(&settings.site)
+        .map(|def| def.max_chars)
+        .unwrap_or(280)
 }
 
 /// `--at`: RFC 3339 UTC, or a delay from now. Returns the time and whether it was in the past.

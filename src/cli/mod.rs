@@ -78,7 +78,7 @@ pub struct GlobalArgs {
     /// Memory cap of the browser process tree, e.g. 2GiB [env: EXECUTOR_MEMORY_CAP] [default: 2GiB]
     #[arg(long, global = true, value_name = "SIZE")]
     pub memory_cap: Option<String>,
-    /// Site definition name or file [env: EXECUTOR_SITE] [default: x]
+    /// Site definition: `x`, `sandbox`, a TOML file, or `none` (count the queue, act on nothing) [env: EXECUTOR_SITE] [default: x]
     #[arg(long, global = true, value_name = "NAME|FILE")]
     pub site: Option<String>,
     /// Base URL of the site [env: EXECUTOR_SITE_URL]

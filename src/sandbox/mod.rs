@@ -247,7 +247,7 @@ async fn login(State(sandbox): State<Sandbox>, Form(_form): Form<LoginForm>) -> 
     let token = sandbox.new_session();
     let mut response = Redirect::to("/home").into_response();
     if let Ok(cookie) = HeaderValue::from_str(&format!(
-        "auth_token={token}; Path=/; HttpOnly; SameSite=Lax"
+        "auth_token={token}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax"
     )) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }

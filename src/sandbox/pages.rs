@@ -33,7 +33,7 @@ article{border-bottom:1px solid #ddd;padding:.5em 0}[data-testid=tweetText]{whit
 /// The request body is built with JSON.stringify from the DOM, never by splicing text into code.
 const COMPOSER_SCRIPT: &str = r#"<script>
 async function createPost(box, inReplyTo, status) {
-  const text = box.innerText.replace(/\n$/, '');
+  const text = box.innerText.replace(/\u00a0/g, ' ').replace(/\n$/, '');
   const response = await fetch('/i/api/graphql/sandbox/CreateTweet', {
     method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ text: text, in_reply_to: inReplyTo })

@@ -213,6 +213,8 @@ pub fn command(profile: &Path, args: &[&str]) -> Command {
             command.env_remove(key);
         }
     }
+    // Most tests are about the daemon, not a site: no site engine unless a test asks (--site).
+    command.env("EXECUTOR_SITE", "none");
     command
 }
 
