@@ -223,15 +223,14 @@ impl SiteEngine {
                         request = Some((id, status, headers));
                     }
                 }
-                "Network.loadingFailed" => {
+                "Network.loadingFailed"
                     if request
                         .as_ref()
-                        .is_some_and(|(id, _, _)| event.params["requestId"] == *id)
-                    {
-                        return Err(ActionError::Failed(
-                            "the create-post request failed in the browser".into(),
-                        ));
-                    }
+                        .is_some_and(|(id, _, _)| event.params["requestId"] == *id) =>
+                {
+                    return Err(ActionError::Failed(
+                        "the create-post request failed in the browser".into(),
+                    ));
                 }
                 "Network.loadingFinished" => {
                     let Some((id, status, _)) = &request else {
