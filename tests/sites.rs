@@ -8,7 +8,6 @@ use executor::browser::{Browser, BrowserConfig};
 use executor::jobs::{Job, JobState, Kind};
 use executor::lanes::{ActionError, Site};
 use executor::sandbox::{Fault, Sandbox};
-use executor::settings::BrowserMode;
 use executor::sites::{engine::SiteEngine, SiteDefinition};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
