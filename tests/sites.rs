@@ -182,3 +182,41 @@ async fn a_login_wall_is_auth_required_and_a_429_is_a_rate_limit() {
     assert!(w.sandbox.posts().is_empty());
     w.browser.shutdown().await;
 }
+
+#[test]
+fn executor_demo_publishes_everything_once_and_exits_zero() {
+    let profile = Profile::new("demo");
+    let (code, output) = run(
+        &mut command(&profile.dir, &["demo"]),
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.lines().filter(|l| is_tick_line(l)).count() >= 1,
+        "tick lines shown: {output}"
+    );
+    assert!(
+        output
+            .lines()
+            .filter(|l| is_tick_line(l))
+            .all(|l| l.contains(" pages=1 ")),
+        "{output}"
+    );
+    assert!(
+        output.contains("progress: 8/8 published and verified"),
+        "{output}"
+    );
+    assert!(
+        output.contains("every post exactly once: yes; every tick pages=1: yes"),
+        "{output}"
+    );
+    assert!(
+        output.contains("STOP switch triggered - exiting gracefully..."),
+        "{output}"
+    );
+    assert!(output.contains("demo PASSED"), "{output}");
+    assert!(
+        executor::browser::managed::leftovers(&profile.path("demo/chrome-profile"), &[]).is_empty(),
+        "nothing left running"
+    );
+}

@@ -9,6 +9,7 @@
 
 mod chrome;
 mod daemon;
+mod demo;
 mod enqueue;
 mod jobs;
 mod sandbox;
@@ -159,6 +160,8 @@ pub enum Command {
     Jobs(jobs::JobsArgs),
     /// Serve the bundled local test site (x.com-shaped) on 127.0.0.1
     Sandbox(sandbox::SandboxArgs),
+    /// The whole system end to end on this machine: sandbox, headless browser, SQLite, posts and replies, proof
+    Demo(demo::DemoArgs),
 }
 
 /// Opens the store for a command, or prints why not and returns the exit code.
@@ -212,6 +215,7 @@ pub fn main() -> i32 {
             Command::Enqueue(args) => enqueue::run(&settings, &args).await,
             Command::Jobs(args) => jobs::run(&settings, &args).await,
             Command::Sandbox(args) => sandbox::run(&args).await,
+            Command::Demo(args) => demo::run(&settings, &args).await,
         }
     });
     // Do not wait for blocking tasks still parked on I/O (e.g. a stopped browser's pipe).
