@@ -427,6 +427,7 @@ async fn run_capped(
             // the page may still be doing.
             let aborted = shutdown.is_aborted();
             let step = ctx.browser.halt().await;
+            ctx.work.abandoned().await;
             let why = if aborted {
                 "aborted on STOP".to_string()
             } else {

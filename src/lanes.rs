@@ -126,6 +126,10 @@ impl TickWork for Lanes {
         Ok(LaneCounts { posting, reply })
     }
 
+    async fn abandoned(&self) {
+        self.release_own().await;
+    }
+
     async fn run(&self, browser: &Browser, shutdown: &Shutdown) -> WorkReport {
         let mut report = WorkReport::default();
         let Some(site) = self.site.as_ref() else {
@@ -165,6 +169,25 @@ impl TickWork for Lanes {
 }
 
 impl Lanes {
+    /// Our own leases after a dropped tick: `claimed` back to the queue, `attempting` to
+    /// `uncertain` (verified on the site before anything else).
+    async fn release_own(&self) {
+        match self
+            .store
+            .job_rescue_owner(&self.config.owner, &self.identity, SystemTime::now())
+            .await
+        {
+            Ok(rescued) if rescued.uncertain + rescued.requeued > 0 => self.log.warn(&format!(
+                "Job held by the capped tick: {} back in the queue, {} uncertain",
+                rescued.requeued, rescued.uncertain
+            )),
+            Ok(_) => {}
+            Err(err) => self
+                .log
+                .warn(&format!("Could not release the capped tick's job: {err}")),
+        }
+    }
+
     /// One lane: verify uncertain jobs, then at most one action. Returns actions started.
     async fn lane(
         &self,

@@ -42,6 +42,9 @@ pub trait TickWork: Send + Sync {
     /// Runs the lanes through `browser`. Waits before an irreversible step must select on
     /// `shutdown.stopped()`; waits after one on `shutdown.aborted()`.
     async fn run(&self, browser: &Browser, shutdown: &Shutdown) -> WorkReport;
+
+    /// Called after a tick's future was dropped at the runtime cap: release what it held.
+    async fn abandoned(&self) {}
 }
 
 /// No queue: both lanes empty (browser-only tests and benchmarks).

@@ -220,3 +220,539 @@ fn executor_demo_publishes_everything_once_and_exits_zero() {
         "nothing left running"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The daemon, acting through the engine on the sandbox.
+// ---------------------------------------------------------------------------------------------
+
+/// A browser we launch ourselves (as `executor chrome` would), logged in to the sandbox; the
+/// daemon attaches to it. Ended on drop.
+struct LoggedInChrome {
+    managed: Option<executor::browser::managed::Managed>,
+    port: u16,
+}
+
+impl Drop for LoggedInChrome {
+    fn drop(&mut self) {
+        if let Some(managed) = self.managed.take() {
+            managed.terminate(Duration::from_secs(3));
+        }
+    }
+}
+
+async fn logged_in_chrome(profile: &Profile, url: &str) -> LoggedInChrome {
+    use executor::browser::managed::{self, LaunchOptions, Managed};
+    let options = LaunchOptions {
+        binary: managed::find_binary(None).expect("chromium"),
+        profile_dir: profile.path("chrome-profile"),
+        port: 0,
+        headless: true,
+        stderr_log: profile.path("chrome-stderr.log"),
+    };
+    let launched =
+        tokio::task::spawn_blocking(move || Managed::launch(&options, Duration::from_secs(30)))
+            .await
+            .expect("join")
+            .expect("launch");
+    let port = launched.identity.port;
+    let mut flags = executor::settings::Layer::default();
+    flags.flag("cdp_port", Some(port.to_string()));
+    let settings = executor::settings::resolve(Some(profile.dir.clone()), &flags, &|_| None)
+        .expect("settings");
+    let browser = Browser::new(BrowserConfig::from_settings(&settings), Arc::new(|_| {}));
+    browser.connect().await.expect("attach");
+    log_in(&browser, url).await;
+    browser.shutdown().await; // attach mode: the browser stays, logged in
+    LoggedInChrome {
+        managed: Some(launched),
+        port,
+    }
+}
+
+struct SiteRig {
+    sandbox: Sandbox,
+    url: String,
+    chrome: LoggedInChrome,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn site(profile: &Profile) -> SiteRig {
+    let sandbox = Sandbox::new(None);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, _task) = sandbox
+        .serve(([127, 0, 0, 1], 0).into(), async move {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("sandbox");
+    let url = format!("http://{addr}");
+    let chrome = logged_in_chrome(profile, &url).await;
+    SiteRig {
+        sandbox,
+        url,
+        chrome,
+        _stop: stop,
+    }
+}
+
+fn site_flags(site: &SiteRig, extra: &[(&'static str, &str)]) -> executor::settings::Layer {
+    let mut flags = executor::settings::Layer::default();
+    let port = site.chrome.port.to_string();
+    for (key, value) in [
+        ("browser_mode", "cdp"),
+        ("cdp_port", port.as_str()),
+        ("site", "sandbox"),
+        ("site_url", site.url.as_str()),
+        ("tick_interval", "300ms"),
+        ("backoff", "200ms"),
+        ("max_failures", "1000"),
+        ("posts_per_hour", "1000"),
+        ("replies_per_hour", "1000"),
+        ("min_gap", "0s"),
+    ] {
+        flags.flag(key, Some(value.to_string()));
+    }
+    for (key, value) in extra {
+        flags.flag(key, Some(value.to_string()));
+    }
+    flags
+}
+
+struct RunningDaemon {
+    task: tokio::task::JoinHandle<Result<executor::daemon::Exit, executor::daemon::DaemonError>>,
+    shutdown: executor::stop::Shutdown,
+}
+
+impl RunningDaemon {
+    async fn stop(self) -> executor::daemon::Exit {
+        self.shutdown
+            .trigger(executor::stop::StopReason::Requested("test".into()));
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("stops")
+            .expect("join")
+            .expect("run")
+    }
+}
+
+fn start_daemon(
+    profile: &Profile,
+    site: &SiteRig,
+    extra: &[(&'static str, &str)],
+    answer: Duration,
+) -> RunningDaemon {
+    let settings =
+        executor::settings::resolve(Some(profile.dir.clone()), &site_flags(site, extra), &|_| {
+            None
+        })
+        .expect("settings");
+    let engine = SiteEngine::new(
+        SiteDefinition::load("sandbox").expect("def"),
+        Some(&site.url),
+    )
+    .with_answer_timeout(answer);
+    let options = executor::daemon::RunOptions {
+        logger: executor::log::Logger::quiet(settings.log_format, Some(&settings.log_path())),
+        site: Some(Arc::new(engine)),
+        work: None,
+        browser: None,
+    };
+    let shutdown = executor::stop::Shutdown::new();
+    let task = tokio::spawn(executor::daemon::run(settings, shutdown.clone(), options));
+    RunningDaemon { task, shutdown }
+}
+
+async fn store_of(profile: &Profile) -> Arc<dyn executor::store::Store> {
+    executor::store::open(&executor::settings::DatabaseUrl::Sqlite(profile.db()))
+        .await
+        .expect("store")
+}
+
+async fn enqueue(profile: &Profile, kind: Kind, text: &str, reply_to: Option<&str>) {
+    let job = executor::jobs::NewJob {
+        kind,
+        text: text.into(),
+        reply_to: reply_to.map(str::to_string),
+        account: String::new(),
+        idempotency_key: None,
+        not_before: SystemTime::now(),
+        max_attempts: 5,
+    };
+    store_of(profile)
+        .await
+        .job_enqueue(&job, SystemTime::now())
+        .await
+        .expect("enqueue");
+}
+
+async fn count_in(profile: &Profile, state: &str) -> usize {
+    store_of(profile)
+        .await
+        .job_list(&executor::jobs::JobQuery {
+            states: vec![state.into()],
+            kind: None,
+            limit: None,
+        })
+        .await
+        .expect("list")
+        .len()
+}
+
+async fn events_of(profile: &Profile, kind: &str) -> Vec<serde_json::Value> {
+    store_of(profile)
+        .await
+        .event_list(&executor::store::EventQuery {
+            types: vec![kind.into()],
+            ..Default::default()
+        })
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.event_data)
+        .collect()
+}
+
+fn copies(sandbox: &Sandbox, text: &str) -> usize {
+    sandbox
+        .posts()
+        .iter()
+        .filter(|p| p.text == text && p.author == executor::sandbox::HANDLE)
+        .count()
+}
+
+const LONG: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_publishes_20_posts_and_10_replies_each_exactly_once_as_written() {
+    let profile = Profile::new("site-30");
+    let site = site(&profile).await;
+    let targets: Vec<String> = (0..2)
+        .map(|i| {
+            site.sandbox
+                .publish(&format!("target {i}"), None, "someone")
+                .id
+        })
+        .collect();
+    let mut texts = Vec::new();
+    for i in 0..20 {
+        let text = format!("post {i}: {}", TRICKY[i % TRICKY.len()]);
+        enqueue(&profile, Kind::Post, &text, None).await;
+        texts.push((text, None));
+    }
+    for i in 0..10 {
+        let text = format!("reply {i}: {}", TRICKY[i % TRICKY.len()]);
+        let target = targets[i % 2].clone();
+        enqueue(&profile, Kind::Reply, &text, Some(&target)).await;
+        texts.push((text, Some(target)));
+    }
+    let daemon = start_daemon(&profile, &site, &[], executor::sites::engine::ANSWER);
+    eventually("all 30 published", Duration::from_secs(180), || async {
+        count_in(&profile, "succeeded").await == 30
+    })
+    .await;
+    assert_eq!(daemon.stop().await.code(), 0);
+
+    let posts = site.sandbox.posts();
+    for (text, target) in &texts {
+        let matching: Vec<_> = posts.iter().filter(|p| &p.text == text).collect();
+        assert_eq!(matching.len(), 1, "{text:?} published exactly once");
+        assert_eq!(&matching[0].in_reply_to, target);
+    }
+    let ticks = tick_lines(&profile.path("executor.log"));
+    assert!(!ticks.is_empty());
+    assert!(
+        ticks.iter().all(|l| field(l, "pages") == Some("1")),
+        "{ticks:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn popups_are_closed_and_the_work_goes_on() {
+    let profile = Profile::new("site-popups");
+    let site = site(&profile).await;
+    site.sandbox.set_fault(Some(Fault::Popups));
+    for i in 0..3 {
+        enqueue(&profile, Kind::Post, &format!("despite popups {i}"), None).await;
+    }
+    let daemon = start_daemon(&profile, &site, &[], executor::sites::engine::ANSWER);
+    eventually("3 published", LONG, || async {
+        count_in(&profile, "succeeded").await == 3
+    })
+    .await;
+    assert_eq!(daemon.stop().await.code(), 0);
+    for i in 0..3 {
+        assert_eq!(copies(&site.sandbox, &format!("despite popups {i}")), 1);
+    }
+    assert!(
+        !events_of(&profile, "EXECUTOR_PAGE_CAP_ENFORCED")
+            .await
+            .is_empty(),
+        "strays were closed"
+    );
+    assert!(tick_lines(&profile.path("executor.log"))
+        .iter()
+        .all(|l| field(l, "pages") == Some("1")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_page_caps_the_tick_and_the_job_is_retried_and_published_once() {
+    let profile = Profile::new("site-hang");
+    let site = site(&profile).await;
+    let target = site
+        .sandbox
+        .publish("a post to reply to", None, "someone")
+        .id;
+    site.sandbox.set_fault(Some(Fault::Hang));
+    enqueue(
+        &profile,
+        Kind::Reply,
+        "a reply through a hanging page",
+        Some(&target),
+    )
+    .await;
+    let daemon = start_daemon(
+        &profile,
+        &site,
+        &[("tick_timeout", "3s")],
+        executor::sites::engine::ANSWER,
+    );
+    eventually("a capped tick", LONG, || async {
+        !events_of(&profile, "EXECUTOR_TICK_CAPPED").await.is_empty()
+    })
+    .await;
+    site.sandbox.set_fault(None);
+    eventually("published", LONG, || async {
+        count_in(&profile, "succeeded").await == 1
+    })
+    .await;
+    assert_eq!(daemon.stop().await.code(), 0);
+    assert_eq!(copies(&site.sandbox, "a reply through a hanging page"), 1);
+    let job = store_of(&profile)
+        .await
+        .job_list(&Default::default())
+        .await
+        .expect("list")
+        .remove(0);
+    assert!(job.attempts >= 2, "retried after the capped tick: {job:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logged_out_means_auth_required_and_nothing_claimed_until_the_login_is_back() {
+    let profile = Profile::new("site-auth");
+    let site = site(&profile).await;
+    site.sandbox.set_fault(Some(Fault::LoggedOut));
+    enqueue(&profile, Kind::Post, "after the login", None).await;
+    let daemon = start_daemon(&profile, &site, &[], executor::sites::engine::ANSWER);
+    eventually("AUTH_REQUIRED", LONG, || async {
+        profile.path("AUTH_REQUIRED").exists()
+    })
+    .await;
+    let log = profile.path("executor.log");
+    let seen = tick_lines(&log).len();
+    eventually("three more ticks", LONG, || async {
+        tick_lines(&log).len() >= seen + 3
+    })
+    .await;
+    let jobs = store_of(&profile)
+        .await
+        .job_list(&Default::default())
+        .await
+        .expect("list");
+    assert_eq!(
+        (jobs[0].state.name(), jobs[0].attempts),
+        ("queued", 0),
+        "nothing claimed while logged out"
+    );
+    assert_eq!(
+        events_of(&profile, "EXECUTOR_AUTH_REQUIRED").await.len(),
+        1,
+        "one event, no spinning"
+    );
+
+    site.sandbox.set_fault(None); // the operator logged in again
+    eventually("published", LONG, || async {
+        count_in(&profile, "succeeded").await == 1
+    })
+    .await;
+    assert_eq!(daemon.stop().await.code(), 0);
+    assert!(!profile.path("AUTH_REQUIRED").exists());
+    assert_eq!(copies(&site.sandbox, "after the login"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_pauses_the_posting_lane_and_replies_go_on() {
+    let profile = Profile::new("site-429");
+    let site = site(&profile).await;
+    let target = site.sandbox.publish("reply to me", None, "someone").id;
+    site.sandbox.set_fault(Some(Fault::RateLimit));
+    for i in 0..2 {
+        enqueue(&profile, Kind::Post, &format!("limited post {i}"), None).await;
+        enqueue(
+            &profile,
+            Kind::Reply,
+            &format!("free reply {i}"),
+            Some(&target),
+        )
+        .await;
+    }
+    let daemon = start_daemon(&profile, &site, &[], executor::sites::engine::ANSWER);
+    eventually("replies published", LONG, || async {
+        count_in(&profile, "succeeded").await == 2
+    })
+    .await;
+    assert_eq!(daemon.stop().await.code(), 0);
+    assert_eq!(
+        copies(&site.sandbox, "free reply 0") + copies(&site.sandbox, "free reply 1"),
+        2
+    );
+    assert_eq!(
+        copies(&site.sandbox, "limited post 0") + copies(&site.sandbox, "limited post 1"),
+        0
+    );
+    assert_eq!(events_of(&profile, "RATE_LIMIT_DETECTED").await.len(), 1);
+    let breaker = store_of(&profile)
+        .await
+        .lane_breaker(Kind::Post)
+        .await
+        .expect("breaker");
+    assert!(
+        breaker.is_some_and(|until| until > SystemTime::now()),
+        "paused until the site's reset time"
+    );
+}
+
+async fn lost_answer_is_verified_not_republished(fault: Fault, name: &str) {
+    let profile = Profile::new(name);
+    let site = site(&profile).await;
+    site.sandbox.set_fault(Some(fault));
+    let text = format!("answer {name}");
+    enqueue(&profile, Kind::Post, &text, None).await;
+    // The engine gives up waiting after 2 s: the outcome is unknown.
+    let daemon = start_daemon(&profile, &site, &[], Duration::from_secs(2));
+    eventually("outcome unknown", LONG, || async {
+        !events_of(&profile, "JOB_OUTCOME_UNKNOWN").await.is_empty()
+    })
+    .await;
+    eventually("verified and succeeded", LONG, || async {
+        count_in(&profile, "succeeded").await == 1
+    })
+    .await;
+    assert_eq!(daemon.stop().await.code(), 0);
+    assert_eq!(copies(&site.sandbox, &text), 1, "never published twice");
+    let rescued = events_of(&profile, "JOB_RESCUED").await;
+    assert_eq!(rescued.len(), 1);
+    assert_eq!(rescued[0]["found"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_answer_is_uncertain_then_verified_never_published_twice() {
+    lost_answer_is_verified_not_republished(Fault::LateAnswer, "site-late").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_is_uncertain_then_verified_never_published_twice() {
+    lost_answer_is_verified_not_republished(Fault::NoAnswer, "site-noanswer").await;
+}
+
+/// The daemon as a process (so it can be `kill -9`ed), attached to the test's logged-in browser.
+fn daemon_process(profile: &Profile, site: &SiteRig) -> Running {
+    let port = site.chrome.port.to_string();
+    let mut cmd = command(
+        &profile.dir,
+        &[
+            "--browser-mode",
+            "cdp",
+            "--cdp-port",
+            &port,
+            "--site",
+            "sandbox",
+            "--site-url",
+            &site.url,
+            "--tick-interval",
+            "300ms",
+            "--backoff",
+            "200ms",
+            "--posts-per-hour",
+            "1000",
+            "--min-gap",
+            "0s",
+            "daemon",
+        ],
+    );
+    cmd.env_remove("EXECUTOR_SITE");
+    spawn(cmd)
+}
+
+async fn kill_9_at(
+    point: &str,
+    fault: Fault,
+    killed_when: impl Fn(&Profile, &Sandbox, &str) -> bool,
+) {
+    let profile = Profile::new(&format!("kill9-{point}"));
+    let site = site(&profile).await;
+    let text = format!("survives kill -9 {point}");
+    enqueue(&profile, Kind::Post, &text, None).await;
+    site.sandbox.set_fault(Some(fault));
+    let mut daemon = daemon_process(&profile, &site);
+    let profile_ref = &profile;
+    eventually(&format!("the moment: {point}"), LONG, || async {
+        killed_when(profile_ref, &site.sandbox, &text)
+    })
+    .await;
+    daemon.signal(libc::SIGKILL);
+    let _ = tokio::task::block_in_place(|| daemon.wait_exit(Duration::from_secs(10)));
+
+    site.sandbox.set_fault(None);
+    let mut again = daemon_process(&profile, &site);
+    eventually("published after the restart", LONG, || async {
+        count_in(&profile, "succeeded").await == 1
+    })
+    .await;
+    again.signal(libc::SIGTERM);
+    let _ = tokio::task::block_in_place(|| again.wait_exit(Duration::from_secs(15)));
+    assert_eq!(
+        copies(&site.sandbox, &text),
+        1,
+        "exactly once after a kill -9 {point}"
+    );
+}
+
+fn job_state_is(profile: &Profile, state: &str) -> bool {
+    let conn = match rusqlite::Connection::open(profile.db()) {
+        Ok(conn) => conn,
+        Err(_) => return false,
+    };
+    conn.query_row("SELECT COUNT(*) FROM jobs WHERE state = ?1", [state], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n > 0)
+    .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_before_the_click_then_restart_publishes_once() {
+    // Pages answer slowly: the job is claimed and being prepared when the daemon dies.
+    kill_9_at("before-click", Fault::Slow, |profile, sandbox, text| {
+        job_state_is(profile, "claimed") && copies(sandbox, text) == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_just_after_the_click_then_restart_publishes_once() {
+    // The post is on the site the moment the daemon dies; its answer never came.
+    kill_9_at("after-click", Fault::NoAnswer, |_, sandbox, text| {
+        copies(sandbox, text) == 1
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_waiting_for_the_answer_then_restart_publishes_once() {
+    kill_9_at(
+        "awaiting-answer",
+        Fault::LateAnswer,
+        |profile, sandbox, text| copies(sandbox, text) == 1 && job_state_is(profile, "attempting"),
+    )
+    .await;
+}

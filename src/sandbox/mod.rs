@@ -37,11 +37,12 @@ pub enum Fault {
     Popups,
     /// Every page answers after 3 s.
     Slow,
-    /// Pages never answer.
+    /// Pages other than `/home` and the login page never answer: the session check passes, the
+    /// action's page (a post's status page, a profile) hangs.
     Hang,
     /// Pages carry a script that never returns.
     ScriptHang,
-    /// The create-post request answers HTTP 429 (with `x-rate-limit-reset`).
+    /// Publishing a post answers HTTP 429 (with `x-rate-limit-reset`); replies go through.
     RateLimit,
     /// Every session is logged out: pages redirect to the login wall.
     LoggedOut,
@@ -208,12 +209,17 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
 
 /// Applies the page faults: slow, hang. Returns the extra markup for popups / a stuck script.
 async fn page_fault(sandbox: &Sandbox) -> &'static str {
+    page_fault_on(sandbox, false).await
+}
+
+/// `home`: the home and login pages do not hang (see [`Fault::Hang`]).
+async fn page_fault_on(sandbox: &Sandbox, home: bool) -> &'static str {
     match sandbox.fault() {
         Some(Fault::Slow) => {
             tokio::time::sleep(Duration::from_secs(3)).await;
             ""
         }
-        Some(Fault::Hang) => std::future::pending().await,
+        Some(Fault::Hang) if !home => std::future::pending().await,
         Some(Fault::Popups) => pages::POPUPS,
         Some(Fault::ScriptHang) => pages::SCRIPT_HANG,
         _ => "",
@@ -225,7 +231,7 @@ fn to_login() -> Response {
 }
 
 async fn home(State(sandbox): State<Sandbox>, headers: HeaderMap) -> Response {
-    let extra = page_fault(&sandbox).await;
+    let extra = page_fault_on(&sandbox, true).await;
     if !sandbox.logged_in(&headers) {
         return to_login();
     }
@@ -233,7 +239,7 @@ async fn home(State(sandbox): State<Sandbox>, headers: HeaderMap) -> Response {
 }
 
 async fn login_page(State(sandbox): State<Sandbox>) -> Response {
-    let extra = page_fault(&sandbox).await;
+    let extra = page_fault_on(&sandbox, true).await;
     Html(pages::login(extra)).into_response()
 }
 
@@ -325,7 +331,9 @@ async fn create_post(
         )
             .into_response();
     }
-    if sandbox.fault() == Some(Fault::RateLimit) {
+    if sandbox.fault() == Some(Fault::RateLimit)
+        && body.in_reply_to.as_deref().is_none_or(str::is_empty)
+    {
         let reset = crate::clock::now_unix_ms() / 1000 + 900;
         let mut response = (
             StatusCode::TOO_MANY_REQUESTS,

@@ -23,11 +23,12 @@ const NAVIGATE: Duration = Duration::from_secs(30);
 const APPEAR: Duration = Duration::from_secs(20);
 const CALL: Duration = Duration::from_secs(10);
 /// How long the create-post answer may take before the outcome is called unknown.
-const ANSWER: Duration = Duration::from_secs(20);
+pub const ANSWER: Duration = Duration::from_secs(20);
 
 pub struct SiteEngine {
     def: SiteDefinition,
     base: String,
+    answer: Duration,
 }
 
 fn failed(context: &str) -> impl Fn(BrowserError) -> ActionError + '_ {
@@ -49,7 +50,17 @@ impl SiteEngine {
             .unwrap_or(&def.base_url)
             .trim_end_matches('/')
             .to_string();
-        SiteEngine { def, base }
+        SiteEngine {
+            def,
+            base,
+            answer: ANSWER,
+        }
+    }
+
+    /// How long to wait for the create-post answer before the outcome is unknown.
+    pub fn with_answer_timeout(mut self, answer: Duration) -> SiteEngine {
+        self.answer = answer;
+        self
     }
 
     pub fn definition(&self) -> &SiteDefinition {
@@ -171,7 +182,7 @@ impl SiteEngine {
         session: &str,
         job: &Job,
     ) -> Result<Published, ActionError> {
-        let end = Instant::now() + ANSWER;
+        let end = Instant::now() + self.answer;
         let mut request: Option<(String, i64, Value)> = None;
         loop {
             let left = end.saturating_duration_since(Instant::now());
@@ -179,7 +190,7 @@ impl SiteEngine {
                 Err(_) => {
                     return Err(ActionError::Failed(format!(
                         "no answer from the site within {} s",
-                        ANSWER.as_secs()
+                        self.answer.as_secs()
                     )))
                 }
                 Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
