@@ -7,6 +7,9 @@
 //!   PostgreSQL 1 and 8 workers), and claim latency with 1k vs 100k finished jobs in the table.
 //!   PostgreSQL from `EXECUTOR_TEST_DATABASE_URL` (default the local server's `test` database),
 //!   in a schema of its own.
+//! - sites: verified actions per minute through the single page on the sandbox with limits off
+//!   (prepare + publish with the id read from the site's answer), and the browser's memory after
+//!   10 actions vs after 1,000.
 //! - browser: popup-close latency (target created → target destroyed, seen from a second CDP
 //!   connection) over 100 popups, and the round trip of 1,000 `Runtime.evaluate`.
 
@@ -486,6 +489,98 @@ mod jobs_bench {
     }
 }
 
+mod sites_bench {
+    use executor::browser::{Browser, BrowserConfig};
+    use executor::jobs::{Job, JobState, Kind};
+    use executor::lanes::Site;
+    use executor::sandbox::Sandbox;
+    use executor::sites::{engine::SiteEngine, SiteDefinition};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant, SystemTime};
+
+    fn job(i: i64) -> Job {
+        Job {
+            id: i,
+            kind: Kind::Post,
+            text: format!("bench post {i} 🎉"),
+            reply_to: None,
+            account: String::new(),
+            idempotency_key: None,
+            not_before: SystemTime::now(),
+            state: JobState::Queued,
+            attempts: 0,
+            max_attempts: 5,
+            created_at: SystemTime::now(),
+            updated_at: SystemTime::now(),
+        }
+    }
+
+    pub async fn run(actions: usize) {
+        let profile = super::temp_profile("sites");
+        let sandbox = Sandbox::new(None);
+        let (addr, _task) = sandbox
+            .serve(([127, 0, 0, 1], 0).into(), std::future::pending())
+            .await
+            .expect("sandbox");
+        let url = format!("http://{addr}");
+        let mut flags = executor::settings::Layer::default();
+        flags.flag("browser_mode", Some("launch".into()));
+        flags.flag("cdp_port", Some("0".into()));
+        let settings = executor::settings::resolve(Some(profile.clone()), &flags, &|_| None)
+            .expect("settings");
+        let browser = Browser::new(BrowserConfig::from_settings(&settings), Arc::new(|_| {}));
+        browser.connect().await.expect("browser");
+        browser
+            .navigate(&format!("{url}/i/flow/login"), Duration::from_secs(20))
+            .await
+            .expect("login");
+        browser
+            .click(
+                "[data-testid=\"LoginForm_Login_Button\"]",
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("click");
+        browser
+            .wait_for("[data-testid=\"tweetTextarea_0\"]", Duration::from_secs(20))
+            .await
+            .expect("home");
+        let engine = SiteEngine::new(SiteDefinition::load("sandbox").expect("def"), Some(&url));
+        let mut memory_at_10 = 0;
+        let started = Instant::now();
+        for i in 0..actions {
+            let job = job(i as i64);
+            engine.prepare(&browser, &job).await.expect("prepare");
+            let published = engine.publish(&browser, &job).await.expect("publish");
+            assert!(published.post_id.is_some());
+            let _ = browser.park().await; // as the lanes do between actions
+            if i + 1 == 10 {
+                memory_at_10 = browser.memory_bytes();
+            }
+            if (i + 1) % 100 == 0 {
+                eprintln!(
+                    "  {} actions, {:.0}/min, browser {} MiB",
+                    i + 1,
+                    (i + 1) as f64 * 60.0 / started.elapsed().as_secs_f64(),
+                    browser.memory_bytes() >> 20
+                );
+            }
+        }
+        let per_minute = actions as f64 * 60.0 / started.elapsed().as_secs_f64();
+        let memory_at_end = browser.memory_bytes();
+        let stored = sandbox.posts().len();
+        println!("sites: {actions} verified actions (id from the site's answer; {stored} on the site) at {per_minute:.0} per minute");
+        println!(
+            "sites: browser process tree {} MiB after 10 actions, {} MiB after {actions} ({:+.1}%)",
+            memory_at_10 >> 20,
+            memory_at_end >> 20,
+            (memory_at_end as f64 / memory_at_10.max(1) as f64 - 1.0) * 100.0
+        );
+        browser.shutdown().await;
+        let _ = std::fs::remove_dir_all(profile);
+    }
+}
+
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let runs: usize = std::env::args()
@@ -497,6 +592,9 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    if what == "sites" || what == "all" {
+        runtime.block_on(sites_bench::run(1000));
+    }
     if what == "jobs" || what == "all" {
         runtime.block_on(jobs_bench::run());
     }

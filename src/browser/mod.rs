@@ -409,12 +409,13 @@ impl Browser {
             .collect()
     }
 
-    /// Resident memory of the whole browser process tree.
+    /// Memory of the whole browser process tree (proportional set size where the OS reports
+    /// it, so pages shared between Chromium's processes are not counted several times).
     pub fn memory_bytes(&self) -> u64 {
         self.pids()
             .iter()
             .flat_map(|pid| platform::process_tree(*pid))
-            .map(|p| p.rss_bytes)
+            .map(|p| platform::proportional_memory(p.pid).unwrap_or(p.rss_bytes))
             .sum()
     }
 

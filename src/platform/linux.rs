@@ -78,3 +78,16 @@ pub fn all_processes() -> Vec<ProcessInfo> {
         .filter_map(process)
         .collect()
 }
+
+pub fn proportional_memory(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok();
+    let pss_kib = rollup.as_deref().and_then(|text| {
+        text.lines()
+            .find_map(|line| line.strip_prefix("Pss:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    });
+    match pss_kib {
+        Some(kib) => Some(kib * 1024),
+        None => process(pid).map(|p| p.rss_bytes),
+    }
+}

@@ -31,6 +31,13 @@ pub fn process(pid: u32) -> Option<ProcessInfo> {
     imp::process(pid)
 }
 
+/// Memory a process really accounts for: its proportional set size (each shared page split
+/// between the processes sharing it), where the OS reports one; else its resident size. Summing
+/// RSS over Chromium's processes counts their shared pages once per process — more than double.
+pub fn proportional_memory(pid: u32) -> Option<u64> {
+    imp::proportional_memory(pid)
+}
+
 /// Every process we can see.
 pub fn all_processes() -> Vec<ProcessInfo> {
     imp::all_processes()

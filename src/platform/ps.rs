@@ -66,3 +66,7 @@ pub fn process(pid: u32) -> Option<ProcessInfo> {
 pub fn all_processes() -> Vec<ProcessInfo> {
     run_ps(&["-A", "-o", "pid=,ppid=,rss=,etime=,command="])
 }
+
+pub fn proportional_memory(pid: u32) -> Option<u64> {
+    process(pid).map(|p| p.rss_bytes)
+}
