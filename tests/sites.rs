@@ -756,3 +756,41 @@ async fn kill_9_while_waiting_for_the_answer_then_restart_publishes_once() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_that_never_returns_caps_the_tick_and_the_job_is_published_once_afterwards() {
+    let profile = Profile::new("site-script-hang");
+    let site = site(&profile).await;
+    site.sandbox.set_fault(Some(Fault::ScriptHang));
+    enqueue(&profile, Kind::Post, "after a stuck script", None).await;
+    let daemon = start_daemon(
+        &profile,
+        &site,
+        &[("tick_timeout", "3s")],
+        executor::sites::engine::ANSWER,
+    );
+    eventually("a capped tick", LONG, || async {
+        !events_of(&profile, "EXECUTOR_TICK_CAPPED").await.is_empty()
+    })
+    .await;
+    let capped = events_of(&profile, "EXECUTOR_TICK_CAPPED").await;
+    assert!(
+        capped[0]["halt_step"].is_string(),
+        "the halt step is recorded: {capped:?}"
+    );
+    site.sandbox.set_fault(None);
+    eventually("published", LONG, || async {
+        count_in(&profile, "succeeded").await == 1
+    })
+    .await;
+    assert_eq!(daemon.stop().await.code(), 0);
+    assert_eq!(copies(&site.sandbox, "after a stuck script"), 1);
+    let ticks = tick_lines(&profile.path("executor.log"));
+    assert!(ticks
+        .iter()
+        .any(|l| field(l, "last_error").is_some_and(|e| e.contains("runtime cap"))));
+    assert!(
+        ticks.iter().all(|l| field(l, "pages") == Some("1")),
+        "{ticks:#?}"
+    );
+}
