@@ -208,6 +208,8 @@ async fn run_locked(
             "profile": settings.profile.display().to_string(),
             "browser_mode": format!("{:?}", settings.browser_mode).to_lowercase(),
             "tick_interval_ms": settings.tick_interval.as_millis() as u64,
+            "tick_timeout_ms": settings.tick_timeout.as_millis() as u64,
+            "backoff_ms": settings.backoff.iter().map(|b| b.as_millis() as u64).collect::<Vec<_>>(),
             "stale_lock_taken_over": matches!(lock.previous, Previous::Stale(_)),
         }),
     );

@@ -23,6 +23,7 @@ pub mod lanes;
 pub mod lock;
 pub mod log;
 pub mod platform;
+pub mod report;
 pub mod sandbox;
 pub mod settings;
 pub mod sites;

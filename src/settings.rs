@@ -566,6 +566,81 @@ fn parse_database_url(value: &str) -> Result<DatabaseUrl, String> {
     Err("expected sqlite://PATH or postgres://USER@HOST:PORT/DB".into())
 }
 
+/// The settings as environment variables, for a child `executor` that must run with exactly
+/// these (e.g. `verify --run` starting the daemon).
+pub fn to_env(settings: &Settings) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("RUNNER_PROFILE_DIR", settings.profile.display().to_string()),
+        (
+            "RUNNER_BROWSER",
+            match settings.browser_mode {
+                BrowserMode::Attach => "cdp".to_string(),
+                BrowserMode::Launch => "launch".to_string(),
+            },
+        ),
+        ("CDP_HOST", settings.cdp_host.to_string()),
+        ("CDP_PORT", settings.cdp_port.to_string()),
+        (
+            "EXECUTOR_ALLOW_REMOTE_CDP",
+            settings.allow_remote_cdp.to_string(),
+        ),
+        (
+            "DATABASE_URL",
+            match &settings.database {
+                DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+                DatabaseUrl::Postgres(url) => url.clone(),
+            },
+        ),
+        (
+            "EXECUTOR_TICK_INTERVAL",
+            format_duration(settings.tick_interval),
+        ),
+        (
+            "EXECUTOR_TICK_TIMEOUT",
+            format_duration(settings.tick_timeout),
+        ),
+        ("EXECUTOR_MAX_FAILURES", settings.max_failures.to_string()),
+        (
+            "EXECUTOR_BACKOFF",
+            settings
+                .backoff
+                .iter()
+                .map(|b| format_duration(*b))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        ("EXECUTOR_MEMORY_CAP", settings.memory_cap_bytes.to_string()),
+        ("EXECUTOR_SITE", settings.site.clone()),
+        (
+            "EXECUTOR_POSTS_PER_HOUR",
+            settings.posts_per_hour.to_string(),
+        ),
+        (
+            "EXECUTOR_REPLIES_PER_HOUR",
+            settings.replies_per_hour.to_string(),
+        ),
+        ("EXECUTOR_MIN_GAP", format_duration(settings.min_gap)),
+        ("EXECUTOR_ID", settings.executor_id.clone()),
+        (
+            "EXECUTOR_LOG_FORMAT",
+            match settings.log_format {
+                LogFormat::Text => "text".to_string(),
+                LogFormat::Json => "json".to_string(),
+            },
+        ),
+    ];
+    if let Some(url) = &settings.site_url {
+        env.push(("EXECUTOR_SITE_URL", url.clone()));
+    }
+    if let Some(path) = &settings.chrome_path {
+        env.push(("CHROME_PATH", path.display().to_string()));
+    }
+    if let Some(addr) = settings.metrics_addr {
+        env.push(("EXECUTOR_METRICS_ADDR", addr.to_string()));
+    }
+    env
+}
+
 pub fn format_duration(duration: Duration) -> String {
     if duration.subsec_millis() == 0 {
         format!("{}s", duration.as_secs())
@@ -726,6 +801,24 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
         assert!(parse_duration("abc").is_err());
+    }
+
+    #[test]
+    fn settings_survive_the_trip_through_the_environment() {
+        let profile = temp_profile();
+        let mut flags = Layer::default();
+        flags.flag("browser_mode", Some("launch".into()));
+        flags.flag("tick_interval", Some("1500ms".into()));
+        flags.flag("backoff", Some("1s,2s".into()));
+        flags.flag("site_url", Some("http://127.0.0.1:9".into()));
+        let original = resolve(Some(profile.clone()), &flags, &env_of(&[])).expect("resolve");
+        let env: BTreeMap<String, String> = to_env(&original)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let again =
+            resolve(None, &Layer::default(), &|k| env.get(k).cloned()).expect("resolve again");
+        assert_eq!(format!("{original:?}"), format!("{again:?}"));
     }
 
     #[test]

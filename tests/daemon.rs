@@ -1144,3 +1144,212 @@ async fn a_429_pauses_the_posting_lane_while_replies_go_on() {
         "no more post attempts while the breaker is open"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The proof: executor verify and executor report.
+// ---------------------------------------------------------------------------------------------
+
+fn verify(profile: &Profile, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["verify"];
+    args.extend_from_slice(extra);
+    run(&mut command(&profile.dir, &args), EXIT)
+}
+
+fn criterion<'a>(output: &'a str, name: &str) -> &'a str {
+    output
+        .lines()
+        .find(|l| l.contains(name))
+        .unwrap_or_else(|| panic!("no criterion {name:?} in:\n{output}"))
+}
+
+#[test]
+fn verify_passes_after_a_short_clean_run_and_fails_on_an_empty_window() {
+    let empty = Profile::new("verify-empty");
+    let (code, output) = verify(&empty, &[]);
+    assert_eq!(code, 1, "{output}");
+    assert!(criterion(&output, "every tick has pages=1").starts_with("FAIL"));
+    assert!(output.contains("no ticks in the window"), "{output}");
+
+    let profile = Profile::new("verify-clean");
+    let mut daemon = launch_daemon(&profile, &[]);
+    daemon.lines.wait_for_nth(5, START, is_tick_line);
+    assert!(
+        criterion(&verify(&profile, &[]).1, "lock present while running").starts_with("PASS"),
+        "lock held while running"
+    );
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    assert_eq!(daemon.wait_exit(EXIT).code(), Some(0));
+    let (code, output) = verify(&profile, &["--since", "10m"]);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("All 8 criteria pass."), "{output}");
+    assert!(
+        criterion(&output, "STOP honoured").contains("1 stop(s)"),
+        "{output}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_fails_naming_the_hard_cap_with_its_evidence() {
+    let profile = Profile::new("verify-hardcap");
+    let (daemon, _shutdown) = in_process_daemon(&profile, &[], std::sync::Arc::new(TabFlood));
+    let exit = tokio::time::timeout(START, daemon)
+        .await
+        .expect("ends")
+        .expect("join")
+        .expect("run");
+    assert_eq!(exit.code(), 1);
+    let (code, output) = tokio::task::spawn_blocking(move || {
+        let result = verify(&profile, &[]);
+        drop(profile);
+        result
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, 1, "{output}");
+    let line = criterion(&output, "no HARD CAP EXCEEDED");
+    assert!(
+        line.starts_with("FAIL") && line.contains("1 at 20"),
+        "{line}"
+    );
+}
+
+#[test]
+fn verify_fails_naming_a_tick_gap_when_the_daemon_was_paused() {
+    let profile = Profile::new("verify-gap");
+    let mut daemon = launch_daemon(&profile, &[]);
+    daemon.lines.wait_for_nth(3, START, is_tick_line);
+    daemon.signal(libc::SIGSTOP);
+    // The fault itself: the daemon is frozen for longer than any allowed gap (interval + 5 s slack).
+    std::thread::sleep(Duration::from_secs(7));
+    daemon.signal(libc::SIGCONT);
+    let seen = daemon
+        .lines
+        .all()
+        .iter()
+        .filter(|l| is_tick_line(l))
+        .count();
+    daemon.lines.wait_for_nth(seen + 2, START, is_tick_line);
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    assert_eq!(daemon.wait_exit(EXIT).code(), Some(0));
+    let (code, output) = verify(&profile, &[]);
+    assert_eq!(code, 1, "{output}");
+    let line = criterion(&output, "ticks regular");
+    assert!(
+        line.starts_with("FAIL") && line.contains("1 gap(s)"),
+        "{line}"
+    );
+    assert!(
+        criterion(&output, "every tick has pages=1").starts_with("PASS"),
+        "only the gap fails: {output}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_gives_the_same_answers_on_sqlite_and_postgres_and_matches_the_seed_sql() {
+    let Some(base) = postgres_base_url() else {
+        return;
+    };
+    let profile = Profile::new("report-both");
+    let mut daemon = launch_daemon(&profile, &[]);
+    let lines = daemon.lines.clone();
+    tokio::task::spawn_blocking(move || lines.wait_for_nth(5, START, is_tick_line))
+        .await
+        .expect("join");
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    tokio::task::spawn_blocking(move || daemon.wait_exit(EXIT))
+        .await
+        .expect("join");
+
+    // The same run's events, in both stores.
+    let sqlite = executor::store::open(&executor::settings::DatabaseUrl::Sqlite(profile.db()))
+        .await
+        .expect("sqlite");
+    let url = postgres_schema(&base).await;
+    let postgres = executor::store::open(&executor::settings::DatabaseUrl::Postgres(url.clone()))
+        .await
+        .expect("postgres");
+    for event in sqlite
+        .event_list(&Default::default())
+        .await
+        .expect("events")
+    {
+        postgres.event_insert(&event).await.expect("copy");
+    }
+    let since = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let from_sqlite = executor::report::Report::collect(sqlite.as_ref(), since)
+        .await
+        .expect("report");
+    let from_postgres = executor::report::Report::collect(postgres.as_ref(), since)
+        .await
+        .expect("report");
+    assert_eq!(from_sqlite.ticks, from_postgres.ticks);
+    assert_eq!(
+        from_sqlite.page_distribution(),
+        from_postgres.page_distribution()
+    );
+    assert_eq!(from_sqlite.failure_rate(), from_postgres.failure_rate());
+    assert!(from_sqlite.ticks.len() >= 5);
+
+    // The seed's SQL, verbatim, on PostgreSQL: the same numbers.
+    let client = postgres_client(&url).await;
+    let seed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/seed_queries.sql"
+    ))
+    .expect("seed");
+    let queries: Vec<&str> = seed
+        .split(";\n")
+        .map(str::trim)
+        .filter(|q| q.contains("SELECT"))
+        .collect();
+    let distribution = client.query(queries[1], &[]).await.expect("distribution");
+    let ours = from_postgres.page_distribution();
+    assert_eq!(distribution.len(), ours.len());
+    for (row, (pages, count, _, _)) in distribution.iter().zip(&ours) {
+        assert_eq!(
+            row.get::<_, Option<String>>("pages"),
+            Some(pages.to_string())
+        );
+        assert_eq!(row.get::<_, i64>("count") as usize, *count);
+    }
+    let failure = client
+        .query_one(queries[2], &[])
+        .await
+        .expect("failure rate");
+    let (total, failed, _) = from_postgres.failure_rate();
+    assert_eq!(failure.get::<_, i64>("total_ticks") as usize, total);
+    assert_eq!(failure.get::<_, i64>("failed_ticks") as usize, failed);
+}
+
+#[test]
+fn verify_run_runs_the_daemon_with_these_settings_then_verifies_that_run() {
+    let profile = Profile::new("verify-run");
+    let (code, output) = run(
+        &mut command(
+            &profile.dir,
+            &[
+                "--browser-mode",
+                "launch",
+                "--cdp-port",
+                "0",
+                "--tick-interval",
+                "300ms",
+                "verify",
+                "--run",
+                "3s",
+            ],
+        ),
+        START,
+    );
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("run over: touching"), "{output}");
+    assert!(output.contains("All 8 criteria pass."), "{output}");
+    assert!(
+        tick_lines(&profile.path("executor.log")).len() >= 5,
+        "ticked every 300 ms for 3 s"
+    );
+    assert!(
+        !profile.path("STOP_EXECUTOR").exists(),
+        "the STOP switch it pulled is removed again"
+    );
+}

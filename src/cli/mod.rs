@@ -11,10 +11,13 @@ mod chrome;
 mod daemon;
 mod demo;
 mod enqueue;
+mod events;
 mod jobs;
+mod report;
 mod sandbox;
 mod status;
 mod stop;
+mod verify;
 
 use crate::settings::{self, Layer, Settings};
 use clap::{Args, Parser, Subcommand};
@@ -162,6 +165,12 @@ pub enum Command {
     Sandbox(sandbox::SandboxArgs),
     /// The whole system end to end on this machine: sandbox, headless browser, SQLite, posts and replies, proof
     Demo(demo::DemoArgs),
+    /// Recent system_events rows
+    Events(events::EventsArgs),
+    /// Recent ticks, page-count distribution, failure rate, what was published
+    Report(report::ReportArgs),
+    /// The stability checklist, PASS/FAIL with evidence; exit 0 only when all pass
+    Verify(verify::VerifyArgs),
 }
 
 /// Opens the store for a command, or prints why not and returns the exit code.
@@ -216,6 +225,9 @@ pub fn main() -> i32 {
             Command::Jobs(args) => jobs::run(&settings, &args).await,
             Command::Sandbox(args) => sandbox::run(&args).await,
             Command::Demo(args) => demo::run(&settings, &args).await,
+            Command::Events(args) => events::run(&settings, &args).await,
+            Command::Report(args) => report::run(&settings, &args).await,
+            Command::Verify(args) => verify::run(&settings, &args).await,
         }
     });
     // Do not wait for blocking tasks still parked on I/O (e.g. a stopped browser's pipe).

@@ -1,0 +1,146 @@
+//! `executor verify [--since 60m] [--run DURATION]`: the stability checklist (SPEC §6.4) from the
+//! stored events, the jobs and the lock. Exit 0 only when every criterion passes.
+//! `--run` first runs the daemon on the current settings for that long (a progress bar on
+//! stderr), stops it through the STOP switch, then verifies that run: the seed's 60-minute test
+//! as one command.
+
+use crate::report::{LockState, Report};
+use crate::settings::Settings;
+use clap::Args;
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The window: a duration back from now (60m, 24h) or an RFC 3339 UTC time
+    #[arg(long, default_value = "60m", value_name = "WINDOW")]
+    pub since: String,
+    /// Run the daemon this long first (e.g. 60m), then verify that run
+    #[arg(long, value_name = "DURATION")]
+    pub run: Option<String>,
+}
+
+pub async fn run(settings: &Settings, args: &VerifyArgs) -> i32 {
+    let mut since = match super::events::parse_since(&args.since) {
+        Ok(since) => since,
+        Err(reason) => {
+            eprintln!("error: {reason}");
+            return super::EXIT_USAGE;
+        }
+    };
+    if let Some(duration) = &args.run {
+        let duration = match crate::settings::parse_duration(duration) {
+            Ok(d) if !d.is_zero() => d,
+            _ => {
+                eprintln!("error: --run {duration:?} is not a duration such as 10m or 60m");
+                return super::EXIT_USAGE;
+            }
+        };
+        match run_for(settings, duration).await {
+            Ok(started) => since = started,
+            Err(code) => return code,
+        }
+    }
+    let store = match super::open_store(settings).await {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let report = match Report::collect(store.as_ref(), since).await {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return super::EXIT_FAILURE;
+        }
+    };
+    let checklist = report.checklist(&LockState::read(&settings.lock_path()));
+    println!(
+        "Stability checklist, {} → {}",
+        crate::clock::format_ts(report.since),
+        crate::clock::format_ts(report.until)
+    );
+    for criterion in &checklist {
+        println!(
+            "{}  {:<56} {}",
+            if criterion.pass { "PASS" } else { "FAIL" },
+            criterion.name,
+            criterion.evidence
+        );
+    }
+    let failed = checklist.iter().filter(|c| !c.pass).count();
+    if failed == 0 {
+        println!("All {} criteria pass.", checklist.len());
+        super::EXIT_OK
+    } else {
+        println!("{failed} of {} criteria fail.", checklist.len());
+        super::EXIT_FAILURE
+    }
+}
+
+/// Runs the daemon for `duration` with a progress bar, then the STOP switch. Returns when the run
+/// started (the window to verify).
+async fn run_for(settings: &Settings, duration: Duration) -> Result<SystemTime, i32> {
+    if crate::stop::stop_file_present(&settings.stop_path()).is_some() {
+        eprintln!(
+            "error: the STOP switch {} is present; remove it to run",
+            settings.stop_path().display()
+        );
+        return Err(super::EXIT_USAGE);
+    }
+    let started_at = SystemTime::now();
+    let mut child = match std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .arg("daemon")
+            // Exactly the settings this command runs with, whatever their source.
+            .envs(crate::settings::to_env(settings))
+            .env_remove("STOP_EXECUTOR")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    }) {
+        Ok(child) => child,
+        Err(err) => {
+            eprintln!("error: cannot start the daemon: {err}");
+            return Err(super::EXIT_FAILURE);
+        }
+    };
+    let started = Instant::now();
+    let mut stderr = std::io::stderr();
+    while started.elapsed() < duration {
+        if let Ok(Some(status)) = child.try_wait() {
+            eprintln!("\nthe daemon exited early ({status}); verifying what it did");
+            break;
+        }
+        let done = started.elapsed().as_secs_f64() / duration.as_secs_f64();
+        let filled = (done * 40.0) as usize;
+        let _ = write!(
+            stderr,
+            "\r[{}{}] {:>3.0}%  {}s of {}s  (log: {})",
+            "#".repeat(filled),
+            "-".repeat(40 - filled.min(40)),
+            done * 100.0,
+            started.elapsed().as_secs(),
+            duration.as_secs(),
+            settings.log_path().display()
+        );
+        let _ = stderr.flush();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!("\nrun over: touching {}", settings.stop_path().display());
+    let _ = std::fs::write(settings.stop_path(), "");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let waited = loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = std::fs::remove_file(settings.stop_path());
+    if !waited {
+        let _ = child.kill();
+        eprintln!("the daemon did not stop within 15 s (the checklist will say so)");
+    }
+    Ok(started_at)
+}

@@ -1,0 +1,503 @@
+//! The proof (SPEC §6.3, §6.4): what the stored events say about a window of time.
+//!
+//! [`Report::collect`] reads the events and jobs once; the three reports of the seed document
+//! (recent ticks, page-count distribution, failure rate) and the extras (published posts,
+//! uncertain and dead jobs, browser restarts, stray pages closed) are computed from them here,
+//! in one place, so SQLite and PostgreSQL give the same answers by construction. On PostgreSQL
+//! the seed's own SQL gives the same numbers (tested).
+//!
+//! [`Report::checklist`] evaluates the stability checklist; every criterion can fail, and an
+//! empty window fails ("no ticks") rather than passing vacuously.
+
+use crate::events::{self, Event};
+use crate::jobs::JobQuery;
+use crate::store::{EventQuery, Store, StoreError};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, SystemTime};
+
+/// How long STOP may take, request to exit (SPEC §2).
+pub const STOP_BOUND: Duration = Duration::from_secs(10);
+
+/// One tick, as the seed's "recent ticks" query shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TickRow {
+    pub created_at: SystemTime,
+    pub run_id: String,
+    pub pages: i64,
+    pub chrome_pids: String,
+    pub posting_ready: i64,
+    pub posting_attempts: i64,
+    pub reply_ready: i64,
+    pub reply_attempts: i64,
+    pub backoff_seconds: f64,
+    pub duration_ms: u64,
+    pub last_error: Option<String>,
+}
+
+/// A published post or reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishedRow {
+    pub created_at: SystemTime,
+    pub job_id: i64,
+    pub kind: String,
+    pub post_id: Option<String>,
+    pub url: Option<String>,
+}
+
+/// Everything the reports and the checklist need, read once.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub since: SystemTime,
+    pub until: SystemTime,
+    pub ticks: Vec<TickRow>,
+    pub published: Vec<PublishedRow>,
+    pub uncertain_jobs: Vec<(i64, String)>,
+    pub dead_jobs: Vec<(i64, String)>,
+    pub strays_closed: u64,
+    pub browser_losses: u64,
+    pub browser_restarts: u64,
+    pub hard_caps: Vec<SystemTime>,
+    pub stops: Vec<StopRow>,
+    /// Per run: the tick interval, runtime cap and largest backoff it ran with.
+    pub runs: HashMap<String, RunSettings>,
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StopRow {
+    pub run_id: String,
+    pub requested_ms_before_line: u64,
+    pub stop_at: SystemTime,
+    pub exit_at: Option<SystemTime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunSettings {
+    pub interval: Duration,
+    pub tick_timeout: Duration,
+    pub max_backoff: Duration,
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn run_of(event: &Event) -> String {
+    text(&event.event_data["run_id"])
+}
+
+impl Report {
+    /// Reads the window `[since, now]`.
+    pub async fn collect(store: &dyn Store, since: SystemTime) -> Result<Report, StoreError> {
+        let events = store
+            .event_list(&EventQuery {
+                types: Vec::new(),
+                since: Some(since),
+                limit: None,
+            })
+            .await?;
+        let jobs_in = |state: &str| JobQuery {
+            states: vec![state.to_string()],
+            kind: None,
+            limit: None,
+        };
+        let summary = |job: &crate::jobs::Job| (job.id, crate::tick::one_line(&job.text));
+        let uncertain_jobs = store
+            .job_list(&jobs_in("uncertain"))
+            .await?
+            .iter()
+            .map(summary)
+            .collect();
+        let dead_jobs = store
+            .job_list(&jobs_in("dead"))
+            .await?
+            .iter()
+            .map(summary)
+            .collect();
+        let mut report = Report {
+            since,
+            until: SystemTime::now(),
+            ticks: Vec::new(),
+            published: Vec::new(),
+            uncertain_jobs,
+            dead_jobs,
+            strays_closed: 0,
+            browser_losses: 0,
+            browser_restarts: 0,
+            hard_caps: Vec::new(),
+            stops: Vec::new(),
+            runs: HashMap::new(),
+            events: Vec::new(),
+        };
+        let mut exits: HashMap<String, SystemTime> = HashMap::new();
+        for event in &events {
+            let data = &event.event_data;
+            match event.event_type.as_str() {
+                events::TICK => report.ticks.push(TickRow {
+                    created_at: event.created_at,
+                    run_id: run_of(event),
+                    pages: data["pages"].as_i64().unwrap_or(0),
+                    chrome_pids: text(&data["chrome_pids"]),
+                    posting_ready: data["posting_ready"].as_i64().unwrap_or(0),
+                    posting_attempts: data["posting_attempts"].as_i64().unwrap_or(0),
+                    reply_ready: data["reply_ready"].as_i64().unwrap_or(0),
+                    reply_attempts: data["reply_attempts"].as_i64().unwrap_or(0),
+                    backoff_seconds: data["backoff_seconds"].as_f64().unwrap_or(0.0),
+                    duration_ms: data["duration_ms"].as_u64().unwrap_or(0),
+                    last_error: data["last_error"].as_str().map(str::to_string),
+                }),
+                events::POST_SUCCESS | events::REPLY_SUCCESS => {
+                    report.published.push(PublishedRow {
+                        created_at: event.created_at,
+                        job_id: data["job_id"].as_i64().unwrap_or(0),
+                        kind: text(&data["kind"]),
+                        post_id: data["post_id"].as_str().map(str::to_string),
+                        url: data["url"].as_str().map(str::to_string),
+                    })
+                }
+                events::PAGE_CAP_ENFORCED => {
+                    report.strays_closed += data["closed"].as_u64().unwrap_or(0)
+                }
+                events::BROWSER_LOST => report.browser_losses += 1,
+                events::BROWSER_RECYCLED if data["browser_restarted"] == json!(true) => {
+                    report.browser_restarts += 1
+                }
+                events::HARD_CAP_EXCEEDED => report.hard_caps.push(event.created_at),
+                events::STOP => report.stops.push(StopRow {
+                    run_id: run_of(event),
+                    requested_ms_before_line: data["ms_since_request"].as_u64().unwrap_or(0),
+                    stop_at: event.created_at,
+                    exit_at: None,
+                }),
+                events::EXIT => {
+                    exits.insert(run_of(event), event.created_at);
+                }
+                events::BOOT => {
+                    let ms = |key: &str| Duration::from_millis(data[key].as_u64().unwrap_or(0));
+                    let max_backoff = data["backoff_ms"]
+                        .as_array()
+                        .and_then(|list| list.iter().filter_map(Value::as_u64).max())
+                        .map(Duration::from_millis)
+                        .unwrap_or(Duration::from_secs(600));
+                    report.runs.insert(
+                        run_of(event),
+                        RunSettings {
+                            interval: ms("tick_interval_ms"),
+                            tick_timeout: ms("tick_timeout_ms"),
+                            max_backoff,
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        for stop in &mut report.stops {
+            stop.exit_at = exits.get(&stop.run_id).copied();
+        }
+        report.events = events;
+        Ok(report)
+    }
+
+    /// The seed's "page count distribution": (pages, count, first seen, last seen).
+    pub fn page_distribution(&self) -> Vec<(i64, usize, SystemTime, SystemTime)> {
+        let mut rows: BTreeMap<i64, (usize, SystemTime, SystemTime)> = BTreeMap::new();
+        for tick in &self.ticks {
+            let row = rows
+                .entry(tick.pages)
+                .or_insert((0, tick.created_at, tick.created_at));
+            row.0 += 1;
+            row.1 = row.1.min(tick.created_at);
+            row.2 = row.2.max(tick.created_at);
+        }
+        rows.into_iter()
+            .map(|(pages, (n, first, last))| (pages, n, first, last))
+            .collect()
+    }
+
+    /// The seed's "failure rate": (total ticks, failed ticks, percent, two decimals).
+    pub fn failure_rate(&self) -> (usize, usize, f64) {
+        let total = self.ticks.len();
+        let failed = self.ticks.iter().filter(|t| t.last_error.is_some()).count();
+        let pct = if total == 0 {
+            0.0
+        } else {
+            (10000.0 * failed as f64 / total as f64).round() / 100.0
+        };
+        (total, failed, pct)
+    }
+
+    /// SPEC §6.4, each criterion with its evidence. `lock` is what the lock file says now.
+    pub fn checklist(&self, lock: &LockState) -> Vec<Criterion> {
+        let mut out = Vec::new();
+        let ticks = self.ticks.len();
+
+        let not_one: Vec<&TickRow> = self.ticks.iter().filter(|t| t.pages != 1).collect();
+        out.push(Criterion::new(
+            "every tick has pages=1",
+            ticks > 0 && not_one.is_empty(),
+            if ticks == 0 {
+                "no ticks in the window".to_string()
+            } else if not_one.is_empty() {
+                format!("{ticks} ticks, all pages=1")
+            } else {
+                format!(
+                    "{} of {ticks} ticks with pages≠1, e.g. {}",
+                    not_one.len(),
+                    not_one
+                        .iter()
+                        .take(5)
+                        .map(|t| format!(
+                            "{} pages={}",
+                            crate::clock::format_ts(t.created_at),
+                            t.pages
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+        ));
+
+        let pid_sets: BTreeSet<&str> = self
+            .ticks
+            .iter()
+            .map(|t| t.chrome_pids.as_str())
+            .filter(|p| *p != "[]" && !p.is_empty())
+            .collect();
+        let runs: BTreeSet<&str> = self.ticks.iter().map(|t| t.run_id.as_str()).collect();
+        let allowed = runs.len() as u64 + self.browser_losses + self.browser_restarts;
+        out.push(Criterion::new(
+            "managed browser pids stable (no growth)",
+            ticks > 0 && pid_sets.len() as u64 <= allowed.max(1),
+            format!(
+                "{} distinct pid set(s) {} over {} run(s), {} browser loss(es), {} restart(s)",
+                pid_sets.len(),
+                pid_sets
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                runs.len(),
+                self.browser_losses,
+                self.browser_restarts
+            ),
+        ));
+
+        let mut gaps = Vec::new();
+        for pair in self.ticks.windows(2) {
+            let (previous, next) = (&pair[0], &pair[1]);
+            if previous.run_id != next.run_id {
+                continue; // a restart, not a gap in one run's ticks
+            }
+            let Some(run) = self.runs.get(&next.run_id) else {
+                continue;
+            };
+            let gap = next
+                .created_at
+                .duration_since(previous.created_at)
+                .unwrap_or_default();
+            let backoff = Duration::from_secs_f64(previous.backoff_seconds.max(0.0));
+            // Start to start: the interval (or the backoff), the next tick's own run time up to
+            // its cap, the jitter, and a little slack for a busy machine.
+            let allowed = run.interval.max(backoff)
+                + Duration::from_millis(next.duration_ms).min(run.tick_timeout)
+                + Duration::from_secs(5)
+                + run.interval / 10;
+            if gap > allowed {
+                gaps.push(format!(
+                    "{} → {}: {:.1}s (allowed {:.1}s)",
+                    crate::clock::format_ts(previous.created_at),
+                    crate::clock::format_ts(next.created_at),
+                    gap.as_secs_f64(),
+                    allowed.as_secs_f64()
+                ));
+            }
+        }
+        out.push(Criterion::new(
+            "ticks regular (no gap above interval + backoff + slack)",
+            ticks > 1 && gaps.is_empty(),
+            if ticks < 2 {
+                format!("{ticks} tick(s): not enough to judge")
+            } else if gaps.is_empty() {
+                format!("{ticks} ticks, no gap")
+            } else {
+                format!(
+                    "{} gap(s): {}",
+                    gaps.len(),
+                    gaps.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+                )
+            },
+        ));
+
+        out.push(Criterion::new(
+            "no HARD CAP EXCEEDED",
+            self.hard_caps.is_empty(),
+            if self.hard_caps.is_empty() {
+                "none".to_string()
+            } else {
+                format!(
+                    "{} at {}",
+                    self.hard_caps.len(),
+                    self.hard_caps
+                        .iter()
+                        .map(|t| crate::clock::format_ts(*t))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+        ));
+
+        let (lock_ok, lock_evidence) = match lock {
+            LockState::HeldByLiveDaemon { pid } => {
+                (true, format!("daemon pid {pid} running, lock file present"))
+            }
+            LockState::Absent => (true, "no daemon running, no lock file".to_string()),
+            LockState::Stale { pid } => (
+                false,
+                format!(
+                    "lock file left by pid {pid}, which is not running: it did not exit cleanly"
+                ),
+            ),
+            LockState::Unreadable => (false, "lock file present but unreadable".to_string()),
+        };
+        out.push(Criterion::new(
+            "lock present while running, gone after exit",
+            lock_ok,
+            lock_evidence,
+        ));
+
+        let slow: Vec<String> = self
+            .stops
+            .iter()
+            .filter_map(|stop| {
+                let exit = stop.exit_at?;
+                let total = exit.duration_since(stop.stop_at).unwrap_or_default()
+                    + Duration::from_millis(stop.requested_ms_before_line);
+                (total > STOP_BOUND)
+                    .then(|| format!("run {} took {:.1}s", stop.run_id, total.as_secs_f64()))
+            })
+            .collect();
+        let never: Vec<&StopRow> = self
+            .stops
+            .iter()
+            .filter(|s| {
+                s.exit_at.is_none() && matches!(lock, LockState::Absent | LockState::Stale { .. })
+            })
+            .collect();
+        out.push(Criterion::new(
+            "STOP honoured within 10 s when used",
+            slow.is_empty() && never.is_empty(),
+            if self.stops.is_empty() {
+                "STOP not used in the window".to_string()
+            } else if slow.is_empty() && never.is_empty() {
+                let worst = self
+                    .stops
+                    .iter()
+                    .filter_map(|s| {
+                        Some(
+                            s.exit_at?.duration_since(s.stop_at).unwrap_or_default()
+                                + Duration::from_millis(s.requested_ms_before_line),
+                        )
+                    })
+                    .max()
+                    .unwrap_or_default();
+                format!(
+                    "{} stop(s), slowest {:.2}s from request to exit",
+                    self.stops.len(),
+                    worst.as_secs_f64()
+                )
+            } else {
+                format!(
+                    "{}{}",
+                    slow.join("; "),
+                    if never.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {} stop(s) without an exit event", never.len())
+                    }
+                )
+            },
+        ));
+
+        let (total, failed, pct) = self.failure_rate();
+        out.push(Criterion::new(
+            "failure rate reported",
+            total > 0,
+            format!("{failed} of {total} ticks failed ({pct:.2}%)"),
+        ));
+
+        let mut by_job: HashMap<i64, usize> = HashMap::new();
+        let mut by_post: HashMap<&str, BTreeSet<i64>> = HashMap::new();
+        for row in &self.published {
+            *by_job.entry(row.job_id).or_default() += 1;
+            if let Some(post) = row.post_id.as_deref() {
+                by_post.entry(post).or_default().insert(row.job_id);
+            }
+        }
+        let twice: Vec<String> = by_job
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(job, n)| format!("job {job} published {n} times"))
+            .collect();
+        let shared: Vec<String> = by_post
+            .iter()
+            .filter(|(_, jobs)| jobs.len() > 1)
+            .map(|(post, jobs)| format!("post {post} claimed by jobs {jobs:?}"))
+            .collect();
+        out.push(Criterion::new(
+            "no job published twice",
+            twice.is_empty() && shared.is_empty(),
+            if twice.is_empty() && shared.is_empty() {
+                format!("{} published, each once", self.published.len())
+            } else {
+                [twice, shared].concat().join("; ")
+            },
+        ));
+        out
+    }
+}
+
+/// What the lock file says now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockState {
+    HeldByLiveDaemon { pid: u32 },
+    Absent,
+    Stale { pid: u32 },
+    Unreadable,
+}
+
+impl LockState {
+    pub fn read(path: &std::path::Path) -> LockState {
+        if !path.exists() {
+            return LockState::Absent;
+        }
+        match crate::lock::LockOwner::read(path) {
+            Some(owner) if owner.is_alive() => LockState::HeldByLiveDaemon { pid: owner.pid },
+            Some(owner) => LockState::Stale { pid: owner.pid },
+            None => LockState::Unreadable,
+        }
+    }
+}
+
+/// One checklist line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Criterion {
+    pub name: &'static str,
+    pub pass: bool,
+    pub evidence: String,
+}
+
+impl Criterion {
+    fn new(name: &'static str, pass: bool, evidence: String) -> Criterion {
+        Criterion {
+            name,
+            pass,
+            evidence,
+        }
+    }
+}
