@@ -24,6 +24,7 @@ pub mod lock;
 pub mod log;
 pub mod platform;
 pub mod report;
+pub mod report_html;
 pub mod sandbox;
 pub mod settings;
 pub mod sites;

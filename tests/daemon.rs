@@ -1353,3 +1353,94 @@ fn verify_run_runs_the_daemon_with_these_settings_then_verifies_that_run() {
         "the STOP switch it pulled is removed again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_report_opens_offline_and_draws_its_chart() {
+    let profile = Profile::new("report-html");
+    let mut daemon = launch_daemon(&profile, &[]);
+    let lines = daemon.lines.clone();
+    tokio::task::spawn_blocking(move || lines.wait_for_nth(4, START, is_tick_line))
+        .await
+        .expect("join");
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    tokio::task::spawn_blocking(move || daemon.wait_exit(EXIT))
+        .await
+        .expect("join");
+
+    let html_path = profile.path("report.html");
+    let html_arg = html_path.display().to_string();
+    let dir = profile.dir.clone();
+    let (code, output) = tokio::task::spawn_blocking(move || {
+        run(&mut command(&dir, &["report", "--html", &html_arg]), EXIT)
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, 0, "{output}");
+    let html = std::fs::read_to_string(&html_path).expect("html written");
+    for external in ["<script", "<link", " src=", "@import", "url("] {
+        assert!(
+            !html.contains(external),
+            "self-contained: found {external:?}"
+        );
+    }
+
+    // Open it in headless Chromium (a file: URL — no network) and look at the drawn chart.
+    let viewer = Profile::new("report-viewer");
+    let mut flags = executor::settings::Layer::default();
+    flags.flag("browser_mode", Some("launch".into()));
+    flags.flag("cdp_port", Some("0".into()));
+    let settings =
+        executor::settings::resolve(Some(viewer.dir.clone()), &flags, &|_| None).expect("settings");
+    let browser = executor::browser::Browser::new(
+        executor::browser::BrowserConfig::from_settings(&settings),
+        std::sync::Arc::new(|_| {}),
+    );
+    browser.connect().await.expect("browser");
+    browser
+        .navigate(
+            &format!("file://{}", html_path.display()),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("open");
+    let drawn = browser
+        .evaluate(
+            "({ series: document.querySelectorAll('#timeline polyline.series').length, \
+                points: document.querySelectorAll('#timeline circle.point').length, \
+                stops: document.querySelectorAll('#timeline line.stop').length, \
+                width: document.getElementById('timeline').getBoundingClientRect().width, \
+                rows: document.querySelectorAll('#ticks tr').length })",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("inspect");
+    assert_eq!(drawn["series"], 3, "pages, queue depth, backoff: {drawn}");
+    assert!(
+        drawn["points"].as_u64().unwrap_or(0) >= 12,
+        "a point per tick per series: {drawn}"
+    );
+    assert_eq!(drawn["stops"], 1, "the STOP is marked: {drawn}");
+    assert!(
+        drawn["width"].as_f64().unwrap_or(0.0) > 500.0,
+        "laid out: {drawn}"
+    );
+    assert!(
+        drawn["rows"].as_u64().unwrap_or(0) >= 5,
+        "the tick table: {drawn}"
+    );
+    let shot = browser
+        .page_call(
+            "Page.captureScreenshot",
+            serde_json::json!({ "format": "png" }),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("screenshot");
+    let png = shot["data"].as_str().expect("png data");
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
+    let bytes = base64_decode(png);
+    assert!(bytes.starts_with(b"\x89PNG"), "a PNG");
+    std::fs::write(artifacts.join("report.png"), &bytes).expect("keep the screenshot");
+    browser.shutdown().await;
+}

@@ -16,6 +16,9 @@ pub struct ReportArgs {
     /// Print JSON instead of tables
     #[arg(long)]
     pub json: bool,
+    /// Also write a self-contained HTML page (timeline chart + tables) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<std::path::PathBuf>,
 }
 
 pub fn report_json(report: &Report) -> serde_json::Value {
@@ -127,7 +130,15 @@ pub async fn run(settings: &Settings, args: &ReportArgs) -> i32 {
         Ok(store) => store,
         Err(code) => return code,
     };
-    match Report::collect(store.as_ref(), since).await {
+    let collected = Report::collect(store.as_ref(), since).await;
+    if let (Ok(report), Some(path)) = (&collected, &args.html) {
+        if let Err(err) = std::fs::write(path, crate::report_html::render(report)) {
+            eprintln!("error: cannot write {}: {err}", path.display());
+            return super::EXIT_FAILURE;
+        }
+        eprintln!("HTML report written to {}", path.display());
+    }
+    match collected {
         Ok(report) if args.json => {
             println!("{:#}", report_json(&report));
             super::EXIT_OK

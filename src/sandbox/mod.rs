@@ -15,6 +15,8 @@
 
 mod pages;
 
+pub use pages::escape as escape_html;
+
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
