@@ -194,11 +194,13 @@ async fn run_locked(
         run_id: uuid::Uuid::new_v4().to_string(),
         executor_id: settings.executor_id.clone(),
     };
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let sink = EventSink::start(
         store.clone(),
         Spool::new(settings.spool_path()),
         identity.clone(),
-    );
+    )
+    .with_observer(metrics.clone());
     sink.record(
         events::BOOT,
         Severity::Info,
@@ -257,7 +259,32 @@ async fn run_locked(
         memory_cap_bytes: settings.memory_cap_bytes,
     };
 
-    let exit = tick_loop(settings, shutdown, &ctx, &log, &sink).await;
+    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(addr) = settings.metrics_addr {
+        let stopped = async move {
+            let _ = metrics_stopped.await;
+        };
+        match crate::metrics::serve(
+            addr,
+            metrics.clone(),
+            store.clone(),
+            browser.clone(),
+            stopped,
+        )
+        .await
+        {
+            Ok(bound) => log.info(&format!(
+                "Metrics on http://{bound}/metrics, health on http://{bound}/healthz"
+            )),
+            Err(err) => log.error(&format!(
+                "Cannot serve metrics on {addr}: {err} (going on without them)"
+            )),
+        }
+    }
+    let notifier = crate::metrics::Notifier::from_env();
+    let exit = tick_loop(settings, shutdown, &ctx, &log, &sink, &metrics, &notifier).await;
+    notifier.send("STOPPING=1");
+    let _ = metrics_stop.send(());
 
     // On the way out, in SPEC §2's order: the STOP line, "Cleaning up...", then (in `run`)
     // "Lock released" and "Exited gracefully".
@@ -302,6 +329,8 @@ async fn tick_loop(
     ctx: &TickContext,
     log: &Logger,
     sink: &EventSink,
+    metrics: &crate::metrics::Metrics,
+    notifier: &crate::metrics::Notifier,
 ) -> Exit {
     let mut consecutive_failures: u32 = 0;
     let mut tick_number: u64 = 0;
@@ -384,6 +413,17 @@ async fn tick_loop(
                 last_error,
             };
         }
+
+        // Progress, for /healthz and systemd's watchdog: the next tick must complete within
+        // its wait, its runtime cap and some slack.
+        let budget = settings.tick_interval.max(result.backoff)
+            + settings.tick_timeout
+            + Duration::from_secs(10);
+        metrics.tick_completed(budget);
+        if tick_number == 1 {
+            notifier.send("READY=1");
+        }
+        notifier.send("WATCHDOG=1");
 
         // Fixed rate: the next start is one interval after this one (a tick that overran
         // starts the next at once, without a burst to catch up). Backoff overrides.

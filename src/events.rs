@@ -229,6 +229,8 @@ enum Message {
 pub struct EventSink {
     tx: mpsc::UnboundedSender<Message>,
     pub identity: Identity,
+    /// Sees every event on its way to the store (the metrics count from it).
+    observer: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// How long one insert may take before the event is spooled instead.
@@ -241,11 +243,24 @@ impl EventSink {
     pub fn start(store: Arc<dyn Store>, spool: Spool, identity: Identity) -> EventSink {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(writer(store, spool, rx));
-        EventSink { tx, identity }
+        EventSink {
+            tx,
+            identity,
+            observer: None,
+        }
+    }
+
+    /// Every event emitted from now on is also counted by `metrics`.
+    pub fn with_observer(mut self, metrics: Arc<crate::metrics::Metrics>) -> EventSink {
+        self.observer = Some(metrics);
+        self
     }
 
     /// Queues one event.
     pub fn emit(&self, event: Event) {
+        if let Some(observer) = &self.observer {
+            observer.observe(&event);
+        }
         let _ = self.tx.send(Message::Event(Box::new(event)));
     }
 

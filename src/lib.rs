@@ -22,6 +22,7 @@ pub mod jobs;
 pub mod lanes;
 pub mod lock;
 pub mod log;
+pub mod metrics;
 pub mod platform;
 pub mod report;
 pub mod report_html;
