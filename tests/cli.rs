@@ -249,3 +249,116 @@ async fn enqueue_keys_times_and_bulk_work_as_operators_expect() {
         assert_eq!(code, 2, "{output}");
     }
 }
+
+#[test]
+fn the_systemd_unit_verifies_and_keeps_a_stop_down() {
+    let profile = Profile::new("svc-systemd");
+    let (code, unit) = run(
+        &mut command(
+            &profile.dir,
+            &["--tick-interval", "30s", "service", "systemd"],
+        ),
+        DEADLINE,
+    );
+    assert_eq!(code, 0, "{unit}");
+    let value = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key}= in:\n{unit}"))
+            .to_string()
+    };
+    assert_eq!(value("Type"), "notify");
+    assert_eq!(
+        value("Restart"),
+        "on-failure",
+        "a STOP exits 0 and stays down"
+    );
+    assert_eq!(value("KillMode"), "control-group");
+    assert!(
+        value("TimeoutStopSec").parse::<u64>().expect("seconds") > 10,
+        "above the STOP bound"
+    );
+    let watchdog: u64 = value("WatchdogSec").parse().expect("seconds");
+    assert!(
+        watchdog >= 600 + 300,
+        "longer than the longest backoff plus the tick cap: {watchdog}"
+    );
+    assert!(
+        unit.contains("Environment=\"EXECUTOR_TICK_INTERVAL=30s\""),
+        "these settings travel with it"
+    );
+    assert!(unit.contains(&format!(
+        "Environment=\"RUNNER_PROFILE_DIR={}\"",
+        profile.dir.display()
+    )));
+
+    // The real check where the machine has it.
+    if std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let file = profile.path("executor.service");
+        std::fs::write(&file, &unit).expect("write unit");
+        let out = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&file)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "systemd-analyze verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).trim().is_empty(),
+            "no warnings: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!("systemd-analyze not available: checked by parsing only");
+    }
+}
+
+#[test]
+fn the_launchd_plist_is_well_formed_and_keeps_a_stop_down() {
+    let profile = Profile::new("svc-launchd");
+    let (code, plist) = run(
+        &mut command(&profile.dir, &["service", "launchd"]),
+        DEADLINE,
+    );
+    assert_eq!(code, 0, "{plist}");
+    assert!(plist.starts_with("<?xml"));
+    assert!(
+        plist.contains("<key>KeepAlive</key>\n  <dict><key>SuccessfulExit</key><false/></dict>"),
+        "{plist}"
+    );
+    assert!(plist.contains("<key>ThrottleInterval</key><integer>30</integer>"));
+    let parse = std::process::Command::new("python3")
+        .args(["-c", "import plistlib,sys,json; d=plistlib.loads(sys.stdin.buffer.read()); print(json.dumps({'keepalive': d['KeepAlive'], 'args': d['ProgramArguments'], 'profile': d['EnvironmentVariables']['RUNNER_PROFILE_DIR']}))"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    match parse {
+        Ok(mut child) => {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(plist.as_bytes())
+                .expect("write");
+            let out = child.wait_with_output().expect("parse");
+            assert!(
+                out.status.success(),
+                "plistlib: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+            assert_eq!(parsed["keepalive"]["SuccessfulExit"], false);
+            assert_eq!(parsed["args"][1], "daemon");
+            assert_eq!(parsed["profile"], profile.dir.display().to_string());
+        }
+        Err(_) => eprintln!("python3 not available: checked by text only"),
+    }
+}

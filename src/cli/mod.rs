@@ -15,6 +15,7 @@ mod events;
 mod jobs;
 mod report;
 mod sandbox;
+mod service;
 mod status;
 mod stop;
 mod verify;
@@ -171,6 +172,8 @@ pub enum Command {
     Report(report::ReportArgs),
     /// The stability checklist, PASS/FAIL with evidence; exit 0 only when all pass
     Verify(verify::VerifyArgs),
+    /// Print a systemd unit or launchd plist that runs the daemon with these settings
+    Service(service::ServiceArgs),
 }
 
 /// Opens the store for a command, or prints why not and returns the exit code.
@@ -228,6 +231,7 @@ pub fn main() -> i32 {
             Command::Events(args) => events::run(&settings, &args).await,
             Command::Report(args) => report::run(&settings, &args).await,
             Command::Verify(args) => verify::run(&settings, &args).await,
+            Command::Service(args) => service::run(&settings, &args),
         }
     });
     // Do not wait for blocking tasks still parked on I/O (e.g. a stopped browser's pipe).
