@@ -1186,6 +1186,36 @@ fn verify_passes_after_a_short_clean_run_and_fails_on_an_empty_window() {
         criterion(&output, "STOP honoured").contains("1 stop(s)"),
         "{output}"
     );
+
+    // executor events: filtered by type and window, as a table or JSON lines.
+    let (code, output) = run(
+        &mut command(
+            &profile.dir,
+            &["events", "--type", "EXECUTOR_DAEMON_STOP", "--json"],
+        ),
+        EXIT,
+    );
+    assert_eq!(code, 0, "{output}");
+    let stops: Vec<serde_json::Value> = output
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON event per line"))
+        .collect();
+    assert_eq!(stops.len(), 1);
+    assert_eq!(stops[0]["event_type"], "EXECUTOR_DAEMON_STOP");
+    let (code, output) = run(
+        &mut command(&profile.dir, &["events", "--since", "10m"]),
+        EXIT,
+    );
+    assert_eq!(code, 0);
+    assert!(
+        output.contains("EXECUTOR_DAEMON_BOOT") && output.contains("EXECUTOR_DAEMON_EXIT"),
+        "{output}"
+    );
+    let (code, output) = run(
+        &mut command(&profile.dir, &["events", "--since", "yesterday-ish"]),
+        EXIT,
+    );
+    assert_eq!(code, 2, "{output}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
