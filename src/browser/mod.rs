@@ -471,20 +471,7 @@ impl Browser {
                 deadline,
             )
             .await?;
-        if let Some(details) = result.get("exceptionDetails") {
-            let text = details
-                .pointer("/exception/description")
-                .or_else(|| details.get("text"))
-                .and_then(Value::as_str)
-                .unwrap_or("exception");
-            return Err(BrowserError::Script(
-                text.lines().next().unwrap_or(text).to_string(),
-            ));
-        }
-        Ok(result
-            .pointer("/result/value")
-            .cloned()
-            .unwrap_or(Value::Null))
+        script_value(&result)
     }
 
     /// Calls `declaration` (a JavaScript function) in our page with `args` passed as data —
@@ -527,20 +514,7 @@ impl Browser {
                 deadline,
             )
             .await?;
-        if let Some(details) = result.get("exceptionDetails") {
-            let text = details
-                .pointer("/exception/description")
-                .or_else(|| details.get("text"))
-                .and_then(Value::as_str)
-                .unwrap_or("exception");
-            return Err(BrowserError::Script(
-                text.lines().next().unwrap_or(text).to_string(),
-            ));
-        }
-        Ok(result
-            .pointer("/result/value")
-            .cloned()
-            .unwrap_or(Value::Null))
+        script_value(&result)
     }
 
     /// Waits until `selector` matches an element in our page.
@@ -983,4 +957,23 @@ async fn browser_pid(conn: &Connection) -> Option<u32> {
         .find(|p| p["type"].as_str() == Some("browser"))
         .and_then(|p| p["id"].as_u64())
         .and_then(|id| u32::try_from(id).ok())
+}
+
+/// The value of a `Runtime.evaluate` / `Runtime.callFunctionOn` answer, or the script's exception
+/// (its first line) as an error.
+fn script_value(result: &Value) -> Result<Value, BrowserError> {
+    if let Some(details) = result.get("exceptionDetails") {
+        let text = details
+            .pointer("/exception/description")
+            .or_else(|| details.get("text"))
+            .and_then(Value::as_str)
+            .unwrap_or("exception");
+        return Err(BrowserError::Script(
+            text.lines().next().unwrap_or(text).to_string(),
+        ));
+    }
+    Ok(result
+        .pointer("/result/value")
+        .cloned()
+        .unwrap_or(Value::Null))
 }
