@@ -1536,8 +1536,13 @@ async fn metrics_parse_as_prometheus_text_and_match_the_stored_events() {
                 .expect("events")
         }
     };
-    eventually("strays recorded", START, || async {
-        !count("EXECUTOR_PAGE_CAP_ENFORCED").await.is_empty()
+    eventually("all three strays recorded", START, || async {
+        count("EXECUTOR_PAGE_CAP_ENFORCED")
+            .await
+            .iter()
+            .map(|e| e.event_data["closed"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+            >= 3
     })
     .await;
 
