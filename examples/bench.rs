@@ -318,6 +318,7 @@ mod jobs_bench {
     fn claim() -> Claim {
         Claim {
             kind: Kind::Post,
+            account: String::new(),
             owner: "bench".into(),
             lease_for: Duration::from_secs(300),
             limits: Limits::OFF,

@@ -18,10 +18,11 @@
 //! `process::exit`: every path returns to `main` so cleanup always runs.
 
 use crate::browser::{Browser, BrowserConfig, Notice};
-use crate::events::{self, EventSink, Identity, Severity, Spool};
+use crate::events::{self, Identity, Severity};
 use crate::lock::{LockError, PidLock, Previous};
 use crate::log::Logger;
 use crate::settings::{format_duration, Settings};
+use crate::sink::{EventSink, Spool};
 use crate::stop::{self, Shutdown, StopReason};
 use crate::tick::{self, TickContext, TickOutcome, TickResult, TickWork};
 use serde_json::json;
@@ -195,6 +196,9 @@ async fn run_locked(
         executor_id: settings.executor_id.clone(),
     };
     let metrics = Arc::new(crate::metrics::Metrics::default());
+    // The metrics see every event once: the sink shows them what it queues, the store what its
+    // job transitions wrote (actions, rate limits, rescues never pass the sink).
+    store.set_observer(metrics.clone());
     let sink = EventSink::start(
         store.clone(),
         Spool::new(settings.spool_path()),
@@ -281,7 +285,7 @@ async fn run_locked(
             )),
         }
     }
-    let notifier = crate::metrics::Notifier::from_env();
+    let notifier = crate::notify::Notifier::from_env();
     let exit = tick_loop(settings, shutdown, &ctx, &log, &sink, &metrics, &notifier).await;
     notifier.send("STOPPING=1");
     let _ = metrics_stop.send(());
@@ -330,7 +334,7 @@ async fn tick_loop(
     log: &Logger,
     sink: &EventSink,
     metrics: &crate::metrics::Metrics,
-    notifier: &crate::metrics::Notifier,
+    notifier: &crate::notify::Notifier,
 ) -> Exit {
     let mut consecutive_failures: u32 = 0;
     let mut tick_number: u64 = 0;

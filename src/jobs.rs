@@ -232,10 +232,12 @@ impl Limits {
     };
 }
 
-/// A claim request for one lane.
+/// A claim request for one lane of one account.
 #[derive(Debug, Clone)]
 pub struct Claim {
     pub kind: Kind,
+    /// The account this executor acts for: only its jobs are claimed.
+    pub account: String,
     pub owner: String,
     pub lease_for: Duration,
     pub limits: Limits,
@@ -250,11 +252,11 @@ pub enum ClaimOutcome {
     Claimed(Box<Job>),
     /// Nothing due in this lane.
     Empty,
-    /// Something is due, but every account with due work is at its limit until `until`.
+    /// Something is due, but the account is at its limit until `until`.
     RateLimited {
         until: SystemTime,
     },
-    /// The site answered 429: the lane is paused until `until`.
+    /// The site answered 429: the account's lane is paused until `until`.
     BreakerOpen {
         until: SystemTime,
     },
@@ -280,6 +282,278 @@ pub fn retry_delay(attempts: u32, jitter_fraction: f64) -> Duration {
         .saturating_mul(1u64 << attempts.saturating_sub(1).min(10))
         .min(3600);
     Duration::from_secs_f64(base as f64 * (1.0 + jitter_fraction.clamp(0.0, 0.25)))
+}
+
+/// The account's recent actions, as the store counts them for a claim.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecentActions {
+    /// Actions of the lane started in the last hour, and the oldest of them.
+    pub lane_in_last_hour: u64,
+    pub lane_oldest_in_hour: Option<SystemTime>,
+    /// The account's latest action in any lane.
+    pub latest_any_lane: Option<SystemTime>,
+}
+
+impl Claim {
+    /// Whether this claim must look at rate limits at all (benchmarks turn them off).
+    pub fn limited(&self) -> bool {
+        self.limits.per_hour.is_some() || !self.limits.min_gap.is_zero()
+    }
+
+    /// When the account may act next in this lane (`None`: now), by the hourly limit and the
+    /// minimum gap (plus this claim's jitter).
+    pub fn blocked_until(&self, recent: &RecentActions) -> Option<SystemTime> {
+        let mut until: Option<SystemTime> = None;
+        if let Some(per_hour) = self.limits.per_hour {
+            if recent.lane_in_last_hour >= u64::from(per_hour) {
+                until = Some(match recent.lane_oldest_in_hour {
+                    Some(oldest) => oldest + Duration::from_secs(3600),
+                    // per_hour = 0: the lane is paused; look again in a minute.
+                    None => self.now + Duration::from_secs(60),
+                });
+            }
+        }
+        let gap = self.limits.min_gap + self.gap_jitter;
+        if let (false, Some(last)) = (gap.is_zero(), recent.latest_any_lane) {
+            let free_at = last + gap;
+            if free_at > self.now {
+                until = Some(until.map_or(free_at, |u| u.max(free_at)));
+            }
+        }
+        until
+    }
+
+    /// The start of the hourly window.
+    pub fn hour_ago(&self) -> SystemTime {
+        self.now
+            .checked_sub(Duration::from_secs(3600))
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+}
+
+/// What a finished attempt becomes. After `attempting` nothing is known any more, so even a
+/// failure reported as "before the click" becomes `uncertain`; before it, a failure is retried
+/// with backoff until `max_attempts`, then `dead`.
+pub fn finished_state(
+    job: &Job,
+    outcome: &Outcome,
+    now: SystemTime,
+    retry_jitter: f64,
+) -> JobState {
+    let was_attempting = matches!(job.state, JobState::Attempting(_));
+    match outcome {
+        Outcome::Succeeded { post_id, url } => JobState::Succeeded {
+            post_id: post_id.clone(),
+            url: url.clone(),
+        },
+        Outcome::Uncertain { error } => JobState::Uncertain {
+            error: error.clone(),
+            lease: None,
+        },
+        Outcome::FailedBeforeClick { error } if was_attempting => JobState::Uncertain {
+            error: error.clone(),
+            lease: None,
+        },
+        Outcome::FailedBeforeClick { error } if job.attempts >= job.max_attempts => {
+            JobState::Dead {
+                error: error.clone(),
+            }
+        }
+        Outcome::FailedBeforeClick { error } => JobState::Failed {
+            error: error.clone(),
+            retry_at: now + retry_delay(job.attempts, retry_jitter),
+        },
+    }
+}
+
+/// An operator's command on a job (`executor jobs retry|cancel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorAction {
+    Retry,
+    Cancel,
+}
+
+impl OperatorAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            OperatorAction::Retry => "retry",
+            OperatorAction::Cancel => "cancel",
+        }
+    }
+
+    /// Whether the job may take this command now: never while a worker holds it.
+    pub fn allowed(self, state: &JobState) -> bool {
+        if state.lease().is_some() {
+            return false;
+        }
+        match self {
+            OperatorAction::Retry => matches!(
+                state,
+                JobState::Failed { .. } | JobState::Dead { .. } | JobState::Cancelled
+            ),
+            OperatorAction::Cancel => matches!(
+                state,
+                JobState::Queued
+                    | JobState::Failed { .. }
+                    | JobState::Uncertain { .. }
+                    | JobState::Dead { .. }
+            ),
+        }
+    }
+}
+
+/// Why an `attempting` job became `uncertain` without an answer from the worker.
+pub const LEASE_EXPIRED_AFTER_CLICK: &str = "lease expired after the irreversible step";
+pub const PREVIOUS_RUN_ENDED_AFTER_CLICK: &str =
+    "the previous run ended after the irreversible step";
+
+/// The events that the job state machine's transitions write, in the same transaction as the
+/// change they describe.
+pub mod transition_events {
+    use super::{Job, JobState, Kind, Outcome};
+    use crate::clock::format_ts;
+    use crate::events::{self, Event, Identity, Severity};
+    use serde_json::json;
+    use std::time::SystemTime;
+
+    /// How an attempt ended (`job` is the job after the change).
+    pub fn outcome(job: &Job, outcome: &Outcome, identity: &Identity, now: SystemTime) -> Event {
+        let base = json!({ "job_id": job.id, "kind": job.kind.as_str(), "account": job.account, "attempts": job.attempts });
+        let with = |extra: serde_json::Value| {
+            let mut data = base.clone();
+            if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
+                data.extend(extra);
+            }
+            data
+        };
+        match (outcome, &job.state) {
+            (Outcome::Succeeded { post_id, url }, _) => {
+                let kind = if job.kind == Kind::Post {
+                    events::POST_SUCCESS
+                } else {
+                    events::REPLY_SUCCESS
+                };
+                Event::at(
+                    identity,
+                    kind,
+                    Severity::Info,
+                    format!("job {} published", job.id),
+                    with(json!({ "post_id": post_id, "url": url, "reply_to": job.reply_to })),
+                    now,
+                )
+            }
+            (Outcome::Uncertain { error }, _)
+            | (Outcome::FailedBeforeClick { error }, JobState::Uncertain { .. }) => Event::at(
+                identity,
+                events::JOB_OUTCOME_UNKNOWN,
+                Severity::Warning,
+                format!(
+                    "job {}: outcome unknown after the irreversible step",
+                    job.id
+                ),
+                with(json!({ "error": error })),
+                now,
+            ),
+            (Outcome::FailedBeforeClick { error }, state) => {
+                let dead = matches!(state, JobState::Dead { .. });
+                let retry_at = match state {
+                    JobState::Failed { retry_at, .. } => Some(format_ts(*retry_at)),
+                    _ => None,
+                };
+                Event::at(
+                    identity,
+                    events::POST_FAILED,
+                    if dead {
+                        Severity::Error
+                    } else {
+                        Severity::Warning
+                    },
+                    format!(
+                        "job {} failed before publishing{}",
+                        job.id,
+                        if dead { " - dead" } else { "" }
+                    ),
+                    with(json!({ "error": error, "dead": dead, "retry_at": retry_at })),
+                    now,
+                )
+            }
+        }
+    }
+
+    /// A verification on the site settled an unknown outcome.
+    pub fn rescued(
+        job: &Job,
+        found: bool,
+        resolution: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Event {
+        Event::at(
+            identity,
+            events::JOB_RESCUED,
+            Severity::Info,
+            format!(
+                "job {} verified after an unknown outcome: {resolution}",
+                job.id
+            ),
+            json!({ "job_id": job.id, "kind": job.kind.as_str(), "account": job.account, "found": found, "resolution": resolution }),
+            now,
+        )
+    }
+
+    /// The site answered 429: the account's lane pauses until `until`.
+    pub fn breaker_opened(
+        account: &str,
+        kind: Kind,
+        until: SystemTime,
+        reason: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Event {
+        Event::at(
+            identity,
+            events::RATE_LIMIT_DETECTED,
+            Severity::Warning,
+            format!(
+                "{} lane{} paused by the site's rate limit until {}",
+                kind.as_str(),
+                for_account(account),
+                format_ts(until)
+            ),
+            json!({ "kind": kind.as_str(), "account": account, "until": format_ts(until), "reason": reason }),
+            now,
+        )
+    }
+
+    /// The breaker's time has passed: the lane resumes.
+    pub fn breaker_cleared(
+        account: &str,
+        kind: Kind,
+        until: SystemTime,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Event {
+        Event::at(
+            identity,
+            events::RATE_LIMIT_CLEARED,
+            Severity::Info,
+            format!(
+                "{} lane{} resumed after the site's rate limit",
+                kind.as_str(),
+                for_account(account)
+            ),
+            json!({ "kind": kind.as_str(), "account": account, "until": format_ts(until) }),
+            now,
+        )
+    }
+
+    fn for_account(account: &str) -> String {
+        if account.is_empty() {
+            String::new()
+        } else {
+            format!(" of {account}")
+        }
+    }
 }
 
 /// Filters for listing jobs.

@@ -61,6 +61,8 @@ pub trait Site: Send + Sync {
 /// Lane settings.
 #[derive(Debug, Clone)]
 pub struct LaneConfig {
+    /// The account this executor acts for: only its jobs are claimed and verified.
+    pub account: String,
     pub owner: String,
     pub lease_for: Duration,
     pub post_limits: Limits,
@@ -74,6 +76,7 @@ pub struct LaneConfig {
 impl LaneConfig {
     pub fn from_settings(settings: &crate::settings::Settings) -> LaneConfig {
         LaneConfig {
+            account: String::new(), // ACCOUNT: the settings' account once it exists
             owner: settings.executor_id.clone(),
             // Longer than any tick may run, so a live worker never loses its lease mid-action.
             lease_for: settings.tick_timeout + Duration::from_secs(60),
@@ -105,7 +108,7 @@ pub struct Lanes {
     pub site: Option<Arc<dyn Site>>,
     pub identity: Identity,
     pub config: LaneConfig,
-    pub events: crate::events::EventSink,
+    pub events: crate::sink::EventSink,
     pub log: crate::log::Logger,
 }
 
@@ -115,12 +118,12 @@ impl TickWork for Lanes {
         let now = SystemTime::now();
         let posting = self
             .store
-            .job_count_due(Kind::Post, now)
+            .job_count_due(Kind::Post, Some(&self.config.account), now)
             .await
             .map_err(|e| e.to_string())?;
         let reply = self
             .store
-            .job_count_due(Kind::Reply, now)
+            .job_count_due(Kind::Reply, Some(&self.config.account), now)
             .await
             .map_err(|e| e.to_string())?;
         Ok(LaneCounts { posting, reply })
@@ -202,6 +205,7 @@ impl Lanes {
             .map_err(err(0))?;
         let claim = Claim {
             kind,
+            account: self.config.account.clone(),
             owner: self.config.owner.clone(),
             lease_for: self.config.lease_for,
             limits: self.config.limits(kind),
@@ -229,6 +233,7 @@ impl Lanes {
             .store
             .job_claim_uncertain(
                 kind,
+                &self.config.account,
                 &self.config.owner,
                 self.config.lease_for,
                 SystemTime::now(),
@@ -358,7 +363,14 @@ impl Lanes {
                 .unwrap_or(now + self.config.default_breaker);
             let _ = self
                 .store
-                .lane_breaker_open(kind, until, "HTTP 429 from the site", &self.identity, now)
+                .lane_breaker_open(
+                    &self.config.account,
+                    kind,
+                    until,
+                    "HTTP 429 from the site",
+                    &self.identity,
+                    now,
+                )
                 .await;
         }
     }

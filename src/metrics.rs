@@ -1,5 +1,5 @@
-//! Liveness that means progress (SPEC §4): Prometheus `/metrics`, `/healthz`, and systemd's
-//! notify protocol.
+//! Liveness that means progress: Prometheus `/metrics` and `/healthz` (systemd's notify protocol
+//! is in [`crate::notify`]).
 //!
 //! The counters observe the events the daemon records, on their way to the store, so they can
 //! never disagree with `system_events`. Queue depths are read from the store when scraped.
@@ -8,7 +8,7 @@
 //! process that merely exists is not healthy.
 
 use crate::browser::Browser;
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventObserver};
 use crate::store::Store;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -56,9 +56,9 @@ struct TickHealth {
     budget: Duration,
 }
 
-impl Metrics {
+impl EventObserver for Metrics {
     /// Counts one event (called for every event the daemon records).
-    pub fn observe(&self, event: &Event) {
+    fn observe(&self, event: &Event) {
         let data = &event.event_data;
         let add = |counter: &AtomicU64, n: u64| {
             counter.fetch_add(n, Ordering::Relaxed);
@@ -101,7 +101,9 @@ impl Metrics {
             _ => {}
         }
     }
+}
 
+impl Metrics {
     /// A tick completed; the next must complete within `budget`.
     pub fn tick_completed(&self, budget: Duration) {
         if let Ok(mut health) = self.health.lock() {
@@ -279,38 +281,4 @@ pub async fn serve(
             .await;
     });
     Ok(bound)
-}
-
-/// systemd's notify protocol (`NOTIFY_SOCKET`): READY, WATCHDOG, STOPPING. A no-op without it.
-pub struct Notifier {
-    socket: Option<(std::os::unix::net::UnixDatagram, String)>,
-}
-
-impl Notifier {
-    pub fn from_env() -> Notifier {
-        let socket = std::env::var("NOTIFY_SOCKET")
-            .ok()
-            .filter(|p| !p.is_empty())
-            .and_then(|path| Some((std::os::unix::net::UnixDatagram::unbound().ok()?, path)));
-        Notifier { socket }
-    }
-
-    pub fn is_active(&self) -> bool {
-        self.socket.is_some()
-    }
-
-    pub fn send(&self, message: &str) {
-        let Some((socket, path)) = &self.socket else {
-            return;
-        };
-        #[cfg(target_os = "linux")]
-        if let Some(name) = path.strip_prefix('@') {
-            use std::os::linux::net::SocketAddrExt;
-            if let Ok(addr) = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()) {
-                let _ = socket.send_to_addr(message.as_bytes(), &addr);
-            }
-            return;
-        }
-        let _ = socket.send_to(message.as_bytes(), path);
-    }
 }

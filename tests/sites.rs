@@ -612,7 +612,7 @@ async fn a_429_pauses_the_posting_lane_and_replies_go_on() {
     assert_eq!(events_of(&profile, "RATE_LIMIT_DETECTED").await.len(), 1);
     let breaker = store_of(&profile)
         .await
-        .lane_breaker(Kind::Post)
+        .lane_breaker("", Kind::Post)
         .await
         .expect("breaker");
     assert!(

@@ -4,8 +4,9 @@
 mod common;
 
 use common::*;
-use executor::events::{Event, EventSink, Identity, Severity, Spool};
+use executor::events::{Event, Identity, Severity};
 use executor::settings::DatabaseUrl;
+use executor::sink::{EventSink, Spool};
 use executor::store::{self, EventQuery, Store};
 use serde_json::json;
 use std::sync::Arc;
@@ -197,9 +198,21 @@ mod job_suite {
         }
     }
 
+    /// A claim of the default account's executor.
     pub fn claim(kind: Kind, owner: &str, now: SystemTime, limits: Limits) -> Claim {
+        claim_for("", kind, owner, now, limits)
+    }
+
+    pub fn claim_for(
+        account: &str,
+        kind: Kind,
+        owner: &str,
+        now: SystemTime,
+        limits: Limits,
+    ) -> Claim {
         Claim {
             kind,
+            account: account.into(),
             owner: owner.into(),
             lease_for: Duration::from_secs(60),
             limits,
@@ -263,19 +276,22 @@ mod job_suite {
         enqueue(store.as_ref(), later).await;
         enqueue(store.as_ref(), new_job(Kind::Reply, "r")).await;
         assert_eq!(
-            store.job_count_due(Kind::Post, at(1)).await.expect("count"),
+            store
+                .job_count_due(Kind::Post, None, at(1))
+                .await
+                .expect("count"),
             2
         );
         assert_eq!(
             store
-                .job_count_due(Kind::Post, at(100))
+                .job_count_due(Kind::Post, None, at(100))
                 .await
                 .expect("count"),
             3
         );
         assert_eq!(
             store
-                .job_count_due(Kind::Reply, at(1))
+                .job_count_due(Kind::Reply, None, at(1))
                 .await
                 .expect("count"),
             1
@@ -296,7 +312,10 @@ mod job_suite {
             .expect("claim");
         assert_eq!(empty, ClaimOutcome::Empty, "the later job is not due yet");
         assert_eq!(
-            store.job_count_due(Kind::Post, at(1)).await.expect("count"),
+            store
+                .job_count_due(Kind::Post, None, at(1))
+                .await
+                .expect("count"),
             0
         );
     }
@@ -405,7 +424,7 @@ mod job_suite {
             ClaimOutcome::Empty
         );
         let verifying = store
-            .job_claim_uncertain(Kind::Post, "me", Duration::from_secs(60), at(11))
+            .job_claim_uncertain(Kind::Post, "", "me", Duration::from_secs(60), at(11))
             .await
             .expect("claim")
             .expect("one");
@@ -451,7 +470,7 @@ mod job_suite {
             .await
             .expect("rescue");
         let verifying = store
-            .job_claim_uncertain(Kind::Reply, "me", Duration::from_secs(60), at(11))
+            .job_claim_uncertain(Kind::Reply, "", "me", Duration::from_secs(60), at(11))
             .await
             .expect("claim")
             .expect("one");
@@ -484,7 +503,10 @@ mod job_suite {
             .expect("rescue");
         assert_eq!((rescued.uncertain, rescued.requeued), (0, 1));
         assert_eq!(
-            store.job_count_due(Kind::Post, at(5)).await.expect("count"),
+            store
+                .job_count_due(Kind::Post, None, at(5))
+                .await
+                .expect("count"),
             1
         );
     }
@@ -611,15 +633,221 @@ mod job_suite {
             min_gap: Duration::from_secs(60),
         };
         claimed(store.as_ref(), &claim(Kind::Post, "w", at(0), gap)).await;
-        // The default account must wait; account "b" need not.
-        let next = claimed(store.as_ref(), &claim(Kind::Reply, "w", at(10), gap)).await;
-        assert_eq!(next.account, "b");
+        // The default account must wait, in either lane; account "b" need not.
         let wait = store
-            .job_claim_next(&claim(Kind::Reply, "w", at(20), gap), &identity())
+            .job_claim_next(&claim(Kind::Reply, "w", at(10), gap), &identity())
             .await
             .expect("claim");
         assert_eq!(wait, ClaimOutcome::RateLimited { until: at(60) });
+        let next = claimed(
+            store.as_ref(),
+            &claim_for("b", Kind::Reply, "wb", at(10), gap),
+        )
+        .await;
+        assert_eq!(next.account, "b");
         claimed(store.as_ref(), &claim(Kind::Reply, "w", at(60), gap)).await;
+    }
+
+    pub async fn an_executor_claims_only_its_own_accounts_jobs(url: DatabaseUrl) {
+        let store = open(&url).await;
+        let mut bobs = new_job(Kind::Post, "bob's post");
+        bobs.account = "bob".into();
+        let bobs = enqueue(store.as_ref(), bobs).await;
+        for limits in [
+            Limits::OFF,
+            Limits {
+                per_hour: Some(5),
+                min_gap: Duration::ZERO,
+            },
+        ] {
+            let nothing = store
+                .job_claim_next(
+                    &claim_for("alice", Kind::Post, "alice-1", at(1), limits),
+                    &identity(),
+                )
+                .await
+                .expect("claim");
+            assert_eq!(nothing, ClaimOutcome::Empty, "alice never takes bob's job");
+        }
+        assert_eq!(
+            store
+                .job_count_due(Kind::Post, Some("alice"), at(1))
+                .await
+                .expect("count"),
+            0
+        );
+        assert_eq!(
+            store
+                .job_count_due(Kind::Post, Some("bob"), at(1))
+                .await
+                .expect("count"),
+            1
+        );
+        let taken = claimed(
+            store.as_ref(),
+            &claim_for("bob", Kind::Post, "bob-1", at(1), Limits::OFF),
+        )
+        .await;
+        assert_eq!(taken.id, bobs.id);
+        store
+            .job_mark_attempting(taken.id, &token(&taken), at(2))
+            .await
+            .expect("attempting");
+        // The executor dies after the click: only an executor of bob may look the post up.
+        store
+            .job_rescue_owner("bob-1", &identity(), at(3))
+            .await
+            .expect("rescue");
+        assert_eq!(
+            store
+                .job_claim_uncertain(
+                    Kind::Post,
+                    "alice",
+                    "alice-1",
+                    Duration::from_secs(60),
+                    at(4)
+                )
+                .await
+                .expect("claim uncertain"),
+            None,
+            "alice's browser cannot see bob's posts"
+        );
+        let verifying = store
+            .job_claim_uncertain(Kind::Post, "bob", "bob-2", Duration::from_secs(60), at(4))
+            .await
+            .expect("claim uncertain")
+            .expect("bob's executor verifies it");
+        assert_eq!(verifying.id, bobs.id);
+    }
+
+    pub async fn a_429_on_one_account_pauses_only_that_accounts_lane(url: DatabaseUrl) {
+        let store = open(&url).await;
+        for account in ["alice", "bob"] {
+            let mut job = new_job(Kind::Post, &format!("{account}'s post"));
+            job.account = account.into();
+            enqueue(store.as_ref(), job).await;
+        }
+        store
+            .lane_breaker_open("alice", Kind::Post, at(300), "HTTP 429", &identity(), at(0))
+            .await
+            .expect("open");
+        let paused = store
+            .job_claim_next(
+                &claim_for("alice", Kind::Post, "a", at(1), Limits::OFF),
+                &identity(),
+            )
+            .await
+            .expect("claim");
+        assert_eq!(paused, ClaimOutcome::BreakerOpen { until: at(300) });
+        let bobs = claimed(
+            store.as_ref(),
+            &claim_for("bob", Kind::Post, "b", at(1), Limits::OFF),
+        )
+        .await;
+        assert_eq!(bobs.account, "bob");
+        assert_eq!(
+            store
+                .lane_breaker("bob", Kind::Post)
+                .await
+                .expect("breaker"),
+            None
+        );
+        let detected = events_of(store.as_ref(), "RATE_LIMIT_DETECTED").await;
+        assert_eq!(detected[0].event_data["account"], "alice");
+    }
+
+    pub async fn hourly_limits_hold_across_several_executors_of_one_account(url: DatabaseUrl) {
+        let store = open(&url).await;
+        for i in 0..10 {
+            enqueue(store.as_ref(), new_job(Kind::Post, &format!("p{i}"))).await;
+        }
+        let three_an_hour = Limits {
+            per_hour: Some(3),
+            min_gap: Duration::ZERO,
+        };
+        // Four executors of the same account (a primary and standbys, or a misconfiguration)
+        // race for the lane: the account's limit holds across all of them.
+        // Each its own connection, as separate processes would have, all opened before any
+        // claims so that their transactions overlap.
+        let mut stores = Vec::new();
+        for _ in 0..4 {
+            stores.push(open(&url).await);
+        }
+        let start = Arc::new(tokio::sync::Barrier::new(stores.len()));
+        let mut claims = Vec::new();
+        for (worker, store) in stores.into_iter().enumerate() {
+            let start = start.clone();
+            claims.push(tokio::spawn(async move {
+                start.wait().await;
+                let mut mine = 0;
+                for _ in 0..10 {
+                    let claim = claim(Kind::Post, &format!("w{worker}"), at(10), three_an_hour);
+                    loop {
+                        match store.job_claim_next(&claim, &identity()).await {
+                            Ok(ClaimOutcome::Claimed(_)) => mine += 1,
+                            Ok(_) => {}
+                            // SQLite's writers queue on the file lock; a busy answer is retried.
+                            Err(StoreError::Sqlite { .. }) => continue,
+                            Err(other) => panic!("claim: {other}"),
+                        }
+                        break;
+                    }
+                }
+                mine
+            }));
+        }
+        let mut total = 0;
+        for claim in claims {
+            total += claim.await.expect("worker");
+        }
+        assert_eq!(total, 3, "three an hour, whoever claims");
+    }
+
+    pub async fn transition_events_are_shown_to_the_observer_after_commit(url: DatabaseUrl) {
+        #[derive(Default)]
+        struct Seen(std::sync::Mutex<Vec<String>>);
+        impl executor::events::EventObserver for Seen {
+            fn observe(&self, event: &Event) {
+                self.0.lock().expect("seen").push(event.event_type.clone());
+            }
+        }
+        let store = open(&url).await;
+        let seen = Arc::new(Seen::default());
+        store.set_observer(seen.clone());
+        enqueue(store.as_ref(), new_job(Kind::Post, "x")).await;
+        let job = claimed(store.as_ref(), &claim(Kind::Post, "w", at(1), Limits::OFF)).await;
+        // A fenced-out write commits nothing and shows nothing.
+        let done = Outcome::Succeeded {
+            post_id: Some("1".into()),
+            url: None,
+        };
+        assert!(store
+            .job_finish(job.id, "not the token", &done, &identity(), at(2), 0.0)
+            .await
+            .is_err());
+        store
+            .job_finish(job.id, &token(&job), &done, &identity(), at(2), 0.0)
+            .await
+            .expect("finish");
+        store
+            .lane_breaker_open("", Kind::Reply, at(100), "HTTP 429", &identity(), at(3))
+            .await
+            .expect("breaker");
+        // A plain insert is its sender's to observe.
+        store
+            .event_insert(&event_at("OTHER", 4_000, json!({})))
+            .await
+            .expect("insert");
+        let seen = seen.0.lock().expect("seen").clone();
+        assert_eq!(seen, ["POST_SUCCESS", "RATE_LIMIT_DETECTED"]);
+        let stored = store
+            .event_list(&EventQuery {
+                types: seen.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("events");
+        assert_eq!(stored.len(), seen.len(), "what was seen is what was stored");
     }
 
     pub async fn a_429_breaker_pauses_one_lane_until_reset_across_restarts(url: DatabaseUrl) {
@@ -627,7 +855,7 @@ mod job_suite {
         enqueue(store.as_ref(), new_job(Kind::Post, "p")).await;
         enqueue(store.as_ref(), new_job(Kind::Reply, "r")).await;
         store
-            .lane_breaker_open(Kind::Post, at(300), "HTTP 429", &identity(), at(0))
+            .lane_breaker_open("", Kind::Post, at(300), "HTTP 429", &identity(), at(0))
             .await
             .expect("open");
         let paused = store
@@ -639,7 +867,7 @@ mod job_suite {
         drop(store);
         let store = open(&url).await;
         assert_eq!(
-            store.lane_breaker(Kind::Post).await.expect("breaker"),
+            store.lane_breaker("", Kind::Post).await.expect("breaker"),
             Some(at(300))
         );
         let paused = store
@@ -652,7 +880,10 @@ mod job_suite {
             &claim(Kind::Post, "w", at(301), Limits::OFF),
         )
         .await;
-        assert_eq!(store.lane_breaker(Kind::Post).await.expect("breaker"), None);
+        assert_eq!(
+            store.lane_breaker("", Kind::Post).await.expect("breaker"),
+            None
+        );
         assert_eq!(
             events_of(store.as_ref(), "RATE_LIMIT_DETECTED").await.len(),
             1
@@ -746,6 +977,10 @@ both_backends!(
     the_minimum_gap_is_per_account,
     a_429_breaker_pauses_one_lane_until_reset_across_restarts,
     operators_retry_and_cancel_only_jobs_not_in_flight,
+    an_executor_claims_only_its_own_accounts_jobs,
+    a_429_on_one_account_pauses_only_that_accounts_lane,
+    hourly_limits_hold_across_several_executors_of_one_account,
+    transition_events_are_shown_to_the_observer_after_commit,
 );
 
 #[tokio::test]
@@ -842,6 +1077,7 @@ async fn drain(store: Arc<dyn Store>, owner: String) -> Vec<i64> {
     loop {
         let claim = Claim {
             kind: Kind::Post,
+            account: String::new(),
             owner: owner.clone(),
             lease_for: Duration::from_secs(300),
             limits: Limits::OFF,

@@ -41,13 +41,13 @@ async fn queue_depths(store: &dyn Store) -> Result<Value, StoreError> {
             .map(|(_, state, n)| (state.clone(), json!(n)))
             .collect();
         let breaker = store
-            .lane_breaker(kind)
+            .lane_breaker("", kind) // ACCOUNT: the settings' account once it exists
             .await?
             .filter(|until| *until > now)
             .map(crate::clock::format_ts);
         out.insert(
             kind.as_str().into(),
-            json!({ "due": store.job_count_due(kind, now).await?, "states": states, "breaker_until": breaker }),
+            json!({ "due": store.job_count_due(kind, None, now).await?, "states": states, "breaker_until": breaker }),
         );
     }
     Ok(Value::Object(out))

@@ -1,7 +1,13 @@
-//! Storage behind one trait, with one implementation per dialect (SPEC §6).
+//! Storage behind one trait, with one implementation per dialect (docs/architecture.md).
 //!
 //! - [`sqlite`]: the embedded default (`<profile>/executor.db`), WAL, one writer at a time.
 //! - [`postgres`]: production (`DATABASE_URL=postgres://…`), shared by several executors.
+//!
+//! The job state machine's steps are written once, in `queue.rs`, over a small driver; each
+//! dialect supplies only its SQL text under the same names (`sqlite_jobs.rs`, `postgres_jobs.rs`)
+//! and the few lines that run it. The rules the steps apply are plain functions in
+//! [`crate::jobs`]. Events a step writes in its transaction are handed, after the commit, to the
+//! observer set with [`Store::set_observer`] (the metrics count them).
 //!
 //! Migrations live in `migrations/<dialect>/NNNN_name.sql`, numbered the same for both, embedded
 //! in the binary and applied at start inside a transaction (on PostgreSQL under an advisory lock,
@@ -13,13 +19,14 @@
 
 pub mod postgres;
 mod postgres_jobs;
+mod queue;
 pub mod sqlite;
 mod sqlite_jobs;
 
-use crate::events::{Event, Identity};
+use crate::events::{Event, EventObserver, Identity};
 use crate::jobs::{Claim, ClaimOutcome, Job, JobQuery, Kind, NewJob, Outcome};
 use crate::settings::DatabaseUrl;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +98,10 @@ pub trait Store: Send + Sync {
     /// `sqlite` or `postgres`.
     fn dialect(&self) -> &'static str;
 
+    /// Every event a job transition writes is shown to `observer` once its transaction has
+    /// committed (events inserted with [`Store::event_insert`] are not: their sender saw them).
+    fn set_observer(&self, observer: Arc<dyn EventObserver>);
+
     /// Applies every migration not yet applied.
     async fn migrate(&self) -> Result<(), StoreError>;
 
@@ -108,13 +119,20 @@ pub trait Store: Send + Sync {
     /// Jobs matching `query`, oldest first.
     async fn job_list(&self, query: &JobQuery) -> Result<Vec<Job>, StoreError>;
 
-    /// The true number of jobs of `kind` due at `now` (queued or failed, not before now).
-    async fn job_count_due(&self, kind: Kind, now: SystemTime) -> Result<u64, StoreError>;
+    /// The true number of jobs of `kind` due at `now` (queued or failed, not before now), of
+    /// one account or (`None`) of all.
+    async fn job_count_due(
+        &self,
+        kind: Kind,
+        account: Option<&str>,
+        now: SystemTime,
+    ) -> Result<u64, StoreError>;
 
     /// How many jobs of each kind are in each state: `(kind, state, count)`.
     async fn job_count_by_state(&self) -> Result<Vec<(Kind, String, u64)>, StoreError>;
 
-    /// Atomically claims the next due job of the lane, within its rate limits and breaker.
+    /// Atomically claims the next due job of the claim's account and lane, within its rate
+    /// limits and breaker.
     /// Expired leases are swept first (`attempting` → `uncertain`, `claimed` → `queued`).
     async fn job_claim_next(
         &self,
@@ -143,10 +161,12 @@ pub trait Store: Send + Sync {
         retry_jitter: f64,
     ) -> Result<Job, StoreError>;
 
-    /// Leases one `uncertain` job of the lane for verification on the site.
+    /// Leases one `uncertain` job of the account's lane for verification on the site (only the
+    /// executor acting for that account can look it up).
     async fn job_claim_uncertain(
         &self,
         kind: Kind,
+        account: &str,
         owner: &str,
         lease_for: Duration,
         now: SystemTime,
@@ -177,9 +197,11 @@ pub trait Store: Send + Sync {
     /// Operator: a job not in flight is cancelled.
     async fn job_cancel(&self, id: i64, now: SystemTime) -> Result<Job, StoreError>;
 
-    /// The site answered 429: pause the lane until `until` (persisted; survives restarts).
+    /// The site answered 429: pause the account's lane until `until` (persisted; survives
+    /// restarts; other accounts go on).
     async fn lane_breaker_open(
         &self,
+        account: &str,
         kind: Kind,
         until: SystemTime,
         reason: &str,
@@ -187,8 +209,12 @@ pub trait Store: Send + Sync {
         now: SystemTime,
     ) -> Result<(), StoreError>;
 
-    /// The lane's breaker, if one is recorded (it may already have expired).
-    async fn lane_breaker(&self, kind: Kind) -> Result<Option<SystemTime>, StoreError>;
+    /// The account's breaker for the lane, if one is recorded (it may already have expired).
+    async fn lane_breaker(
+        &self,
+        account: &str,
+        kind: Kind,
+    ) -> Result<Option<SystemTime>, StoreError>;
 }
 
 /// When a claim also sweeps expired leases. A lease lasts minutes, so sweeping once a second
@@ -222,11 +248,6 @@ impl SweepClock {
         due
     }
 }
-
-/// Job columns, in the order both backends read them.
-pub(crate) const JOB_COLUMNS: &str = "id, kind, text, reply_to, account, idempotency_key, not_before, state, \
-    attempts, max_attempts, lease_owner, lease_token, lease_expires_at, post_id, post_url, last_error, \
-    created_at, updated_at";
 
 /// The raw columns of a job row, made into the typed [`Job`] in one place for both backends.
 pub(crate) struct JobRow {
@@ -304,78 +325,27 @@ impl JobRow {
     }
 }
 
-/// The event a finished attempt writes, in the same transaction as the state change.
-pub(crate) fn outcome_event(
-    job: &Job,
-    outcome: &Outcome,
-    identity: &Identity,
-    now: SystemTime,
-) -> Event {
-    use crate::events::{self, Severity};
-    use serde_json::json;
-    let base = json!({ "job_id": job.id, "kind": job.kind.as_str(), "account": job.account, "attempts": job.attempts });
-    let with = |extra: serde_json::Value| {
-        let mut data = base.clone();
-        if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
-            data.extend(extra);
+/// Where a store sends the events its transactions wrote (see [`Store::set_observer`]).
+#[derive(Default)]
+pub(crate) struct Observer(RwLock<Option<Arc<dyn EventObserver>>>);
+
+impl Observer {
+    pub fn set(&self, observer: Arc<dyn EventObserver>) {
+        if let Ok(mut slot) = self.0.write() {
+            *slot = Some(observer);
         }
-        data
-    };
-    match (outcome, &job.state) {
-        (Outcome::Succeeded { post_id, url }, _) => {
-            let kind = if job.kind == Kind::Post {
-                events::POST_SUCCESS
-            } else {
-                events::REPLY_SUCCESS
-            };
-            Event::at(
-                identity,
-                kind,
-                Severity::Info,
-                format!("job {} published", job.id),
-                with(json!({ "post_id": post_id, "url": url, "reply_to": job.reply_to })),
-                now,
-            )
-        }
-        (Outcome::Uncertain { error }, _)
-        | (Outcome::FailedBeforeClick { error }, crate::jobs::JobState::Uncertain { .. }) => {
-            Event::at(
-                identity,
-                events::JOB_OUTCOME_UNKNOWN,
-                Severity::Warning,
-                format!(
-                    "job {}: outcome unknown after the irreversible step",
-                    job.id
-                ),
-                with(json!({ "error": error })),
-                now,
-            )
-        }
-        (Outcome::FailedBeforeClick { error }, state) => {
-            let dead = matches!(state, crate::jobs::JobState::Dead { .. });
-            let retry_at = match state {
-                crate::jobs::JobState::Failed { retry_at, .. } => {
-                    Some(crate::clock::format_ts(*retry_at))
+    }
+
+    /// Shows the committed events (and forgets them).
+    pub fn committed(&self, events: &mut Vec<Event>) {
+        if let Ok(slot) = self.0.read() {
+            if let Some(observer) = slot.as_ref() {
+                for event in events.iter() {
+                    observer.observe(event);
                 }
-                _ => None,
-            };
-            Event::at(
-                identity,
-                events::POST_FAILED,
-                if dead {
-                    Severity::Error
-                } else {
-                    Severity::Warning
-                },
-                format!(
-                    "job {} failed before publishing{}",
-                    job.id,
-                    if dead { " - dead" } else { "" }
-                ),
-                with(json!({ "error": error, "dead": dead, "retry_at": retry_at })),
-                now,
-            )
+            }
         }
+        events.clear();
     }
 }
 

@@ -4,10 +4,12 @@
 //! failed calls (which the event sink spools) rather than a dead daemon. Every connect has a short
 //! timeout. `event_data` is `jsonb`, so the seed's `event_data->>'pages'` SQL runs verbatim.
 
-use super::postgres_jobs::{self as jobs, PgConn};
-use super::{Enqueued, EventQuery, Rescued, Store, StoreError};
-use crate::events::{Event, Identity, Severity};
-use crate::jobs::{Claim, ClaimOutcome, Job, JobQuery, Kind, NewJob, Outcome};
+use super::postgres_jobs::PgConn;
+use super::queue;
+use super::{Enqueued, EventQuery, Observer, Rescued, Store, StoreError};
+use crate::events::{Event, EventObserver, Identity};
+use crate::jobs::{Claim, ClaimOutcome, Job, JobQuery, Kind, NewJob, OperatorAction, Outcome};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
 use tokio_postgres::{Config, NoTls};
@@ -23,6 +25,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "jobs",
         include_str!("../../migrations/postgres/0002_jobs.sql"),
     ),
+    (
+        3,
+        "accounts",
+        include_str!("../../migrations/postgres/0003_accounts.sql"),
+    ),
 ];
 
 /// Any constant: the advisory lock key that serialises migrations across executors.
@@ -32,6 +39,7 @@ pub struct PostgresStore {
     config: Config,
     client: Mutex<Option<PgConn>>,
     sweeps: super::SweepClock,
+    observer: Observer,
 }
 
 fn pg(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
@@ -51,6 +59,7 @@ impl PostgresStore {
             config,
             client: Mutex::new(None),
             sweeps: super::SweepClock::default(),
+            observer: Observer::default(),
         })
     }
 
@@ -63,34 +72,35 @@ impl PostgresStore {
                 // Ends when the socket closes; the client then reports is_closed().
                 let _ = connection.await;
             });
-            *guard = Some(PgConn {
-                client,
-                statements: Default::default(),
-            });
+            *guard = Some(PgConn::new(client));
         }
         Ok(guard)
     }
 }
 
-fn row_to_event(row: &tokio_postgres::Row) -> Result<Event, StoreError> {
-    let severity: String = row.get(2);
-    Ok(Event {
-        id: row.get(0),
-        event_type: row.get(1),
-        severity: Severity::parse(&severity).ok_or(StoreError::Other {
-            operation: "read event",
-            reason: format!("unknown severity {severity:?}"),
-        })?,
-        message: row.get(3),
-        event_data: row.get(4),
-        created_at: row.get(5),
-    })
+/// Runs one of the queue's steps on the live connection; the events it committed then go to the
+/// observer.
+macro_rules! run {
+    ($store:expr, |$conn:ident| $body:expr) => {{
+        let mut guard = $store.client().await?;
+        let $conn = guard.as_mut().ok_or(StoreError::Other {
+            operation: "connect",
+            reason: "no connection".into(),
+        })?;
+        let result = $body.await;
+        $store.observer.committed(&mut $conn.written);
+        result
+    }};
 }
 
 #[async_trait::async_trait]
 impl Store for PostgresStore {
     fn dialect(&self) -> &'static str {
         "postgres"
+    }
+
+    fn set_observer(&self, observer: Arc<dyn EventObserver>) {
+        self.observer.set(observer);
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -102,6 +112,7 @@ impl Store for PostgresStore {
             });
         };
         let tx = client.transaction().await.map_err(pg("migrate"))?;
+        // Transaction-scoped: released at COMMIT, so a pooler's server connection keeps nothing.
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
             .await
             .map_err(pg("migrate lock"))?;
@@ -134,58 +145,36 @@ impl Store for PostgresStore {
     }
 
     async fn event_insert(&self, event: &Event) -> Result<bool, StoreError> {
-        let mut guard = self.client().await?;
-        let conn = connected_mut(&mut guard, "event insert")?;
-        jobs::insert_event(&conn.client, &mut conn.statements, event).await
+        run!(self, |c| queue::event_insert(c, event))
     }
 
     async fn event_list(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
-        let guard = self.client().await?;
-        let Some(PgConn { client, .. }) = guard.as_ref() else {
-            return Err(StoreError::Other {
-                operation: "event list",
-                reason: "no connection".into(),
-            });
-        };
-        let since = query.since.unwrap_or(std::time::UNIX_EPOCH);
-        let types: Vec<String> = query.types.clone();
-        let limit: i64 = query.limit.map(i64::from).unwrap_or(i64::MAX);
-        let mut rows = client
-            .query(
-                "SELECT id, event_type, severity, message, event_data, created_at FROM system_events
-                 WHERE (cardinality($1::text[]) = 0 OR event_type = ANY($1)) AND created_at >= $2
-                 ORDER BY created_at DESC, seq DESC LIMIT $3",
-                &[&types, &since, &limit],
-            )
-            .await
-            .map_err(pg("event list"))?;
-        rows.reverse();
-        rows.iter().map(row_to_event).collect()
+        run!(self, |c| queue::event_list(c, query))
     }
 
     async fn job_enqueue(&self, job: &NewJob, now: SystemTime) -> Result<Enqueued, StoreError> {
-        let mut guard = self.client().await?;
-        jobs::enqueue(connected_mut(&mut guard, "enqueue")?, job, now).await
+        run!(self, |c| queue::job_enqueue(c, job, now))
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<Job>, StoreError> {
-        let mut guard = self.client().await?;
-        jobs::job_get(connected_mut(&mut guard, "job get")?, id).await
+        run!(self, |c| queue::job_get(c, id))
     }
 
     async fn job_list(&self, query: &JobQuery) -> Result<Vec<Job>, StoreError> {
-        let mut guard = self.client().await?;
-        jobs::list(connected_mut(&mut guard, "job list")?, query).await
+        run!(self, |c| queue::job_list(c, query))
     }
 
-    async fn job_count_due(&self, kind: Kind, now: SystemTime) -> Result<u64, StoreError> {
-        let mut guard = self.client().await?;
-        jobs::count_due(connected_mut(&mut guard, "job count")?, kind, now).await
+    async fn job_count_due(
+        &self,
+        kind: Kind,
+        account: Option<&str>,
+        now: SystemTime,
+    ) -> Result<u64, StoreError> {
+        run!(self, |c| queue::job_count_due(c, kind, account, now))
     }
 
     async fn job_count_by_state(&self) -> Result<Vec<(Kind, String, u64)>, StoreError> {
-        let mut guard = self.client().await?;
-        jobs::count_by_state(connected_mut(&mut guard, "job counts")?).await
+        run!(self, |c| queue::job_count_by_state(c))
     }
 
     async fn job_claim_next(
@@ -194,8 +183,7 @@ impl Store for PostgresStore {
         identity: &Identity,
     ) -> Result<ClaimOutcome, StoreError> {
         let sweep = self.sweeps.due(claim.kind, claim.now);
-        let mut guard = self.client().await?;
-        jobs::claim_next(connected_mut(&mut guard, "claim")?, claim, identity, sweep).await
+        run!(self, |c| queue::job_claim_next(c, claim, identity, sweep))
     }
 
     async fn job_mark_attempting(
@@ -204,8 +192,7 @@ impl Store for PostgresStore {
         token: &str,
         now: SystemTime,
     ) -> Result<Job, StoreError> {
-        let mut guard = self.client().await?;
-        jobs::mark_attempting(connected_mut(&mut guard, "attempting")?, id, token, now).await
+        run!(self, |c| queue::job_mark_attempting(c, id, token, now))
     }
 
     async fn job_finish(
@@ -217,35 +204,28 @@ impl Store for PostgresStore {
         now: SystemTime,
         retry_jitter: f64,
     ) -> Result<Job, StoreError> {
-        let mut guard = self.client().await?;
-        jobs::finish(
-            connected_mut(&mut guard, "finish")?,
+        run!(self, |c| queue::job_finish(
+            c,
             id,
             token,
             outcome,
             identity,
             now,
-            retry_jitter,
-        )
-        .await
+            retry_jitter
+        ))
     }
 
     async fn job_claim_uncertain(
         &self,
         kind: Kind,
+        account: &str,
         owner: &str,
         lease_for: Duration,
         now: SystemTime,
     ) -> Result<Option<Job>, StoreError> {
-        let mut guard = self.client().await?;
-        jobs::claim_uncertain(
-            connected_mut(&mut guard, "claim uncertain")?,
-            kind,
-            owner,
-            lease_for,
-            now,
-        )
-        .await
+        run!(self, |c| queue::job_claim_uncertain(
+            c, kind, account, owner, lease_for, now
+        ))
     }
 
     async fn job_resolve_uncertain(
@@ -256,16 +236,9 @@ impl Store for PostgresStore {
         identity: &Identity,
         now: SystemTime,
     ) -> Result<Job, StoreError> {
-        let mut guard = self.client().await?;
-        jobs::resolve_uncertain(
-            connected_mut(&mut guard, "resolve")?,
-            id,
-            token,
-            found,
-            identity,
-            now,
-        )
-        .await
+        run!(self, |c| queue::job_resolve_uncertain(
+            c, id, token, found, identity, now
+        ))
     }
 
     async fn job_rescue_owner(
@@ -274,53 +247,46 @@ impl Store for PostgresStore {
         identity: &Identity,
         now: SystemTime,
     ) -> Result<Rescued, StoreError> {
-        let mut guard = self.client().await?;
-        jobs::rescue_owner(connected_mut(&mut guard, "rescue")?, owner, identity, now).await
+        run!(self, |c| queue::job_rescue_owner(c, owner, identity, now))
     }
 
     async fn job_retry(&self, id: i64, now: SystemTime) -> Result<Job, StoreError> {
-        let mut guard = self.client().await?;
-        jobs::retry(connected_mut(&mut guard, "retry")?, id, now).await
+        run!(self, |c| queue::job_operator(
+            c,
+            id,
+            OperatorAction::Retry,
+            now
+        ))
     }
 
     async fn job_cancel(&self, id: i64, now: SystemTime) -> Result<Job, StoreError> {
-        let mut guard = self.client().await?;
-        jobs::cancel(connected_mut(&mut guard, "cancel")?, id, now).await
+        run!(self, |c| queue::job_operator(
+            c,
+            id,
+            OperatorAction::Cancel,
+            now
+        ))
     }
 
     async fn lane_breaker_open(
         &self,
+        account: &str,
         kind: Kind,
         until: SystemTime,
         reason: &str,
         identity: &Identity,
         now: SystemTime,
     ) -> Result<(), StoreError> {
-        let mut guard = self.client().await?;
-        jobs::breaker_open(
-            connected_mut(&mut guard, "breaker")?,
-            kind,
-            until,
-            reason,
-            identity,
-            now,
-        )
-        .await
+        run!(self, |c| queue::breaker_open(
+            c, account, kind, until, reason, identity, now
+        ))
     }
 
-    async fn lane_breaker(&self, kind: Kind) -> Result<Option<SystemTime>, StoreError> {
-        let mut guard = self.client().await?;
-        jobs::breaker(connected_mut(&mut guard, "breaker")?, kind).await
+    async fn lane_breaker(
+        &self,
+        account: &str,
+        kind: Kind,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        run!(self, |c| queue::breaker(c, account, kind))
     }
-}
-
-/// The connection inside a guard from [`PostgresStore::client`].
-fn connected_mut<'a>(
-    guard: &'a mut Option<PgConn>,
-    operation: &'static str,
-) -> Result<&'a mut PgConn, StoreError> {
-    guard.as_mut().ok_or(StoreError::Other {
-        operation,
-        reason: "no connection".into(),
-    })
 }

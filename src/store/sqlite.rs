@@ -4,12 +4,15 @@
 //! on disk or on a lock held by another process. The busy wait is bounded on purpose: a locked
 //! database must make the event sink spool quickly rather than hold the tick.
 
-use super::sqlite_jobs::{self as jobs, JobsError};
-use super::{Enqueued, EventQuery, Rescued, Store, StoreError};
-use crate::events::{Event, Identity, Severity};
-use crate::jobs::{Claim, ClaimOutcome, Job, JobQuery, Kind, NewJob, Outcome};
+use super::queue;
+use super::sqlite_jobs::SqliteConn;
+use super::{Enqueued, EventQuery, Observer, Rescued, Store, StoreError};
+use crate::events::{Event, EventObserver, Identity};
+use crate::jobs::{Claim, ClaimOutcome, Job, JobQuery, Kind, NewJob, OperatorAction, Outcome};
 use rusqlite::{params, Connection, OptionalExtension};
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use std::time::SystemTime;
@@ -25,13 +28,27 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "jobs",
         include_str!("../../migrations/sqlite/0002_jobs.sql"),
     ),
+    (
+        3,
+        "accounts",
+        include_str!("../../migrations/sqlite/0003_accounts.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
     path: PathBuf,
-    conn: Arc<Mutex<Connection>>,
+    conn: Arc<Mutex<SqliteConn>>,
     sweeps: super::SweepClock,
+    observer: Observer,
 }
+
+/// One of the queue's steps, run on the connection.
+type Step<T> = Box<
+    dyn for<'c> FnOnce(
+            &'c mut SqliteConn,
+        ) -> Pin<Box<dyn Future<Output = Result<T, StoreError>> + 'c>>
+        + Send,
+>;
 
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
@@ -56,7 +73,7 @@ impl SqliteStore {
         // WAL lets readers (status, report) run beside the daemon. NORMAL sync survives a crash
         // of the process; the two commits whose loss in a power cut would do harm — an enqueue
         // (a lost job) and `attempting` (a second publish) — are made with FULL sync instead
-        // (see `sqlite_jobs::durable`). A lost claim or outcome is recovered by the lease rules.
+        // (see `queue::Durability`). A lost claim or outcome is recovered by the lease rules.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -65,8 +82,12 @@ impl SqliteStore {
             .map_err(err)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(Mutex::new(SqliteConn::new(
+                conn,
+                path.display().to_string(),
+            ))),
             sweeps: super::SweepClock::default(),
+            observer: Observer::default(),
         })
     }
 
@@ -82,7 +103,7 @@ impl SqliteStore {
                 operation: "lock connection",
                 reason: "a previous call panicked".into(),
             })?;
-            f(&mut guard).map_err(|source| StoreError::Sqlite { path, source })
+            f(&mut guard.conn).map_err(|source| StoreError::Sqlite { path, source })
         })
         .await
         .map_err(|e| StoreError::Other {
@@ -102,46 +123,63 @@ fn busy_retry(attempt: i32) -> bool {
 }
 
 impl SqliteStore {
-    /// Runs a job operation (which may fail with a store-level error such as `Fenced`).
-    async fn with_jobs<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, JobsError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let path = self.path.display().to_string();
-        self.with_conn(move |conn| Ok(f(conn)))
-            .await?
-            .map_err(|err| match err {
-                JobsError::Sql(source) => StoreError::Sqlite { path, source },
-                JobsError::Store(err) => err,
-            })
+    /// Runs one of the queue's steps on the blocking pool. SQLite answers synchronously, so the
+    /// step's future is complete when first polled; the events it committed then go to the
+    /// observer.
+    async fn run<T: Send + 'static>(&self, step: Step<T>) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        let (result, mut written) = tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| StoreError::Other {
+                operation: "lock connection",
+                reason: "a previous call panicked".into(),
+            })?;
+            let result = ready_now(step(&mut guard));
+            Ok::<_, StoreError>((result, std::mem::take(&mut guard.written)))
+        })
+        .await
+        .map_err(|e| StoreError::Other {
+            operation: "blocking task",
+            reason: e.to_string(),
+        })??;
+        self.observer.committed(&mut written);
+        result
+    }
+
+    /// The `synchronous` level the connection is at between transactions (tests check that
+    /// only the durable commits raise it).
+    pub async fn synchronous_level(&self) -> Result<i64, StoreError> {
+        self.with_conn(|conn| conn.pragma_query_value(None, "synchronous", |row| row.get(0)))
+            .await
     }
 }
 
-fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
-    let severity: String = row.get(2)?;
-    let data: String = row.get(4)?;
-    let created: String = row.get(5)?;
-    let bad = |what: &str| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            format!("bad {what}").into(),
-        )
+/// Polls a future once: the SQLite driver's futures never wait.
+fn ready_now<T>(future: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => Err(StoreError::Other {
+            operation: "sqlite",
+            reason: "a store step waited on something other than SQLite".into(),
+        }),
+    }
+}
+
+macro_rules! step {
+    (|$conn:ident| $body:expr) => {
+        Box::new(move |$conn: &mut SqliteConn| Box::pin(async move { $body.await }))
     };
-    Ok(Event {
-        id: row.get(0)?,
-        event_type: row.get(1)?,
-        severity: Severity::parse(&severity).ok_or_else(|| bad("severity"))?,
-        message: row.get(3)?,
-        event_data: serde_json::from_str(&data).map_err(|_| bad("event_data"))?,
-        created_at: crate::clock::parse_ts(&created).ok_or_else(|| bad("created_at"))?,
-    })
 }
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     fn dialect(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn set_observer(&self, observer: Arc<dyn EventObserver>) {
+        self.observer.set(observer);
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -174,68 +212,46 @@ impl Store for SqliteStore {
 
     async fn event_insert(&self, event: &Event) -> Result<bool, StoreError> {
         let event = event.clone();
-        self.with_conn(move |conn| jobs::insert_event(conn, &event))
-            .await
+        self.run(step!(|c| queue::event_insert(c, &event))).await
     }
 
     async fn event_list(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
         let query = query.clone();
-        self.with_conn(move |conn| {
-            let mut sql = String::from(
-                "SELECT id, event_type, severity, message, event_data, created_at FROM system_events WHERE 1=1",
-            );
-            let mut args: Vec<String> = Vec::new();
-            if !query.types.is_empty() {
-                let marks: Vec<String> = query
-                    .types
-                    .iter()
-                    .map(|t| {
-                        args.push(t.clone());
-                        format!("?{}", args.len())
-                    })
-                    .collect();
-                sql.push_str(&format!(" AND event_type IN ({})", marks.join(",")));
-            }
-            if let Some(since) = query.since {
-                args.push(crate::clock::format_ts(since));
-                sql.push_str(&format!(" AND created_at >= ?{}", args.len()));
-            }
-            match query.limit {
-                Some(limit) => sql.push_str(&format!(" ORDER BY created_at DESC, rowid DESC LIMIT {limit}")),
-                None => sql.push_str(" ORDER BY created_at ASC, rowid ASC"),
-            }
-            let mut stmt = conn.prepare(&sql)?;
-            let mut events = stmt
-                .query_map(rusqlite::params_from_iter(args.iter()), row_to_event)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            if query.limit.is_some() {
-                events.reverse();
-            }
-            Ok(events)
-        })
-        .await
+        self.run(step!(|c| queue::event_list(c, &query))).await
     }
 
     async fn job_enqueue(&self, job: &NewJob, now: SystemTime) -> Result<Enqueued, StoreError> {
         let job = job.clone();
-        self.with_jobs(move |c| jobs::enqueue(c, &job, now)).await
+        self.run(step!(|c| queue::job_enqueue(c, &job, now))).await
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<Job>, StoreError> {
-        self.with_jobs(move |c| jobs::get_job(c, id)).await
+        self.run(step!(|c| queue::job_get(c, id))).await
     }
 
     async fn job_list(&self, query: &JobQuery) -> Result<Vec<Job>, StoreError> {
         let query = query.clone();
-        self.with_jobs(move |c| jobs::list(c, &query)).await
+        self.run(step!(|c| queue::job_list(c, &query))).await
     }
 
-    async fn job_count_due(&self, kind: Kind, now: SystemTime) -> Result<u64, StoreError> {
-        self.with_jobs(move |c| jobs::count_due(c, kind, now)).await
+    async fn job_count_due(
+        &self,
+        kind: Kind,
+        account: Option<&str>,
+        now: SystemTime,
+    ) -> Result<u64, StoreError> {
+        let account = account.map(str::to_string);
+        self.run(step!(|c| queue::job_count_due(
+            c,
+            kind,
+            account.as_deref(),
+            now
+        )))
+        .await
     }
 
     async fn job_count_by_state(&self) -> Result<Vec<(Kind, String, u64)>, StoreError> {
-        self.with_jobs(jobs::count_by_state).await
+        self.run(step!(|c| queue::job_count_by_state(c))).await
     }
 
     async fn job_claim_next(
@@ -245,8 +261,10 @@ impl Store for SqliteStore {
     ) -> Result<ClaimOutcome, StoreError> {
         let (claim, identity) = (claim.clone(), identity.clone());
         let sweep = self.sweeps.due(claim.kind, claim.now);
-        self.with_jobs(move |c| jobs::claim_next(c, &claim, &identity, sweep))
-            .await
+        self.run(step!(|c| queue::job_claim_next(
+            c, &claim, &identity, sweep
+        )))
+        .await
     }
 
     async fn job_mark_attempting(
@@ -256,7 +274,7 @@ impl Store for SqliteStore {
         now: SystemTime,
     ) -> Result<Job, StoreError> {
         let token = token.to_string();
-        self.with_jobs(move |c| jobs::mark_attempting(c, id, &token, now))
+        self.run(step!(|c| queue::job_mark_attempting(c, id, &token, now)))
             .await
     }
 
@@ -270,20 +288,31 @@ impl Store for SqliteStore {
         retry_jitter: f64,
     ) -> Result<Job, StoreError> {
         let (token, outcome, identity) = (token.to_string(), outcome.clone(), identity.clone());
-        self.with_jobs(move |c| jobs::finish(c, id, &token, &outcome, &identity, now, retry_jitter))
-            .await
+        self.run(step!(|c| queue::job_finish(
+            c,
+            id,
+            &token,
+            &outcome,
+            &identity,
+            now,
+            retry_jitter
+        )))
+        .await
     }
 
     async fn job_claim_uncertain(
         &self,
         kind: Kind,
+        account: &str,
         owner: &str,
-        lease_for: std::time::Duration,
+        lease_for: Duration,
         now: SystemTime,
     ) -> Result<Option<Job>, StoreError> {
-        let owner = owner.to_string();
-        self.with_jobs(move |c| jobs::claim_uncertain(c, kind, &owner, lease_for, now))
-            .await
+        let (account, owner) = (account.to_string(), owner.to_string());
+        self.run(step!(|c| queue::job_claim_uncertain(
+            c, kind, &account, &owner, lease_for, now
+        )))
+        .await
     }
 
     async fn job_resolve_uncertain(
@@ -295,8 +324,10 @@ impl Store for SqliteStore {
         now: SystemTime,
     ) -> Result<Job, StoreError> {
         let (token, identity) = (token.to_string(), identity.clone());
-        self.with_jobs(move |c| jobs::resolve_uncertain(c, id, &token, found, &identity, now))
-            .await
+        self.run(step!(|c| queue::job_resolve_uncertain(
+            c, id, &token, found, &identity, now
+        )))
+        .await
     }
 
     async fn job_rescue_owner(
@@ -306,32 +337,55 @@ impl Store for SqliteStore {
         now: SystemTime,
     ) -> Result<Rescued, StoreError> {
         let (owner, identity) = (owner.to_string(), identity.clone());
-        self.with_jobs(move |c| jobs::rescue_owner(c, &owner, &identity, now))
-            .await
+        self.run(step!(|c| queue::job_rescue_owner(
+            c, &owner, &identity, now
+        )))
+        .await
     }
 
     async fn job_retry(&self, id: i64, now: SystemTime) -> Result<Job, StoreError> {
-        self.with_jobs(move |c| jobs::retry(c, id, now)).await
+        self.run(step!(|c| queue::job_operator(
+            c,
+            id,
+            OperatorAction::Retry,
+            now
+        )))
+        .await
     }
 
     async fn job_cancel(&self, id: i64, now: SystemTime) -> Result<Job, StoreError> {
-        self.with_jobs(move |c| jobs::cancel(c, id, now)).await
+        self.run(step!(|c| queue::job_operator(
+            c,
+            id,
+            OperatorAction::Cancel,
+            now
+        )))
+        .await
     }
 
     async fn lane_breaker_open(
         &self,
+        account: &str,
         kind: Kind,
         until: SystemTime,
         reason: &str,
         identity: &Identity,
         now: SystemTime,
     ) -> Result<(), StoreError> {
-        let (reason, identity) = (reason.to_string(), identity.clone());
-        self.with_jobs(move |c| jobs::breaker_open(c, kind, until, &reason, &identity, now))
-            .await
+        let (account, reason, identity) =
+            (account.to_string(), reason.to_string(), identity.clone());
+        self.run(step!(|c| queue::breaker_open(
+            c, &account, kind, until, &reason, &identity, now
+        )))
+        .await
     }
 
-    async fn lane_breaker(&self, kind: Kind) -> Result<Option<SystemTime>, StoreError> {
-        self.with_jobs(move |c| jobs::breaker(c, kind)).await
+    async fn lane_breaker(
+        &self,
+        account: &str,
+        kind: Kind,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        let account = account.to_string();
+        self.run(step!(|c| queue::breaker(c, &account, kind))).await
     }
 }

@@ -1,0 +1,242 @@
+//! The event sink: guarantees that no event is lost (docs/architecture.md).
+//!
+//! The tick never waits on the store: it hands events to [`EventSink::emit`], which only queues
+//! them. One writer task inserts them in order. When an insert fails (database locked, read-only,
+//! unreachable) the event is appended to a local spool (`<profile>/spool/events.jsonl`, append-only
+//! JSON lines); while the spool is non-empty every new event goes behind it, so order is kept.
+//! The writer retries the spool every few seconds and, once the store answers, inserts the spooled
+//! events in order and rewrites the spool without them.
+//!
+//! Exactly once: every event has a unique id and inserts ignore an id already stored, so a crash
+//! between "inserted" and "removed from the spool" only causes a harmless second attempt.
+//! A spool left by a crashed run is flushed by the next run.
+
+use crate::events::{Event, EventObserver, Identity, Severity};
+use crate::store::Store;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// The local spool: append-only JSON lines, one event per line.
+#[derive(Debug)]
+pub struct Spool {
+    path: PathBuf,
+}
+
+impl Spool {
+    pub fn new(path: PathBuf) -> Spool {
+        Spool { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn append(&self, event: &Event) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        let line = serde_json::to_string(event).map_err(std::io::Error::other)?;
+        writeln!(file, "{line}")?;
+        file.sync_data()
+    }
+
+    /// Spooled events in order. A torn last line (a crash mid-append) is skipped.
+    pub fn read(&self) -> std::io::Result<Vec<Event>> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => Ok(text
+                .lines()
+                .filter_map(|line| serde_json::from_str(line).ok())
+                .collect()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(err) => Err(err),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        std::fs::metadata(&self.path)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true)
+    }
+
+    /// Replaces the spool with `remaining` (atomically: temp file + rename).
+    fn rewrite(&self, remaining: &[Event]) -> std::io::Result<()> {
+        if remaining.is_empty() {
+            return match std::fs::remove_file(&self.path) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+                _ => Ok(()),
+            };
+        }
+        let tmp = self.path.with_extension("jsonl.tmp");
+        {
+            let mut file = std::fs::File::create(&tmp)?;
+            for event in remaining {
+                let line = serde_json::to_string(event).map_err(std::io::Error::other)?;
+                writeln!(file, "{line}")?;
+            }
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
+enum Message {
+    Event(Box<Event>),
+    Flush(oneshot::Sender<bool>),
+}
+
+/// Queues events for the writer task. Cheap to clone; never blocks.
+#[derive(Clone)]
+pub struct EventSink {
+    tx: mpsc::UnboundedSender<Message>,
+    pub identity: Identity,
+    /// Sees every event on its way to the store (the metrics count from it).
+    observer: Option<Arc<dyn EventObserver>>,
+}
+
+/// How long one insert may take before the event is spooled instead.
+const INSERT_DEADLINE: Duration = Duration::from_secs(3);
+/// How often a non-empty spool is retried.
+const RETRY_EVERY: Duration = Duration::from_secs(2);
+
+impl EventSink {
+    /// Starts the writer task. A spool left by an earlier run is flushed first.
+    pub fn start(store: Arc<dyn Store>, spool: Spool, identity: Identity) -> EventSink {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer(store, spool, rx));
+        EventSink {
+            tx,
+            identity,
+            observer: None,
+        }
+    }
+
+    /// Every event emitted from now on is also shown to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn EventObserver>) -> EventSink {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Queues one event.
+    pub fn emit(&self, event: Event) {
+        if let Some(observer) = &self.observer {
+            observer.observe(&event);
+        }
+        let _ = self.tx.send(Message::Event(Box::new(event)));
+    }
+
+    /// Makes and queues an event with this sink's identity.
+    pub fn record(
+        &self,
+        event_type: &str,
+        severity: Severity,
+        message: impl Into<String>,
+        data: serde_json::Value,
+    ) {
+        self.emit(Event::new(
+            &self.identity,
+            event_type,
+            severity,
+            message,
+            data,
+        ));
+    }
+
+    /// Waits until everything queued so far is in the store (true) or in the spool (false), or
+    /// the deadline passes (false).
+    pub async fn flush(&self, deadline: Duration) -> bool {
+        let (done_tx, done_rx) = oneshot::channel();
+        if self.tx.send(Message::Flush(done_tx)).is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(deadline, done_rx).await, Ok(Ok(true)))
+    }
+}
+
+async fn writer(store: Arc<dyn Store>, spool: Spool, mut rx: mpsc::UnboundedReceiver<Message>) {
+    let mut spooled = !spool.is_empty();
+    if spooled {
+        spooled = !flush_spool(store.as_ref(), &spool).await;
+    }
+    // A fixed deadline, not a fresh sleep per loop: events arriving faster than the retry
+    // interval must not postpone the retry forever.
+    let mut next_retry = tokio::time::Instant::now() + RETRY_EVERY;
+    loop {
+        let message = if spooled {
+            tokio::select! {
+                message = rx.recv() => message,
+                _ = tokio::time::sleep_until(next_retry) => None,
+            }
+        } else {
+            rx.recv().await
+        };
+        if spooled && tokio::time::Instant::now() >= next_retry {
+            spooled = !flush_spool(store.as_ref(), &spool).await;
+            next_retry = tokio::time::Instant::now() + RETRY_EVERY;
+        }
+        let Some(message) = message else {
+            if rx.is_closed() && rx.is_empty() {
+                return;
+            }
+            continue;
+        };
+        match message {
+            Message::Event(event) => {
+                if !spooled && insert(store.as_ref(), &event).await.is_ok() {
+                    continue;
+                }
+                // Behind the spool, or the store failed: keep order by appending.
+                match spool.append(&event) {
+                    Ok(()) => spooled = true,
+                    Err(err) => eprintln!(
+                        "{}event {} could not be stored or spooled ({}): {err}",
+                        crate::log::PREFIX,
+                        event.event_type,
+                        spool.path().display()
+                    ),
+                }
+            }
+            Message::Flush(done) => {
+                if spooled {
+                    spooled = !flush_spool(store.as_ref(), &spool).await;
+                }
+                let _ = done.send(!spooled);
+            }
+        }
+    }
+}
+
+async fn insert(store: &dyn Store, event: &Event) -> Result<(), crate::store::StoreError> {
+    match tokio::time::timeout(INSERT_DEADLINE, store.event_insert(event)).await {
+        Ok(result) => result.map(|_| ()),
+        Err(_) => Err(crate::store::StoreError::Timeout {
+            operation: "event insert",
+            seconds: INSERT_DEADLINE.as_secs(),
+        }),
+    }
+}
+
+/// Inserts spooled events in order; returns true when the spool is empty afterwards.
+async fn flush_spool(store: &dyn Store, spool: &Spool) -> bool {
+    let events = match spool.read() {
+        Ok(events) => events,
+        Err(_) => return false,
+    };
+    let mut done = 0;
+    for event in &events {
+        if insert(store, event).await.is_err() {
+            break;
+        }
+        done += 1;
+    }
+    if done == 0 && !events.is_empty() {
+        return false;
+    }
+    spool.rewrite(&events[done..]).is_ok() && done == events.len()
+}
