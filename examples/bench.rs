@@ -513,6 +513,7 @@ mod sites_bench {
             max_attempts: 5,
             created_at: SystemTime::now(),
             updated_at: SystemTime::now(),
+            attempted_at: None,
         }
     }
 

@@ -25,6 +25,10 @@ pub const REPLY_SUCCESS: &str = "REPLY_SUCCESS";
 pub const POST_FAILED: &str = "POST_FAILED";
 pub const JOB_OUTCOME_UNKNOWN: &str = "JOB_OUTCOME_UNKNOWN";
 pub const JOB_RESCUED: &str = "JOB_RESCUED";
+/// An unknown outcome could not be settled: the site could not be searched back to the attempt.
+pub const JOB_LOOKUP_INCOMPLETE: &str = "JOB_LOOKUP_INCOMPLETE";
+/// The browser is logged in as another account than the executor serves: nothing is claimed.
+pub const ACCOUNT_MISMATCH: &str = "ACCOUNT_MISMATCH";
 pub const RATE_LIMIT_DETECTED: &str = "RATE_LIMIT_DETECTED";
 pub const RATE_LIMIT_CLEARED: &str = "RATE_LIMIT_CLEARED";
 

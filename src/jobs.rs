@@ -122,6 +122,8 @@ pub struct Job {
     pub max_attempts: u32,
     pub created_at: SystemTime,
     pub updated_at: SystemTime,
+    /// When it was last marked `attempting`: a lookup of an unknown outcome searches back to it.
+    pub attempted_at: Option<SystemTime>,
 }
 
 /// A job to enqueue, validated by [`NewJob::validate`].
@@ -521,6 +523,28 @@ pub mod transition_events {
                 format_ts(until)
             ),
             json!({ "kind": kind.as_str(), "account": account, "until": format_ts(until), "reason": reason }),
+            now,
+        )
+    }
+
+    /// A lookup could not search back to the attempt: the job stays uncertain.
+    pub fn lookup_incomplete(
+        job: &Job,
+        reason: &str,
+        retry_at: SystemTime,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Event {
+        Event::at(
+            identity,
+            events::JOB_LOOKUP_INCOMPLETE,
+            Severity::Warning,
+            format!(
+                "job {} stays uncertain: the site could not be searched back to its attempt ({reason}); looked up again at {}",
+                job.id,
+                format_ts(retry_at)
+            ),
+            json!({ "job_id": job.id, "kind": job.kind.as_str(), "account": job.account, "reason": reason, "retry_at": format_ts(retry_at) }),
             now,
         )
     }

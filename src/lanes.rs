@@ -41,21 +41,51 @@ pub enum ActionError {
     Failed(String),
 }
 
-/// How to act on one web application through the single page (SPEC §7). The sites issue
-/// provides the engine that interprets site definitions; tests provide doubles.
+/// Who the browser is logged in as.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Session {
+    /// The account's handle as the site shows it; `None` when the site definition does not say
+    /// where to read it.
+    pub account: Option<String>,
+}
+
+/// What a lookup of an unknown outcome found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Found(Published),
+    /// Searched the whole window back to the attempt: the post is not there.
+    NotFound,
+    /// Could not search back to the attempt (the timeline ended early, a page did not load):
+    /// nothing can be concluded, and the job stays `uncertain`.
+    Incomplete {
+        reason: String,
+    },
+}
+
+/// How to act on one web application through the single page (docs/extending.md). The engine
+/// in `sites/` interprets site definitions; tests provide doubles.
 #[async_trait::async_trait]
 pub trait Site: Send + Sync {
-    /// Is the browser logged in to the site? (`AuthRequired` on a login wall or challenge.)
-    async fn session(&self, _browser: &Browser) -> Result<(), ActionError> {
-        Ok(())
+    /// Is the browser logged in to the site, and as whom? (`AuthRequired` on a login wall or
+    /// challenge.)
+    async fn session(&self, _browser: &Browser) -> Result<Session, ActionError> {
+        Ok(Session::default())
     }
     /// Everything before the irreversible step: navigate, open the composer, type. Must be
     /// safe to repeat.
     async fn prepare(&self, browser: &Browser, job: &Job) -> Result<(), ActionError>;
     /// The irreversible step (the click that publishes) and learning the new post's id.
     async fn publish(&self, browser: &Browser, job: &Job) -> Result<Published, ActionError>;
-    /// Does the job's post already exist on the site?
-    async fn find(&self, browser: &Browser, job: &Job) -> Result<Option<Published>, ActionError>;
+    /// Does the job's post exist on the site? `account` is the handle the browser is logged in
+    /// as (its timeline holds the post); the search must reach back to `since`, when the attempt
+    /// began, before it may answer [`Lookup::NotFound`].
+    async fn find(
+        &self,
+        browser: &Browser,
+        job: &Job,
+        account: Option<&str>,
+        since: SystemTime,
+    ) -> Result<Lookup, ActionError>;
 }
 
 /// Lane settings.
@@ -71,6 +101,8 @@ pub struct LaneConfig {
     pub default_breaker: Duration,
     /// `<profile>/AUTH_REQUIRED`: present while the site wants a login.
     pub auth_flag: std::path::PathBuf,
+    /// `<profile>/ACCOUNT_MISMATCH`: present while the browser is logged in as another account.
+    pub mismatch_flag: std::path::PathBuf,
 }
 
 impl LaneConfig {
@@ -90,6 +122,7 @@ impl LaneConfig {
             },
             default_breaker: Duration::from_secs(15 * 60),
             auth_flag: settings.profile.join("AUTH_REQUIRED"),
+            mismatch_flag: settings.profile.join("ACCOUNT_MISMATCH"),
         }
     }
 
@@ -138,10 +171,14 @@ impl TickWork for Lanes {
         let Some(site) = self.site.as_ref() else {
             return report;
         };
-        // Step 3 of the tick: no claim while the site wants a login (and no spinning either:
-        // one check per tick, one event per episode).
-        match site.session(browser).await {
-            Ok(()) => self.auth_restored(),
+        // Step 3 of the tick: no claim while the site wants a login, or while the browser is
+        // logged in as another account than ours (and no spinning either: one check per tick,
+        // one event per episode).
+        let session = match site.session(browser).await {
+            Ok(session) => {
+                self.auth_restored();
+                session
+            }
             Err(ActionError::AuthRequired) => {
                 self.auth_required();
                 return report;
@@ -150,13 +187,22 @@ impl TickWork for Lanes {
                 report.error = Some(format!("session check: {error}"));
                 return report;
             }
+        };
+        if let Some(problem) = account_problem(&self.config.account, &session) {
+            self.account_mismatch(&problem);
+            return report;
         }
+        self.account_restored();
+        let logged_in = session.account.as_deref();
         let mut errors = Vec::new();
         for kind in Kind::ALL {
             if shutdown.is_stopped() {
                 break;
             }
-            match self.lane(site.as_ref(), browser, shutdown, kind).await {
+            match self
+                .lane(site.as_ref(), browser, shutdown, kind, logged_in)
+                .await
+            {
                 Ok(started) => report.attempts.add(kind, started),
                 Err((started, error)) => {
                     report.attempts.add(kind, started);
@@ -198,9 +244,10 @@ impl Lanes {
         browser: &Browser,
         shutdown: &Shutdown,
         kind: Kind,
+        logged_in: Option<&str>,
     ) -> Result<u64, (u64, String)> {
         let err = |started: u64| move |e: String| (started, e);
-        self.verify_uncertain(site, browser, kind)
+        self.verify_uncertain(site, browser, kind, logged_in)
             .await
             .map_err(err(0))?;
         let claim = Claim {
@@ -222,12 +269,15 @@ impl Lanes {
         result.map(|()| 1).map_err(err(1))
     }
 
-    /// Claims and checks each `uncertain` job of the lane on the site.
+    /// Claims and checks each `uncertain` job of the account's lane on the site. "Not there"
+    /// counts only when the search reached back to the attempt; otherwise the job stays
+    /// `uncertain` and is looked up again later — never published again blind.
     async fn verify_uncertain(
         &self,
         site: &dyn Site,
         browser: &Browser,
         kind: Kind,
+        logged_in: Option<&str>,
     ) -> Result<(), String> {
         while let Some(job) = self
             .store
@@ -242,20 +292,43 @@ impl Lanes {
             .map_err(|e| e.to_string())?
         {
             let token = lease_token(&job);
-            let found = site
-                .find(browser, &job)
+            let since = lookup_horizon(&job);
+            let lookup = site
+                .find(browser, &job, logged_in, since)
                 .await
                 .map_err(|e| format!("verifying job {}: {e}", job.id))?;
-            self.store
-                .job_resolve_uncertain(
-                    job.id,
-                    &token,
-                    found.map(|p| (p.post_id, p.url)),
-                    &self.identity,
-                    SystemTime::now(),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
+            let now = SystemTime::now();
+            let settled = match lookup {
+                Lookup::Found(post) => {
+                    let found = Some((post.post_id, post.url));
+                    self.store
+                        .job_resolve_uncertain(job.id, &token, found, &self.identity, now)
+                        .await
+                }
+                Lookup::NotFound => {
+                    self.store
+                        .job_resolve_uncertain(job.id, &token, None, &self.identity, now)
+                        .await
+                }
+                Lookup::Incomplete { reason } => {
+                    self.log.warn(&format!(
+                        "Job {} stays uncertain: {reason}; it is looked up again in {}s, never published again blind",
+                        job.id,
+                        LOOKUP_RETRY.as_secs()
+                    ));
+                    self.store
+                        .job_defer_uncertain(
+                            job.id,
+                            &token,
+                            &reason,
+                            now + LOOKUP_RETRY,
+                            &self.identity,
+                            now,
+                        )
+                        .await
+                }
+            };
+            settled.map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -345,6 +418,44 @@ impl Lanes {
         );
     }
 
+    /// The browser is logged in as another account (or the site cannot say whom): claim
+    /// nothing, say so once per episode, and leave `<profile>/ACCOUNT_MISMATCH` for the operator.
+    fn account_mismatch(&self, problem: &str) {
+        let flag = &self.config.mismatch_flag;
+        if flag.exists() {
+            self.log.info(&format!(
+                "ACCOUNT_MISMATCH: {problem} - still claiming nothing"
+            ));
+            return;
+        }
+        let _ = std::fs::write(
+            flag,
+            format!(
+                "{}\n{problem}\n",
+                crate::clock::format_ts(SystemTime::now())
+            ),
+        );
+        self.log.warn(&format!(
+            "ACCOUNT_MISMATCH: {problem} - nothing is claimed until the browser is logged in as {:?}; {} written",
+            self.config.account,
+            flag.display()
+        ));
+        self.events.record(
+            crate::events::ACCOUNT_MISMATCH,
+            crate::events::Severity::Error,
+            format!("{problem}; claiming stopped"),
+            serde_json::json!({ "account": self.config.account, "problem": problem, "flag": flag.display().to_string() }),
+        );
+    }
+
+    fn account_restored(&self) {
+        let flag = &self.config.mismatch_flag;
+        if flag.exists() && std::fs::remove_file(flag).is_ok() {
+            self.log
+                .info("The browser is logged in as our account again: ACCOUNT_MISMATCH removed, claiming resumes");
+        }
+    }
+
     fn auth_restored(&self) {
         if self.config.auth_flag.exists() && std::fs::remove_file(&self.config.auth_flag).is_ok() {
             self.log
@@ -373,6 +484,36 @@ impl Lanes {
                 )
                 .await;
         }
+    }
+}
+
+/// How long an unknown outcome that could not be settled waits before the next lookup.
+const LOOKUP_RETRY: Duration = Duration::from_secs(600);
+
+/// Where a lookup must search back to: the attempt's start, less a margin for the difference
+/// between our clock and the site's.
+fn lookup_horizon(job: &Job) -> SystemTime {
+    let attempt = job.attempted_at.unwrap_or(job.created_at);
+    attempt
+        .checked_sub(Duration::from_secs(120))
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// Why this executor must not act for the session's account (`None`: it may). An executor of the
+/// default account (empty) acts for whoever is logged in.
+pub fn account_problem(ours: &str, session: &Session) -> Option<String> {
+    if ours.is_empty() {
+        return None;
+    }
+    let handle = |name: &str| name.trim().trim_start_matches('@').to_lowercase();
+    match session.account.as_deref() {
+        Some(theirs) if handle(theirs) == handle(ours) => None,
+        Some(theirs) => Some(format!(
+            "the browser is logged in as {theirs:?}, but this executor serves {ours:?}"
+        )),
+        None => Some(format!(
+            "the site definition does not say who is logged in ([session] account), so acting for {ours:?} cannot be checked"
+        )),
     }
 }
 

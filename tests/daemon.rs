@@ -991,15 +991,19 @@ impl executor::lanes::Site for FakeSite {
         &self,
         _browser: &executor::browser::Browser,
         job: &executor::jobs::Job,
-    ) -> Result<Option<executor::lanes::Published>, executor::lanes::ActionError> {
+        _account: Option<&str>,
+        _since: std::time::SystemTime,
+    ) -> Result<executor::lanes::Lookup, executor::lanes::ActionError> {
         let published = self.published.lock().expect("published");
-        Ok(published
-            .iter()
-            .position(|(_, text)| *text == job.text)
-            .map(|i| executor::lanes::Published {
-                post_id: Some((i + 1).to_string()),
-                url: None,
-            }))
+        Ok(
+            match published.iter().position(|(_, text)| *text == job.text) {
+                Some(i) => executor::lanes::Lookup::Found(executor::lanes::Published {
+                    post_id: Some((i + 1).to_string()),
+                    url: None,
+                }),
+                None => executor::lanes::Lookup::NotFound,
+            },
+        )
     }
 }
 
@@ -1478,25 +1482,6 @@ async fn the_html_report_opens_offline_and_draws_its_chart() {
 // ---------------------------------------------------------------------------------------------
 // Metrics, health, systemd notify.
 // ---------------------------------------------------------------------------------------------
-
-async fn http_get(port: u16, path: &str) -> (u16, String) {
-    executor::browser::cdp::http_request(
-        [127, 0, 0, 1].into(),
-        port,
-        "GET",
-        path,
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap_or((0, String::new()))
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| l.split(' ').next() == Some(name))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_as_prometheus_text_and_match_the_stored_events() {

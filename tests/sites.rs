@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use executor::browser::{Browser, BrowserConfig};
 use executor::jobs::{Job, JobState, Kind};
-use executor::lanes::{ActionError, Site};
+use executor::lanes::{ActionError, Lookup, Site};
 use executor::sandbox::{Fault, Sandbox};
 use executor::sites::{engine::SiteEngine, SiteDefinition};
 use std::sync::Arc;
@@ -94,6 +94,7 @@ pub fn job(id: i64, kind: Kind, text: &str, reply_to: Option<&str>) -> Job {
         max_attempts: 5,
         created_at: SystemTime::now(),
         updated_at: SystemTime::now(),
+        attempted_at: None,
     }
 }
 
@@ -122,10 +123,12 @@ async fn the_engine_publishes_exactly_what_was_written_and_finds_it_again() {
                 "id from the site's answer"
             );
             let found = engine
-                .find(&w.browser, &post)
+                .find(&w.browser, &post, None, SystemTime::UNIX_EPOCH)
                 .await
-                .expect("find")
-                .expect("found");
+                .expect("find");
+            let Lookup::Found(found) = found else {
+                panic!("not found: {found:?}")
+            };
             assert_eq!(found.post_id, published.post_id);
 
             let reply_text = format!("re {text}");
@@ -147,17 +150,23 @@ async fn the_engine_publishes_exactly_what_was_written_and_finds_it_again() {
             assert_eq!(last.text, reply_text);
             assert_eq!(last.in_reply_to, published.post_id);
             assert_eq!(answered.post_id.as_deref(), Some(last.id.as_str()));
-            assert_eq!(
-                engine
-                    .find(&w.browser, &reply)
-                    .await
-                    .expect("find")
-                    .map(|p| p.post_id),
-                Some(answered.post_id)
-            );
+            let found = engine
+                .find(&w.browser, &reply, None, SystemTime::UNIX_EPOCH)
+                .await
+                .expect("find");
+            let Lookup::Found(found) = found else {
+                panic!("reply not found: {found:?}")
+            };
+            assert_eq!(found.post_id, answered.post_id);
         }
         let missing = job(999, Kind::Post, "never published", None);
-        assert_eq!(engine.find(&w.browser, &missing).await.ok().flatten(), None);
+        assert_eq!(
+            engine
+                .find(&w.browser, &missing, None, SystemTime::UNIX_EPOCH)
+                .await
+                .ok(),
+            Some(Lookup::NotFound)
+        );
     }
     w.browser.shutdown().await;
 }
@@ -619,6 +628,76 @@ async fn a_429_pauses_the_posting_lane_and_replies_go_on() {
         breaker.is_some_and(|until| until > SystemTime::now()),
         "paused until the site's reset time"
     );
+}
+
+/// Every counter of actions and rate limits on `/metrics` equals the events stored for them —
+/// including those written inside the store's transactions, which never pass the event sink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn action_and_rate_limit_counters_equal_the_stored_events() {
+    let profile = Profile::new("site-counters");
+    let site = site(&profile).await;
+    let target = site.sandbox.publish("reply to me", None, "someone").id;
+    // A 429 on the first post: the posting lane pauses, the outcome is unknown, then settled.
+    site.sandbox.set_fault(Some(Fault::RateLimit));
+    enqueue(&profile, Kind::Post, "counted post", None).await;
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let daemon = start_daemon(
+        &profile,
+        &site,
+        &[("metrics_addr", addr.as_str())],
+        executor::sites::engine::ANSWER,
+    );
+    eventually("the 429 recorded", LONG, || async {
+        !events_of(&profile, "RATE_LIMIT_DETECTED").await.is_empty()
+    })
+    .await;
+    site.sandbox.set_fault(None);
+    // Replies go on: two that publish, one whose target does not exist (fails before the click).
+    enqueue(&profile, Kind::Reply, "counted reply 1", Some(&target)).await;
+    enqueue(&profile, Kind::Reply, "counted reply 2", Some(&target)).await;
+    enqueue(&profile, Kind::Reply, "reply to nothing", Some("999999")).await;
+    eventually("replies published and the bad one failed", LONG, || async {
+        count_in(&profile, "succeeded").await == 2
+            && !events_of(&profile, "POST_FAILED").await.is_empty()
+    })
+    .await;
+    let (status, text) = http_get(port, "/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(daemon.stop().await.code(), 0);
+    let stored = |kinds: &'static [&'static str]| {
+        let profile = &profile;
+        async move {
+            let mut n = 0;
+            for kind in kinds {
+                n += events_of(profile, kind).await.len();
+            }
+            n as f64
+        }
+    };
+    let counted = |name: &str| metric(&text, name);
+    let pairs = [
+        (
+            counted("executor_actions_total{outcome=\"succeeded\"}"),
+            stored(&["POST_SUCCESS", "REPLY_SUCCESS"]).await,
+        ),
+        (
+            counted("executor_actions_total{outcome=\"failed\"}"),
+            stored(&["POST_FAILED"]).await,
+        ),
+        (
+            counted("executor_actions_total{outcome=\"uncertain\"}"),
+            stored(&["JOB_OUTCOME_UNKNOWN"]).await,
+        ),
+        (
+            counted("executor_rate_limits_total"),
+            stored(&["RATE_LIMIT_DETECTED"]).await,
+        ),
+    ];
+    for (counter, events) in pairs {
+        assert!(events >= 1.0, "each kind happened: {text}");
+        assert_eq!(counter, events, "{text}");
+    }
 }
 
 async fn lost_answer_is_verified_not_republished(fault: Fault, name: &str) {

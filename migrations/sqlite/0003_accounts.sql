@@ -14,3 +14,5 @@ DROP TABLE IF EXISTS lane_breakers;
 -- Claims look for the next due job of one account.
 CREATE INDEX IF NOT EXISTS jobs_due_account ON jobs (kind, account, not_before, id)
     WHERE state IN ('queued', 'failed');
+-- When the irreversible step began: a lookup of an unknown outcome must search back to it.
+ALTER TABLE jobs ADD COLUMN attempted_at TEXT;

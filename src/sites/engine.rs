@@ -15,7 +15,7 @@
 use super::SiteDefinition;
 use crate::browser::{Browser, BrowserError};
 use crate::jobs::{Job, Kind};
-use crate::lanes::{ActionError, Published, Site};
+use crate::lanes::{ActionError, Lookup, Published, Session, Site};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -316,11 +316,11 @@ fn rate_limit_reset(headers: &Value) -> Option<SystemTime> {
 
 #[async_trait::async_trait]
 impl Site for SiteEngine {
-    async fn session(&self, browser: &Browser) -> Result<(), ActionError> {
+    async fn session(&self, browser: &Browser) -> Result<Session, ActionError> {
         self.open(browser, &self.url(&self.def.session.check_url, None, None))
             .await?;
         match browser.wait_for(&self.def.session.logged_in, APPEAR).await {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(Session::default()),
             Err(_) if self.on_login_wall(browser).await => Err(ActionError::AuthRequired),
             Err(err) => Err(ActionError::Failed(format!("checking the session: {err}"))),
         }
@@ -370,7 +370,13 @@ impl Site for SiteEngine {
         self.await_answer(browser, events, &session, job).await
     }
 
-    async fn find(&self, browser: &Browser, job: &Job) -> Result<Option<Published>, ActionError> {
+    async fn find(
+        &self,
+        browser: &Browser,
+        job: &Job,
+        _account: Option<&str>,
+        _since: SystemTime,
+    ) -> Result<Lookup, ActionError> {
         let template = match job.kind {
             Kind::Post => &self.def.find.posts_url,
             Kind::Reply => &self.def.find.replies_url,
@@ -384,7 +390,7 @@ impl Site for SiteEngine {
             .is_err()
         {
             return if find.empty_means_absent {
-                Ok(None)
+                Ok(Lookup::NotFound)
             } else {
                 Err(ActionError::Failed(
                     "the page shows no posts yet; checking again later".into(),
@@ -406,15 +412,18 @@ impl Site for SiteEngine {
             normalise(item["text"].as_str().unwrap_or_default()) == wanted
                 && !(job.kind == Kind::Reply && status_id(item) == job.reply_to)
         });
-        Ok(found.map(|item| {
-            let id = status_id(item);
-            Published {
-                url: id
-                    .as_deref()
-                    .map(|id| self.url(&self.def.result.post_url, None, Some(id))),
-                post_id: id,
+        Ok(match found {
+            Some(item) => {
+                let id = status_id(item);
+                Lookup::Found(Published {
+                    url: id
+                        .as_deref()
+                        .map(|id| self.url(&self.def.result.post_url, None, Some(id))),
+                    post_id: id,
+                })
             }
-        }))
+            None => Lookup::NotFound,
+        })
     }
 }
 

@@ -182,6 +182,18 @@ pub trait Store: Send + Sync {
         now: SystemTime,
     ) -> Result<Job, StoreError>;
 
+    /// The lookup could not cover the whole window since the attempt: the job stays `uncertain`,
+    /// is looked up again from `retry_at`, and an event tells the operator. Fenced.
+    async fn job_defer_uncertain(
+        &self,
+        id: i64,
+        token: &str,
+        reason: &str,
+        retry_at: SystemTime,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<Job, StoreError>;
+
     /// At start: jobs still leased to `owner` by an earlier run become `uncertain` (if they were
     /// `attempting`) or `queued` (if only `claimed`).
     async fn job_rescue_owner(
@@ -269,6 +281,7 @@ pub(crate) struct JobRow {
     pub last_error: Option<String>,
     pub created_at: SystemTime,
     pub updated_at: SystemTime,
+    pub attempted_at: Option<SystemTime>,
 }
 
 impl JobRow {
@@ -321,6 +334,7 @@ impl JobRow {
             max_attempts: self.max_attempts.max(0) as u32,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            attempted_at: self.attempted_at,
         })
     }
 }

@@ -241,6 +241,20 @@ impl Store for PostgresStore {
         ))
     }
 
+    async fn job_defer_uncertain(
+        &self,
+        id: i64,
+        token: &str,
+        reason: &str,
+        retry_at: SystemTime,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<Job, StoreError> {
+        run!(self, |c| queue::job_defer_uncertain(
+            c, id, token, reason, retry_at, identity, now
+        ))
+    }
+
     async fn job_rescue_owner(
         &self,
         owner: &str,

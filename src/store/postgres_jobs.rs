@@ -70,7 +70,7 @@ pub(crate) const QUERIES: Queries = Queries {
     ),
     action_insert: "INSERT INTO job_actions (job_id, kind, account, started_at) VALUES ($1, $2, $3, $4)",
     job_mark_attempting: concat!(
-        "UPDATE jobs SET state = 'attempting', updated_at = $3
+        "UPDATE jobs SET state = 'attempting', attempted_at = $3, updated_at = $3
          WHERE id = $1 AND lease_token = $2 AND state = 'claimed' AND lease_expires_at > $3
          RETURNING ",
         job_columns!()
@@ -85,9 +85,15 @@ pub(crate) const QUERIES: Queries = Queries {
     job_claim_uncertain: concat!(
         "UPDATE jobs SET lease_owner = $4, lease_token = $5, lease_expires_at = $6, updated_at = $3
          WHERE id = (SELECT id FROM jobs WHERE kind = $1 AND account = $2 AND state = 'uncertain'
-                       AND (lease_token IS NULL OR lease_expires_at < $3)
+                       AND (lease_token IS NULL OR lease_expires_at < $3) AND not_before <= $3
                      ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
          RETURNING ",
+        job_columns!()
+    ),
+    job_defer_uncertain: concat!(
+        "UPDATE jobs SET last_error = $2, not_before = $3, lease_owner = NULL, lease_token = NULL,
+             lease_expires_at = NULL, updated_at = $4
+         WHERE id = $1 RETURNING ",
         job_columns!()
     ),
     rescue_attempting: concat!(

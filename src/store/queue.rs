@@ -80,6 +80,7 @@ pub(crate) struct Queries {
     pub job_mark_attempting: &'static str,
     pub job_set_state: &'static str,
     pub job_claim_uncertain: &'static str,
+    pub job_defer_uncertain: &'static str,
     pub rescue_attempting: &'static str,
     pub rescue_claimed: &'static str,
     pub rescue_uncertain: &'static str,
@@ -139,7 +140,7 @@ macro_rules! job_columns {
     () => {
         "id, kind, text, reply_to, account, idempotency_key, not_before, state, attempts, \
          max_attempts, lease_owner, lease_token, lease_expires_at, post_id, post_url, last_error, \
-         created_at, updated_at"
+         created_at, updated_at, attempted_at"
     };
 }
 pub(crate) use job_columns;
@@ -163,6 +164,7 @@ const JOB_SHAPE: &[Col] = &[
     Col::OptText,
     Col::Time,
     Col::Time,
+    Col::OptTime,
 ];
 
 const EVENT_SHAPE: &[Col] = &[
@@ -244,6 +246,7 @@ fn job_from(row: Vec<Value>) -> Result<Job, StoreError> {
         last_error: r.opt_text()?,
         created_at: r.time()?,
         updated_at: r.time()?,
+        attempted_at: r.opt_time()?,
     }
     .into_job()
 }
@@ -831,6 +834,40 @@ async fn resolve_in<D: Driver>(
     )
     .await?;
     Ok(done)
+}
+
+/// The lookup could not search the whole window since the attempt: the job stays `uncertain`
+/// (never queued again blind), is not looked up again before `retry_at`, and the operator is told
+/// by its event.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn job_defer_uncertain<D: Driver + Send>(
+    d: &mut D,
+    id: i64,
+    token: &str,
+    reason: &str,
+    retry_at: SystemTime,
+    identity: &Identity,
+    now: SystemTime,
+) -> Result<Job, StoreError> {
+    in_tx!(d, Durability::Relaxed, async {
+        fenced(d, id, token, &["uncertain"]).await?;
+        let sql = d.queries().job_defer_uncertain;
+        let params = [
+            Value::Int(id),
+            Value::Text(reason.into()),
+            Value::Time(retry_at),
+            Value::Time(now),
+        ];
+        let job = job_opt(d, sql, &params)
+            .await?
+            .ok_or(StoreError::NotFound { job_id: id })?;
+        write_event(
+            d,
+            transition_events::lookup_incomplete(&job, reason, retry_at, identity, now),
+        )
+        .await?;
+        Ok(job)
+    })
 }
 
 /// At start: jobs still leased to `owner` by an earlier run become `uncertain` (if they were

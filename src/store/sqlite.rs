@@ -330,6 +330,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn job_defer_uncertain(
+        &self,
+        id: i64,
+        token: &str,
+        reason: &str,
+        retry_at: SystemTime,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<Job, StoreError> {
+        let (token, reason, identity) = (token.to_string(), reason.to_string(), identity.clone());
+        self.run(step!(|c| queue::job_defer_uncertain(
+            c, id, &token, &reason, retry_at, &identity, now
+        )))
+        .await
+    }
+
     async fn job_rescue_owner(
         &self,
         owner: &str,

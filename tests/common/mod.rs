@@ -341,3 +341,24 @@ pub fn base64_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+/// `GET http://127.0.0.1:PORT/path`: the status and the body (status 0 when nothing answered).
+pub async fn http_get(port: u16, path: &str) -> (u16, String) {
+    executor::browser::cdp::http_request(
+        [127, 0, 0, 1].into(),
+        port,
+        "GET",
+        path,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_or((0, String::new()))
+}
+
+/// The value of the sample named `name` (with its labels, if any) in Prometheus text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.split(' ').next() == Some(name))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+}
