@@ -29,6 +29,10 @@ pub const JOB_RESCUED: &str = "JOB_RESCUED";
 pub const JOB_LOOKUP_INCOMPLETE: &str = "JOB_LOOKUP_INCOMPLETE";
 /// The browser is logged in as another account than the executor serves: nothing is claimed.
 pub const ACCOUNT_MISMATCH: &str = "ACCOUNT_MISMATCH";
+/// A standby took over an account whose holder's lease had lapsed.
+pub const FAILOVER: &str = "EXECUTOR_FAILOVER";
+/// This executor waits as a standby: another holds its account.
+pub const STANDBY: &str = "EXECUTOR_STANDBY";
 pub const RATE_LIMIT_DETECTED: &str = "RATE_LIMIT_DETECTED";
 pub const RATE_LIMIT_CLEARED: &str = "RATE_LIMIT_CLEARED";
 

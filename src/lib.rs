@@ -19,6 +19,7 @@ pub mod cli;
 pub mod clock;
 pub mod daemon;
 pub mod events;
+pub mod fleet;
 pub mod jobs;
 pub mod lanes;
 pub mod lock;

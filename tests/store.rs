@@ -803,6 +803,171 @@ mod job_suite {
         assert_eq!(total, 3, "three an hour, whoever claims");
     }
 
+    fn executor(id: &str, account: &str) -> executor::fleet::ExecutorInfo {
+        executor::fleet::ExecutorInfo {
+            id: id.into(),
+            account: account.into(),
+            host: "host".into(),
+            pid: 42,
+            version: "test".into(),
+            run_id: format!("run-{id}"),
+            started_at: at(0),
+        }
+    }
+
+    pub async fn one_executor_holds_an_account_the_other_waits_then_takes_over_when_it_lapses(
+        url: DatabaseUrl,
+    ) {
+        use executor::fleet::{ExecutorState, LeaseOutcome};
+        let store = open(&url).await;
+        let ttl = Duration::from_secs(30);
+        for id in ["a", "b"] {
+            store
+                .executor_register(&executor(id, "alice"), at(0))
+                .await
+                .expect("register");
+        }
+        let held = store
+            .account_lease_hold("alice", "a", ttl, &identity(), at(1))
+            .await
+            .expect("lease");
+        assert!(
+            matches!(
+                held,
+                LeaseOutcome::Held {
+                    took_over_from: None,
+                    ..
+                }
+            ),
+            "{held:?}"
+        );
+        let waits = store
+            .account_lease_hold("alice", "b", ttl, &identity(), at(2))
+            .await
+            .expect("lease");
+        assert_eq!(
+            waits,
+            LeaseOutcome::Standby {
+                holder: "a".into(),
+                until: at(31)
+            }
+        );
+        // a renews while it lives; it holds a claimed job when it dies.
+        store
+            .account_lease_hold("alice", "a", ttl, &identity(), at(20))
+            .await
+            .expect("renew");
+        let mut job = new_job(Kind::Post, "in flight");
+        job.account = "alice".into();
+        enqueue(store.as_ref(), job).await;
+        let held_job = claimed(
+            store.as_ref(),
+            &claim_for("alice", Kind::Post, "a", at(21), Limits::OFF),
+        )
+        .await;
+        assert!(matches!(
+            store
+                .account_lease_hold("alice", "b", ttl, &identity(), at(49))
+                .await
+                .expect("lease"),
+            LeaseOutcome::Standby { .. }
+        ));
+        // a's lease lapses (it was renewed at 20 for 30 s): b takes over.
+        let taken = store
+            .account_lease_hold("alice", "b", ttl, &identity(), at(51))
+            .await
+            .expect("lease");
+        assert_eq!(
+            taken,
+            LeaseOutcome::Held {
+                until: at(81),
+                took_over_from: Some("a".into())
+            }
+        );
+        let failovers = events_of(store.as_ref(), "EXECUTOR_FAILOVER").await;
+        assert_eq!(failovers.len(), 1);
+        assert_eq!(failovers[0].event_data["from"], "a");
+        // a's claimed job is back in the queue, and a (waking up late) cannot click it.
+        let back = store.job_get(held_job.id).await.expect("get").expect("job");
+        assert_eq!(back.state, JobState::Queued);
+        assert!(matches!(
+            store
+                .job_mark_attempting(held_job.id, &token(&held_job), at(52))
+                .await,
+            Err(StoreError::Fenced { .. })
+        ));
+        // b claims it and may click it.
+        let again = claimed(
+            store.as_ref(),
+            &claim_for("alice", Kind::Post, "b", at(53), Limits::OFF),
+        )
+        .await;
+        store
+            .job_mark_attempting(again.id, &token(&again), at(54))
+            .await
+            .expect("the holder clicks");
+        let fleet = store.fleet().await.expect("fleet");
+        let state = |id: &str| fleet.iter().find(|m| m.id == id).map(|m| m.state);
+        assert_eq!(
+            state("a"),
+            Some(ExecutorState::Active),
+            "a never said otherwise"
+        );
+        assert_eq!(state("b"), Some(ExecutorState::Active));
+        assert!(fleet.iter().all(|m| m.lease == Some(("b".into(), at(81)))));
+        assert_eq!(
+            fleet[0].health(at(54), Duration::from_secs(30)),
+            executor::fleet::Health::Dead,
+            "a has not been heard from since 20"
+        );
+    }
+
+    pub async fn an_orderly_exit_hands_the_account_over_at_once(url: DatabaseUrl) {
+        use executor::fleet::{ExecutorState, LeaseOutcome};
+        let store = open(&url).await;
+        let ttl = Duration::from_secs(30);
+        for id in ["a", "b"] {
+            store
+                .executor_register(&executor(id, "alice"), at(0))
+                .await
+                .expect("register");
+        }
+        store
+            .account_lease_hold("alice", "a", ttl, &identity(), at(1))
+            .await
+            .expect("lease");
+        store
+            .executor_heartbeat("a", &json!({"pages": 1}), at(2))
+            .await
+            .expect("heartbeat");
+        store
+            .executor_stopped("a", "alice", at(3))
+            .await
+            .expect("stopped");
+        let taken = store
+            .account_lease_hold("alice", "b", ttl, &identity(), at(4))
+            .await
+            .expect("lease");
+        assert!(
+            matches!(
+                taken,
+                LeaseOutcome::Held {
+                    took_over_from: None,
+                    ..
+                }
+            ),
+            "a handover, not a failover: {taken:?}"
+        );
+        assert!(events_of(store.as_ref(), "EXECUTOR_FAILOVER")
+            .await
+            .is_empty());
+        let fleet = store.fleet().await.expect("fleet");
+        let a = fleet.iter().find(|m| m.id == "a").expect("a");
+        assert_eq!(a.state, ExecutorState::Stopped);
+        assert_eq!(a.last_tick["pages"], 1);
+        assert_eq!(a.last_tick_at, Some(at(2)));
+    }
+
     pub async fn transition_events_are_shown_to_the_observer_after_commit(url: DatabaseUrl) {
         #[derive(Default)]
         struct Seen(std::sync::Mutex<Vec<String>>);
@@ -981,6 +1146,8 @@ both_backends!(
     a_429_on_one_account_pauses_only_that_accounts_lane,
     hourly_limits_hold_across_several_executors_of_one_account,
     transition_events_are_shown_to_the_observer_after_commit,
+    one_executor_holds_an_account_the_other_waits_then_takes_over_when_it_lapses,
+    an_orderly_exit_hands_the_account_over_at_once,
 );
 
 #[tokio::test]

@@ -221,6 +221,43 @@ pub trait Store: Send + Sync {
         now: SystemTime,
     ) -> Result<(), StoreError>;
 
+    /// At start: this executor is in the registry (a standby until it holds its account).
+    async fn executor_register(
+        &self,
+        info: &crate::fleet::ExecutorInfo,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Takes or renews `account`'s lease for executor `me` until `now + ttl`, or says who holds
+    /// it. Taking a lapsed lease from another executor records the failover.
+    async fn account_lease_hold(
+        &self,
+        account: &str,
+        me: &str,
+        ttl: Duration,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<crate::fleet::LeaseOutcome, StoreError>;
+
+    /// After a tick: its data in the registry, and a heartbeat.
+    async fn executor_heartbeat(
+        &self,
+        id: &str,
+        last_tick: &serde_json::Value,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// At an orderly exit: stopped, and the account's lease ended for a standby to take.
+    async fn executor_stopped(
+        &self,
+        id: &str,
+        account: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Every registered executor with its account's lease.
+    async fn fleet(&self) -> Result<Vec<crate::fleet::FleetMember>, StoreError>;
+
     /// The account's breaker for the lane, if one is recorded (it may already have expired).
     async fn lane_breaker(
         &self,

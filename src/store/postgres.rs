@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "accounts",
         include_str!("../../migrations/postgres/0003_accounts.sql"),
     ),
+    (
+        4,
+        "fleet",
+        include_str!("../../migrations/postgres/0004_fleet.sql"),
+    ),
 ];
 
 /// Any constant: the advisory lock key that serialises migrations across executors.
@@ -294,6 +299,49 @@ impl Store for PostgresStore {
         run!(self, |c| queue::breaker_open(
             c, account, kind, until, reason, identity, now
         ))
+    }
+
+    async fn executor_register(
+        &self,
+        info: &crate::fleet::ExecutorInfo,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        run!(self, |c| queue::executor_register(c, info, now))
+    }
+
+    async fn account_lease_hold(
+        &self,
+        account: &str,
+        me: &str,
+        ttl: Duration,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<crate::fleet::LeaseOutcome, StoreError> {
+        run!(self, |c| queue::account_lease_hold(
+            c, account, me, ttl, identity, now
+        ))
+    }
+
+    async fn executor_heartbeat(
+        &self,
+        id: &str,
+        last_tick: &serde_json::Value,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        run!(self, |c| queue::executor_heartbeat(c, id, last_tick, now))
+    }
+
+    async fn executor_stopped(
+        &self,
+        id: &str,
+        account: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        run!(self, |c| queue::executor_stopped(c, id, account, now))
+    }
+
+    async fn fleet(&self) -> Result<Vec<crate::fleet::FleetMember>, StoreError> {
+        run!(self, |c| queue::fleet(c))
     }
 
     async fn lane_breaker(

@@ -72,6 +72,9 @@ pub(crate) const QUERIES: Queries = Queries {
     job_mark_attempting: concat!(
         "UPDATE jobs SET state = 'attempting', attempted_at = $3, updated_at = $3
          WHERE id = $1 AND lease_token = $2 AND state = 'claimed' AND lease_expires_at > $3
+           -- Only the live holder of the account's lease (when there is one) may click.
+           AND NOT EXISTS (SELECT 1 FROM account_leases l WHERE l.account = jobs.account
+                             AND (l.holder <> jobs.lease_owner OR l.expires_at <= $3))
          RETURNING ",
         job_columns!()
     ),
@@ -117,6 +120,29 @@ pub(crate) const QUERIES: Queries = Queries {
         "UPDATE jobs SET state = 'cancelled', updated_at = $2 WHERE id = $1 RETURNING ",
         job_columns!()
     ),
+    executor_upsert: "INSERT INTO executors (id, account, host, pid, version, run_id, started_at,
+             heartbeat_at, state)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'standby')
+         ON CONFLICT (id) DO UPDATE SET account = excluded.account, host = excluded.host,
+             pid = excluded.pid, version = excluded.version, run_id = excluded.run_id,
+             started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
+             state = excluded.state",
+    executor_state: "UPDATE executors SET state = $2, heartbeat_at = $3 WHERE id = $1",
+    executor_tick: "UPDATE executors SET last_tick = $2, last_tick_at = $3, heartbeat_at = $3
+         WHERE id = $1",
+    lease_get: "SELECT account, holder, token, acquired_at, expires_at FROM account_leases
+         WHERE account = $1 FOR UPDATE",
+    lease_upsert: "INSERT INTO account_leases (account, holder, token, acquired_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (account) DO UPDATE SET holder = excluded.holder, token = excluded.token,
+             acquired_at = excluded.acquired_at, expires_at = excluded.expires_at",
+    lease_renew: "UPDATE account_leases SET expires_at = $3 WHERE account = $1 AND holder = $2",
+    // An orderly exit hands the account over: no lapse to wait for, no failover to record.
+    lease_release: "DELETE FROM account_leases WHERE account = $1 AND holder = $2",
+    fleet_list: "SELECT e.id, e.account, e.host, e.pid, e.version, e.run_id, e.started_at,
+             e.heartbeat_at, e.last_tick_at, e.state, e.last_tick, l.holder, l.expires_at
+         FROM executors e LEFT JOIN account_leases l ON l.account = e.account
+         ORDER BY e.account, e.id",
 };
 
 /// One client connection, with what the current transaction wrote.

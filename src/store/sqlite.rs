@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "accounts",
         include_str!("../../migrations/sqlite/0003_accounts.sql"),
     ),
+    (
+        4,
+        "fleet",
+        include_str!("../../migrations/sqlite/0004_fleet.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -394,6 +399,59 @@ impl Store for SqliteStore {
             c, &account, kind, until, &reason, &identity, now
         )))
         .await
+    }
+
+    async fn executor_register(
+        &self,
+        info: &crate::fleet::ExecutorInfo,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let info = info.clone();
+        self.run(step!(|c| queue::executor_register(c, &info, now)))
+            .await
+    }
+
+    async fn account_lease_hold(
+        &self,
+        account: &str,
+        me: &str,
+        ttl: Duration,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<crate::fleet::LeaseOutcome, StoreError> {
+        let (account, me, identity) = (account.to_string(), me.to_string(), identity.clone());
+        self.run(step!(|c| queue::account_lease_hold(
+            c, &account, &me, ttl, &identity, now
+        )))
+        .await
+    }
+
+    async fn executor_heartbeat(
+        &self,
+        id: &str,
+        last_tick: &serde_json::Value,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let (id, last_tick) = (id.to_string(), last_tick.clone());
+        self.run(step!(|c| queue::executor_heartbeat(
+            c, &id, &last_tick, now
+        )))
+        .await
+    }
+
+    async fn executor_stopped(
+        &self,
+        id: &str,
+        account: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let (id, account) = (id.to_string(), account.to_string());
+        self.run(step!(|c| queue::executor_stopped(c, &id, &account, now)))
+            .await
+    }
+
+    async fn fleet(&self) -> Result<Vec<crate::fleet::FleetMember>, StoreError> {
+        self.run(step!(|c| queue::fleet(c))).await
     }
 
     async fn lane_breaker(

@@ -1,0 +1,24 @@
+-- 0004: the fleet registry and the account leases (docs/fleet.md). Same number and meaning as
+-- migrations/postgres/0004.
+CREATE TABLE IF NOT EXISTS executors (
+    id            TEXT PRIMARY KEY,
+    account       TEXT NOT NULL,
+    host          TEXT NOT NULL,
+    pid           INTEGER NOT NULL,
+    version       TEXT NOT NULL,
+    run_id        TEXT NOT NULL,
+    started_at    TEXT NOT NULL,
+    heartbeat_at  TEXT NOT NULL,
+    last_tick_at  TEXT,
+    state         TEXT NOT NULL CHECK (state IN ('active', 'standby', 'stopped')),
+    -- The last tick's event data (JSON text).
+    last_tick     TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(last_tick))
+);
+-- At most one live executor acts for an account: the holder of its lease.
+CREATE TABLE IF NOT EXISTS account_leases (
+    account      TEXT PRIMARY KEY,
+    holder       TEXT NOT NULL,
+    token        TEXT NOT NULL,
+    acquired_at  TEXT NOT NULL,
+    expires_at   TEXT NOT NULL
+);

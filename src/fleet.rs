@@ -1,0 +1,207 @@
+//! The fleet: several executors on one database, at most one live executor per account
+//! (docs/fleet.md).
+//!
+//! Every executor registers itself (`executors`: id, account, host, pid, version, heartbeat, last
+//! tick). Acting for an account is a lease in `account_leases` (holder, fencing token, expiry),
+//! renewed while the holder lives. A second executor started for the same account is a standby:
+//! it ticks (caps, counts) but claims nothing, and takes the lease over when the holder's has
+//! lapsed — a failover, recorded as such. The store refuses the irreversible step to an executor
+//! whose account lease is held by another or has lapsed, so a frozen holder that wakes up late
+//! cannot publish beside its successor. Nothing here is held by a database session: a lease is
+//! a row, so a transaction-mode pooler in front of PostgreSQL loses nothing.
+
+use std::time::{Duration, SystemTime};
+
+/// Who an executor is, as it registers at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutorInfo {
+    pub id: String,
+    pub account: String,
+    pub host: String,
+    pub pid: u32,
+    pub version: String,
+    pub run_id: String,
+    pub started_at: SystemTime,
+}
+
+/// What an executor says it is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutorState {
+    /// Holds its account's lease and acts for it.
+    Active,
+    /// Another executor holds the account: waits to take over.
+    Standby,
+    /// Exited in order.
+    Stopped,
+}
+
+impl ExecutorState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutorState::Active => "active",
+            ExecutorState::Standby => "standby",
+            ExecutorState::Stopped => "stopped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ExecutorState> {
+        match text {
+            "active" => Some(ExecutorState::Active),
+            "standby" => Some(ExecutorState::Standby),
+            "stopped" => Some(ExecutorState::Stopped),
+            _ => None,
+        }
+    }
+}
+
+/// An account's lease as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountLease {
+    pub account: String,
+    pub holder: String,
+    pub token: String,
+    pub acquired_at: SystemTime,
+    pub expires_at: SystemTime,
+}
+
+/// What asking for the account's lease gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// We hold it until `until`. `took_over_from`: the executor whose lapsed lease we took.
+    Held {
+        until: SystemTime,
+        took_over_from: Option<String>,
+    },
+    /// `holder` holds it until `until`: we wait.
+    Standby { holder: String, until: SystemTime },
+}
+
+/// What to do with the account's lease (the rule the store applies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseDecision {
+    /// It is ours: extend it.
+    Renew,
+    /// Nobody holds it, or the holder's time has passed: take it with a new token.
+    Take { from: Option<String> },
+    /// Another executor holds it.
+    Wait { holder: String, until: SystemTime },
+}
+
+pub fn decide_lease(current: Option<&AccountLease>, me: &str, now: SystemTime) -> LeaseDecision {
+    match current {
+        None => LeaseDecision::Take { from: None },
+        Some(lease) if lease.holder == me => LeaseDecision::Renew,
+        Some(lease) if lease.expires_at <= now => LeaseDecision::Take {
+            from: Some(lease.holder.clone()),
+        },
+        Some(lease) => LeaseDecision::Wait {
+            holder: lease.holder.clone(),
+            until: lease.expires_at,
+        },
+    }
+}
+
+/// One row of `executor fleet`: the registry joined with the account's lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetMember {
+    pub id: String,
+    pub account: String,
+    pub host: String,
+    pub pid: u32,
+    pub version: String,
+    pub run_id: String,
+    pub started_at: SystemTime,
+    pub heartbeat_at: SystemTime,
+    pub last_tick_at: Option<SystemTime>,
+    pub state: ExecutorState,
+    /// The last tick's event data (pages, backoff, last error, …).
+    pub last_tick: serde_json::Value,
+    /// The account lease's holder and expiry, if any.
+    pub lease: Option<(String, SystemTime)>,
+}
+
+/// How the fleet view names an executor's condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Active,
+    Standby,
+    Stopped,
+    /// Says it is running, but has not been heard from within `silence` (a crash, kill -9, a
+    /// lost machine).
+    Dead,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Active => "active",
+            Health::Standby => "standby",
+            Health::Stopped => "stopped",
+            Health::Dead => "dead",
+        }
+    }
+}
+
+impl FleetMember {
+    pub fn health(&self, now: SystemTime, silence: Duration) -> Health {
+        match self.state {
+            ExecutorState::Stopped => Health::Stopped,
+            _ if now.duration_since(self.heartbeat_at).unwrap_or_default() > silence => {
+                Health::Dead
+            }
+            ExecutorState::Active => Health::Active,
+            ExecutorState::Standby => Health::Standby,
+        }
+    }
+}
+
+/// The host name, as the registry and the default executor id show it.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(holder: &str, expires_at: u64) -> AccountLease {
+        AccountLease {
+            account: "alice".into(),
+            holder: holder.into(),
+            token: "t".into(),
+            acquired_at: SystemTime::UNIX_EPOCH,
+            expires_at: SystemTime::UNIX_EPOCH + Duration::from_secs(expires_at),
+        }
+    }
+
+    #[test]
+    fn a_lease_is_renewed_by_its_holder_taken_when_lapsed_and_waited_for_otherwise() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        assert_eq!(
+            decide_lease(None, "a", now),
+            LeaseDecision::Take { from: None }
+        );
+        assert_eq!(
+            decide_lease(Some(&lease("a", 50)), "a", now),
+            LeaseDecision::Renew
+        );
+        assert_eq!(
+            decide_lease(Some(&lease("b", 100)), "a", now),
+            LeaseDecision::Take {
+                from: Some("b".into())
+            }
+        );
+        assert_eq!(
+            decide_lease(Some(&lease("b", 101)), "a", now),
+            LeaseDecision::Wait {
+                holder: "b".into(),
+                until: SystemTime::UNIX_EPOCH + Duration::from_secs(101)
+            }
+        );
+    }
+}
