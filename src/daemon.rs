@@ -237,6 +237,20 @@ async fn run_locked(
         Ok(_) => {}
         Err(err) => log.warn(&format!("Could not check for jobs left by the previous run: {err}")),
     }
+    // The fleet: in the registry, and holding the account (or waiting as a standby).
+    let lane_config = crate::lanes::LaneConfig::from_settings(settings);
+    let registered = crate::fleet::ExecutorInfo {
+        id: settings.executor_id.clone(),
+        account: lane_config.account.clone(),
+        host: crate::fleet::host_name(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        run_id: identity.run_id.clone(),
+        started_at: SystemTime::now(),
+    };
+    if let Err(err) = with_deadline(store.executor_register(&registered, SystemTime::now())).await {
+        log.warn(&format!("Could not register in the fleet registry: {err}"));
+    }
     if options.site.is_none() && options.work.is_none() {
         log.info("No site (--site none): queued jobs are counted, none is acted on");
     }
@@ -246,9 +260,14 @@ async fn run_locked(
             store: store.clone(),
             site: options.site.clone(),
             identity: identity.clone(),
-            config: crate::lanes::LaneConfig::from_settings(settings),
+            config: lane_config.clone(),
             events: sink.clone(),
             log: log.clone(),
+            hold: Some(crate::holding::AccountHold::new(
+                lane_config.account.clone(),
+                settings.executor_id.clone(),
+                crate::holding::lease_ttl(settings.tick_interval),
+            )),
         }),
     };
     let browser_config = options
@@ -286,7 +305,10 @@ async fn run_locked(
         }
     }
     let notifier = crate::notify::Notifier::from_env();
-    let exit = tick_loop(settings, shutdown, &ctx, &log, &sink, &metrics, &notifier).await;
+    let exit = tick_loop(
+        settings, shutdown, &ctx, &log, &sink, &metrics, &notifier, &store,
+    )
+    .await;
     notifier.send("STOPPING=1");
     let _ = metrics_stop.send(());
 
@@ -306,6 +328,18 @@ async fn run_locked(
         );
     }
     log.info("Cleaning up...");
+    // Hand the account over at once: a standby need not wait for the lease to lapse.
+    if let Err(err) = with_deadline(store.executor_stopped(
+        &settings.executor_id,
+        &lane_config.account,
+        SystemTime::now(),
+    ))
+    .await
+    {
+        log.warn(&format!(
+            "Could not hand the account over: {err} (a standby takes it when the lease lapses)"
+        ));
+    }
     browser.shutdown().await;
     sink.record(
         events::EXIT,
@@ -326,7 +360,23 @@ async fn run_locked(
     Ok(exit)
 }
 
-/// The loop of SPEC §4. Returns why it ended.
+/// How long a registry write may take before the daemon goes on without it.
+const STORE_DEADLINE: Duration = Duration::from_secs(3);
+
+/// A store call that must not hold up the daemon's lifecycle.
+async fn with_deadline<T>(
+    call: impl std::future::Future<Output = Result<T, crate::store::StoreError>>,
+) -> Result<T, crate::store::StoreError> {
+    tokio::time::timeout(STORE_DEADLINE, call)
+        .await
+        .unwrap_or(Err(crate::store::StoreError::Timeout {
+            operation: "fleet registry",
+            seconds: STORE_DEADLINE.as_secs(),
+        }))
+}
+
+/// The loop of docs/architecture.md. Returns why it ended.
+#[allow(clippy::too_many_arguments)]
 async fn tick_loop(
     settings: &Settings,
     shutdown: &Shutdown,
@@ -335,10 +385,12 @@ async fn tick_loop(
     sink: &EventSink,
     metrics: &crate::metrics::Metrics,
     notifier: &crate::notify::Notifier,
+    store: &Arc<dyn crate::store::Store>,
 ) -> Exit {
     let mut consecutive_failures: u32 = 0;
     let mut tick_number: u64 = 0;
     let mut was_connected = false;
+    let mut heartbeat: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         if let Some(record) = shutdown.record() {
             return Exit::Stopped(record.reason.clone());
@@ -374,6 +426,19 @@ async fn tick_loop(
             &result.line(),
             Some(&result.event_data()),
         );
+        // The fleet view shows the last tick. The tick never waits on it: one write at a time,
+        // in the background, skipped while the previous one is still trying.
+        if heartbeat.as_ref().is_none_or(|h| h.is_finished()) {
+            let (store, id, data) = (
+                store.clone(),
+                settings.executor_id.clone(),
+                result.event_data(),
+            );
+            heartbeat = Some(tokio::spawn(async move {
+                let _ =
+                    with_deadline(store.executor_heartbeat(&id, &data, SystemTime::now())).await;
+            }));
+        }
         sink.record(
             events::TICK,
             if result.failed() {

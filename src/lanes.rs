@@ -143,6 +143,8 @@ pub struct Lanes {
     pub config: LaneConfig,
     pub events: crate::sink::EventSink,
     pub log: crate::log::Logger,
+    /// The account's lease, renewed by each tick; `None`: no fleet (tests of the lanes alone).
+    pub hold: Option<crate::holding::AccountHold>,
 }
 
 #[async_trait::async_trait]
@@ -171,6 +173,18 @@ impl TickWork for Lanes {
         let Some(site) = self.site.as_ref() else {
             return report;
         };
+        // Only the executor holding the account acts for it; a standby waits (not a failure).
+        match self.hold_account().await {
+            Ok(None) => {}
+            Ok(Some(holder)) => {
+                report.standby_for = Some(holder);
+                return report;
+            }
+            Err(error) => {
+                report.error = Some(error);
+                return report;
+            }
+        }
         // Step 3 of the tick: no claim while the site wants a login, or while the browser is
         // logged in as another account than ours (and no spinning either: one check per tick,
         // one event per episode).
@@ -218,6 +232,22 @@ impl TickWork for Lanes {
 }
 
 impl Lanes {
+    /// Renews (or takes) the account's lease. `Ok(None)`: we hold it; `Ok(Some(holder))`:
+    /// another executor does, and we wait as its standby.
+    async fn hold_account(&self) -> Result<Option<String>, String> {
+        let Some(hold) = &self.hold else {
+            return Ok(None);
+        };
+        match hold
+            .hold(self.store.as_ref(), &self.identity, &self.log)
+            .await
+        {
+            Ok(crate::fleet::LeaseOutcome::Held { .. }) => Ok(None),
+            Ok(crate::fleet::LeaseOutcome::Standby { holder, .. }) => Ok(Some(holder)),
+            Err(err) => Err(format!("account lease: {err}")),
+        }
+    }
+
     /// Our own leases after a dropped tick: `claimed` back to the queue, `attempting` to
     /// `uncertain` (verified on the site before anything else).
     async fn release_own(&self) {
@@ -368,7 +398,19 @@ impl Lanes {
             .await?;
             return Err(format!("job {}: {error}", job.id));
         }
-        // The point of no return is committed first.
+        // The point of no return is committed first, by the account's live holder only.
+        if let Some(holder) = self
+            .hold_account()
+            .await
+            .map_err(|e| format!("job {}: {e}", job.id))?
+        {
+            let error = format!("{holder} holds the account now");
+            finish(Outcome::FailedBeforeClick {
+                error: error.clone(),
+            })
+            .await?;
+            return Err(format!("job {}: {error}", job.id));
+        }
         self.store
             .job_mark_attempting(job.id, &lease_token(job), SystemTime::now())
             .await

@@ -20,6 +20,7 @@ pub mod clock;
 pub mod daemon;
 pub mod events;
 pub mod fleet;
+pub mod holding;
 pub mod jobs;
 pub mod lanes;
 pub mod lock;

@@ -30,6 +30,8 @@ impl LaneCounts {
 pub struct WorkReport {
     pub attempts: LaneCounts,
     pub error: Option<String>,
+    /// Another executor holds our account: we wait as its standby (not a failure).
+    pub standby_for: Option<String>,
 }
 
 /// The queued work the tick runs after the caps and the session check: the posting lane, then
@@ -74,6 +76,8 @@ pub struct TickResult {
     pub backoff: Duration,
     pub last_error: Option<String>,
     pub duration_ms: u64,
+    /// The executor holding our account while we wait as its standby.
+    pub standby_for: Option<String>,
 }
 
 impl TickResult {
@@ -89,6 +93,7 @@ impl TickResult {
             backoff: Duration::ZERO,
             last_error: None,
             duration_ms: 0,
+            standby_for: None,
         }
     }
 
@@ -110,6 +115,10 @@ impl TickResult {
             self.attempts.reply,
             format_duration(self.backoff),
         );
+        if let Some(holder) = &self.standby_for {
+            line.push_str(" standby_for=");
+            line.push_str(&one_line(holder));
+        }
         if let Some(error) = &self.last_error {
             line.push_str(" last_error=");
             line.push_str(&one_line(error));
@@ -131,6 +140,7 @@ impl TickResult {
             "timestamp": crate::clock::format_ts(self.ts),
             "tick": self.tick,
             "duration_ms": self.duration_ms,
+            "standby_for": self.standby_for,
         })
     }
 }
@@ -194,6 +204,7 @@ pub async fn run_tick(ctx: &TickContext, tick: u64, ts: SystemTime) -> TickOutco
         }
         let report = ctx.work.run(&ctx.browser, &ctx.shutdown).await;
         result.attempts = report.attempts;
+        result.standby_for = report.standby_for;
         match report.error {
             Some(error) => Err(error),
             None => Ok(None),
@@ -266,6 +277,7 @@ mod tests {
             backoff: Duration::ZERO,
             last_error: None,
             duration_ms: 12,
+            standby_for: None,
         };
         assert_eq!(
             result.line(),
@@ -288,6 +300,7 @@ mod tests {
             backoff: Duration::from_secs(30),
             last_error: Some("CDP\nunreachable".into()),
             duration_ms: 3,
+            standby_for: None,
         };
         assert!(result.line().ends_with("pids=[] posting_ready=0 posting_attempts=0 reply_ready=0 reply_attempts=0 backoff=30s last_error=CDP unreachable"));
         assert_eq!(result.event_data()["backoff_seconds"], json!(30));
