@@ -439,6 +439,28 @@ settings! {
         },
         show: |id| Some(id.clone()),
     };
+    account: String = Def {
+        key: "account",
+        env: "EXECUTOR_ACCOUNT",
+        // `enqueue post|reply` have an `--account` of their own, the job's: clap does not add a
+        // global flag to a subcommand that has one of the same name, and hands the value given
+        // there (or before the subcommand) to both.
+        flag: Flag::Value("NAME"),
+        help: "Account to act as; empty: the default account",
+        default: Fallback::Text(""),
+        example: "second-account",
+        parse: |value| {
+            if value.chars().count() > 100 {
+                Err("expected at most 100 characters".into())
+            } else if value.chars().any(char::is_control) {
+                Err("expected no control characters".into())
+            } else {
+                Ok(value.to_string())
+            }
+        },
+        // The default needs no variable (an empty one would read as unset anyway).
+        show: |account| (!account.is_empty()).then(|| account.clone()),
+    };
     chrome_path: Option<PathBuf> = Def {
         key: "chrome_path",
         env: "CHROME_PATH",
@@ -705,6 +727,8 @@ pub struct Settings {
     pub replies_per_hour: u32,
     pub min_gap: Duration,
     pub executor_id: String,
+    /// The account to act as; empty means the default account.
+    pub account: String,
     pub chrome_path: Option<PathBuf>,
     pub log_format: LogFormat,
     pub metrics_addr: Option<SocketAddr>,
@@ -1070,6 +1094,7 @@ mod tests {
         flags.flag("tick_interval", Some("1500ms".into()));
         flags.flag("backoff", Some("1s,2s".into()));
         flags.flag("site_url", Some("http://127.0.0.1:9".into()));
+        flags.flag("account", Some("second".into()));
         let original = resolve(Some(profile.clone()), &flags, &env_of(&[])).expect("resolve");
         let env: BTreeMap<String, String> = to_env(&original)
             .into_iter()
@@ -1078,6 +1103,31 @@ mod tests {
         let again =
             resolve(None, &Layer::default(), &|k| env.get(k).cloned()).expect("resolve again");
         assert_eq!(format!("{original:?}"), format!("{again:?}"));
+    }
+
+    #[test]
+    fn account_is_empty_by_default_and_validated() {
+        let profile = temp_profile();
+        let account = |value: &str| {
+            resolve(
+                Some(profile.clone()),
+                &Layer::default(),
+                &env_of(&[("EXECUTOR_ACCOUNT", value)]),
+            )
+            .map(|s| s.account)
+        };
+        let default = resolve(Some(profile.clone()), &Layer::default(), &env_of(&[]));
+        assert_eq!(default.expect("defaults").account, "");
+        assert_eq!(account("alice").expect("a name"), "alice");
+        let hundred = "é".repeat(100);
+        assert_eq!(account(&hundred).expect("100 characters"), hundred);
+        let err = account(&"a".repeat(101)).expect_err("101 characters");
+        assert!(err.to_string().starts_with("EXECUTOR_ACCOUNT="), "{err}");
+        assert!(err.to_string().contains("at most 100 characters"), "{err}");
+        let err = account("a\tb").expect_err("a tab");
+        assert!(err.to_string().contains("no control characters"), "{err}");
+        let err = account("a\u{7f}b").expect_err("DEL");
+        assert!(!err.to_string().contains('\n'), "{err}");
     }
 
     #[test]
