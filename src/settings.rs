@@ -6,8 +6,15 @@
 //! reported once, in one line, naming the exact setting the operator typed (`CDP_PORT="abc"`,
 //! `--tick-interval "soon"`, `executor.toml: max_failures = "x"`), before anything is started.
 //!
-//! The profile directory is resolved first (flag > env > default) because the config file lives
-//! inside it.
+//! Every setting is declared once, in the `settings!` table below: its `executor.toml` key (the
+//! flag is the key with dashes), its environment variable, its help text, its default, how its
+//! value is parsed and how it is passed on to a child `executor`. The command-line flags
+//! (`cli::GlobalArgs`), the variables read, the keys the config file accepts, `--help` and
+//! [`to_env`] are all made from that table, so they cannot disagree. Adding a setting is one
+//! entry there plus its field in [`Settings`]; the compiler refuses either without the other.
+//!
+//! The profile directory is the one setting outside the table: it is resolved first
+//! (flag > env > default) because the config file lives inside it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,32 +25,504 @@ use std::time::Duration;
 /// The name of the optional config file inside the profile directory.
 pub const CONFIG_FILE: &str = "executor.toml";
 
-/// Every setting of SPEC §1, by its config-file key; the flag is `--key-with-dashes`, the
-/// environment variable is given here.
-const SETTINGS: &[(&str, &str)] = &[
-    ("browser_mode", "RUNNER_BROWSER"),
-    ("cdp_host", "CDP_HOST"),
-    ("cdp_port", "CDP_PORT"),
-    ("allow_remote_cdp", "EXECUTOR_ALLOW_REMOTE_CDP"),
-    ("database", "DATABASE_URL"),
-    ("tick_interval", "EXECUTOR_TICK_INTERVAL"),
-    ("tick_timeout", "EXECUTOR_TICK_TIMEOUT"),
-    ("max_failures", "EXECUTOR_MAX_FAILURES"),
-    ("backoff", "EXECUTOR_BACKOFF"),
-    ("memory_cap", "EXECUTOR_MEMORY_CAP"),
-    ("site", "EXECUTOR_SITE"),
-    ("site_url", "EXECUTOR_SITE_URL"),
-    ("posts_per_hour", "EXECUTOR_POSTS_PER_HOUR"),
-    ("replies_per_hour", "EXECUTOR_REPLIES_PER_HOUR"),
-    ("min_gap", "EXECUTOR_MIN_GAP"),
-    ("executor_id", "EXECUTOR_ID"),
-    ("chrome_path", "CHROME_PATH"),
-    ("log_format", "EXECUTOR_LOG_FORMAT"),
-    ("metrics_addr", "EXECUTOR_METRICS_ADDR"),
-    ("execution_mode", "EXECUTION_MODE"),
-    ("runner_mode", "RUNNER_MODE"),
-    ("stop_executor", "STOP_EXECUTOR"),
-];
+/// How a setting is given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// `--key VALUE`; the text names the value in `--help`.
+    Value(&'static str),
+    /// `--key` alone means `true`.
+    Switch,
+    /// No flag: only the environment and the config file (variables of the original deployment).
+    None,
+}
+
+/// What a setting is when no source gives it.
+enum Fallback<T> {
+    /// A value parsed exactly like one the operator typed, so `--help` shows what is used.
+    Text(&'static str),
+    /// Made while resolving (from the profile directory, or nothing); `shown` describes it in
+    /// `--help` ("" shows no default).
+    Made {
+        shown: &'static str,
+        make: fn(&Path) -> T,
+    },
+}
+
+/// One setting, declared once. `T` is the type of its field in [`Settings`].
+struct Def<T> {
+    /// The `executor.toml` key; the flag is `--` and the key with dashes.
+    key: &'static str,
+    env: &'static str,
+    flag: Flag,
+    help: &'static str,
+    default: Fallback<T>,
+    /// A valid value other than the default, for the test that every source reads every setting.
+    example: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+    /// The value as its environment variable for a child `executor`; `None` leaves it out.
+    show: fn(&T) -> Option<String>,
+}
+
+/// What flags, variables, file keys and `--help` need to know of a setting (its `Def` without
+/// the types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Info {
+    pub key: &'static str,
+    pub env: &'static str,
+    pub flag: Flag,
+    pub help: &'static str,
+    /// The default as `--help` shows it; "" when there is none to show.
+    pub default: &'static str,
+    pub example: &'static str,
+}
+
+impl Info {
+    /// The flag's name without the leading dashes, e.g. `tick-interval`.
+    pub fn flag_name(&self) -> String {
+        self.key.replace('_', "-")
+    }
+
+    /// The help text with the variable and the default, e.g.
+    /// `Posts per rolling hour [env: EXECUTOR_POSTS_PER_HOUR] [default: 2]`.
+    pub fn help_line(&self) -> String {
+        let mut line = format!("{} [env: {}]", self.help, self.env);
+        if !self.default.is_empty() {
+            line.push_str(&format!(" [default: {}]", self.default));
+        }
+        line
+    }
+}
+
+impl<T> Def<T> {
+    const fn info(&self) -> Info {
+        Info {
+            key: self.key,
+            env: self.env,
+            flag: self.flag,
+            help: self.help,
+            default: match self.default {
+                Fallback::Text(text) if text.is_empty() => "\"\"",
+                Fallback::Text(text) => text,
+                Fallback::Made { shown, .. } => shown,
+            },
+            example: self.example,
+        }
+    }
+
+    /// The value from the highest layer that has one, else the default.
+    fn resolve(&self, layer: &Layer, profile: &Path) -> Result<T, SettingsError> {
+        match layer.get(self.key) {
+            Some(raw) => (self.parse)(raw.0.trim()).map_err(|reason| invalid(raw, reason)),
+            None => match self.default {
+                Fallback::Text(text) => (self.parse)(text).map_err(|reason| {
+                    // Only a mistake in the table gets here; the tests resolve every default.
+                    SettingsError::Invalid {
+                        source_name: format!("the default of {}", self.key),
+                        value: text.to_string(),
+                        reason,
+                    }
+                }),
+                Fallback::Made { make, .. } => Ok(make(profile)),
+            },
+        }
+    }
+}
+
+/// The profile directory: lock, STOP switch, log, SQLite store, browser profile. Not a key of
+/// the config file, which lives inside it.
+pub const PROFILE: Info = Info {
+    key: "profile",
+    env: "RUNNER_PROFILE_DIR",
+    flag: Flag::Value("DIR"),
+    help: "Profile directory: lock, STOP switch, log, SQLite store, browser profile",
+    default: "./.runner-profile",
+    example: "./other-profile",
+};
+
+/// Makes, from one entry per setting (`field: Type = Def { … };`), the table [`SETTINGS`], the
+/// resolution into [`Settings`] and the environment of a child ([`to_env`]).
+macro_rules! settings {
+    ($($field:ident: $type:ty = $def:expr;)*) => {
+        /// The definitions, one function per field of [`Settings`]. Functions, not constants:
+        /// a constant named like a field would turn a closure's `|field|` into a pattern.
+        mod defs {
+            use super::*;
+            $(pub(super) const fn $field() -> Def<$type> { $def })*
+        }
+
+        /// Every setting except the profile directory, in `--help` order.
+        pub const SETTINGS: &[Info] = &[$(defs::$field().info()),*];
+
+        /// Every field from `layer` or its default, in table order (the first bad value is the
+        /// one reported).
+        fn resolve_fields(profile: PathBuf, layer: &Layer) -> Result<Settings, SettingsError> {
+            Ok(Settings {
+                $($field: defs::$field().resolve(layer, &profile)?,)*
+                profile,
+            })
+        }
+
+        /// The environment variables that reproduce `settings`, except the profile directory.
+        fn fields_to_env(settings: &Settings, env: &mut Vec<(&'static str, String)>) {
+            $(
+                let def = defs::$field();
+                if let Some(value) = (def.show)(&settings.$field) {
+                    env.push((def.env, value));
+                }
+            )*
+        }
+    };
+}
+
+settings! {
+    // First, so that a binary started for another mode says so before anything else.
+    execution_mode: String = Def {
+        key: "execution_mode",
+        env: "EXECUTION_MODE",
+        flag: Flag::None,
+        help: "Only `executor`: this binary runs the browser work (the original deployment sets it)",
+        default: Fallback::Text("executor"),
+        example: "executor",
+        parse: |value| {
+            if value == "executor" {
+                Ok(value.to_string())
+            } else {
+                Err("this binary only runs browser work with EXECUTION_MODE=executor (unset it or set it to `executor`)".into())
+            }
+        },
+        show: |_| None,
+    };
+    runner_mode: bool = Def {
+        key: "runner_mode",
+        env: "RUNNER_MODE",
+        flag: Flag::None,
+        help: "Accepted as true or false and otherwise unused (the original deployment sets it)",
+        default: Fallback::Text("true"),
+        example: "false",
+        parse: parse_bool,
+        show: |_| None,
+    };
+    database: DatabaseUrl = Def {
+        key: "database",
+        env: "DATABASE_URL",
+        flag: Flag::Value("URL"),
+        help: "Store: sqlite://PATH or postgres://USER@HOST:PORT/DB",
+        default: Fallback::Made {
+            shown: "sqlite://<profile>/executor.db",
+            make: |profile| DatabaseUrl::Sqlite(profile.join("executor.db")),
+        },
+        example: "postgres://executor@127.0.0.1:5432/executor",
+        parse: parse_database_url,
+        show: |database| {
+            Some(match database {
+                DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+                // With its password: the child must be able to connect.
+                DatabaseUrl::Postgres(url) => url.clone(),
+            })
+        },
+    };
+    browser_mode: BrowserMode = Def {
+        key: "browser_mode",
+        env: "RUNNER_BROWSER",
+        flag: Flag::Value("MODE"),
+        help: "`cdp`: attach to a browser on the CDP port; `launch`: start and own one",
+        default: Fallback::Text("cdp"),
+        example: "launch",
+        parse: |value| match value.to_ascii_lowercase().as_str() {
+            "cdp" | "attach" => Ok(BrowserMode::Attach),
+            "launch" => Ok(BrowserMode::Launch),
+            _ => Err(
+                "expected `cdp` (attach to a running browser) or `launch` (start and own one)"
+                    .into(),
+            ),
+        },
+        show: |mode| {
+            Some(match mode {
+                BrowserMode::Attach => "cdp".to_string(),
+                BrowserMode::Launch => "launch".to_string(),
+            })
+        },
+    };
+    cdp_host: IpAddr = Def {
+        key: "cdp_host",
+        env: "CDP_HOST",
+        flag: Flag::Value("IP"),
+        help: "CDP address; only loopback unless --allow-remote-cdp",
+        default: Fallback::Text("127.0.0.1"),
+        example: "127.0.0.2",
+        parse: |value| {
+            value
+                .parse::<IpAddr>()
+                .map_err(|_| "expected an IP address such as 127.0.0.1".into())
+        },
+        show: |host| Some(host.to_string()),
+    };
+    cdp_port: u16 = Def {
+        key: "cdp_port",
+        env: "CDP_PORT",
+        flag: Flag::Value("PORT"),
+        help: "CDP port on 127.0.0.1 (0: any free port, launch mode)",
+        default: Fallback::Text("9222"),
+        example: "9333",
+        parse: |value| {
+            value.parse::<u16>().map_err(|_| {
+                "expected a port number 0-65535 (0: any free port, launch mode only)".into()
+            })
+        },
+        show: |port| Some(port.to_string()),
+    };
+    allow_remote_cdp: bool = Def {
+        key: "allow_remote_cdp",
+        env: "EXECUTOR_ALLOW_REMOTE_CDP",
+        flag: Flag::Switch,
+        help: "Allow a CDP address that is not loopback",
+        default: Fallback::Text("false"),
+        example: "true",
+        parse: parse_bool,
+        show: |allow| Some(allow.to_string()),
+    };
+    tick_interval: Duration = Def {
+        key: "tick_interval",
+        env: "EXECUTOR_TICK_INTERVAL",
+        flag: Flag::Value("DURATION"),
+        help: "Time between tick starts, e.g. 500ms, 30s, 5m",
+        default: Fallback::Text("60s"),
+        example: "1500ms",
+        parse: parse_positive_duration,
+        show: |interval| Some(format_duration(*interval)),
+    };
+    tick_timeout: Duration = Def {
+        key: "tick_timeout",
+        env: "EXECUTOR_TICK_TIMEOUT",
+        flag: Flag::Value("DURATION"),
+        help: "Runtime cap of one tick",
+        default: Fallback::Text("300s"),
+        example: "2m",
+        parse: parse_positive_duration,
+        show: |timeout| Some(format_duration(*timeout)),
+    };
+    max_failures: u32 = Def {
+        key: "max_failures",
+        env: "EXECUTOR_MAX_FAILURES",
+        flag: Flag::Value("N"),
+        help: "Consecutive failed ticks before the daemon exits non-zero",
+        default: Fallback::Text("5"),
+        example: "7",
+        parse: |value| {
+            value
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| "expected a whole number of at least 1".into())
+        },
+        show: |max| Some(max.to_string()),
+    };
+    backoff: Vec<Duration> = Def {
+        key: "backoff",
+        env: "EXECUTOR_BACKOFF",
+        flag: Flag::Value("LIST"),
+        help: "Backoff schedule after failed ticks",
+        default: Fallback::Text("30s,60s,120s,300s,600s"),
+        example: "1s,2s,5s",
+        parse: |value| {
+            let list = value
+                .split(',')
+                .map(|part| parse_duration(part.trim()))
+                .collect::<Result<Vec<_>, _>>()?;
+            if list.is_empty() {
+                Err("expected a comma-separated list of durations".into())
+            } else {
+                Ok(list)
+            }
+        },
+        show: |backoff| {
+            Some(
+                backoff
+                    .iter()
+                    .map(|b| format_duration(*b))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+        },
+    };
+    memory_cap_bytes: u64 = Def {
+        key: "memory_cap",
+        env: "EXECUTOR_MEMORY_CAP",
+        flag: Flag::Value("SIZE"),
+        help: "Memory cap of the browser process tree, e.g. 2GiB",
+        default: Fallback::Text("2GiB"),
+        example: "512MiB",
+        parse: parse_bytes,
+        show: |bytes| Some(bytes.to_string()),
+    };
+    site: String = Def {
+        key: "site",
+        env: "EXECUTOR_SITE",
+        flag: Flag::Value("NAME|FILE"),
+        help: "Site definition: `x`, `sandbox`, a TOML file, or `none` (count the queue, act on nothing)",
+        default: Fallback::Text("x"),
+        example: "sandbox",
+        parse: |value| {
+            if value.is_empty() {
+                Err("expected a site name (`x`, `sandbox`) or a site file".into())
+            } else {
+                Ok(value.to_string())
+            }
+        },
+        show: |site| Some(site.clone()),
+    };
+    site_url: Option<String> = Def {
+        key: "site_url",
+        env: "EXECUTOR_SITE_URL",
+        flag: Flag::Value("URL"),
+        help: "Base URL of the site",
+        default: Fallback::Made {
+            shown: "",
+            make: |_| None,
+        },
+        example: "http://127.0.0.1:8080",
+        parse: |value| {
+            if value.starts_with("http://") || value.starts_with("https://") {
+                Ok(Some(value.trim_end_matches('/').to_string()))
+            } else {
+                Err("expected an http:// or https:// URL".into())
+            }
+        },
+        show: |url| url.clone(),
+    };
+    posts_per_hour: u32 = Def {
+        key: "posts_per_hour",
+        env: "EXECUTOR_POSTS_PER_HOUR",
+        flag: Flag::Value("N"),
+        help: "Posts per rolling hour",
+        default: Fallback::Text("2"),
+        example: "10",
+        parse: parse_count,
+        show: |count| Some(count.to_string()),
+    };
+    replies_per_hour: u32 = Def {
+        key: "replies_per_hour",
+        env: "EXECUTOR_REPLIES_PER_HOUR",
+        flag: Flag::Value("N"),
+        help: "Replies per rolling hour",
+        default: Fallback::Text("4"),
+        example: "0",
+        parse: parse_count,
+        show: |count| Some(count.to_string()),
+    };
+    min_gap: Duration = Def {
+        key: "min_gap",
+        env: "EXECUTOR_MIN_GAP",
+        flag: Flag::Value("DURATION"),
+        help: "Minimum gap between two actions (jittered)",
+        default: Fallback::Text("60s"),
+        example: "0s",
+        parse: parse_duration,
+        show: |gap| Some(format_duration(*gap)),
+    };
+    executor_id: String = Def {
+        key: "executor_id",
+        env: "EXECUTOR_ID",
+        flag: Flag::Value("ID"),
+        help: "Identity in events and claims",
+        default: Fallback::Made {
+            shown: "host name + profile",
+            make: default_executor_id,
+        },
+        example: "executor-7",
+        parse: |value| {
+            if value.is_empty() || value.len() > 200 {
+                Err("expected 1 to 200 characters".into())
+            } else {
+                Ok(value.to_string())
+            }
+        },
+        show: |id| Some(id.clone()),
+    };
+    account: String = Def {
+        key: "account",
+        env: "EXECUTOR_ACCOUNT",
+        // `enqueue post|reply` have an `--account` of their own, the job's: clap does not add a
+        // global flag to a subcommand that has one of the same name, and hands the value given
+        // there (or before the subcommand) to both.
+        flag: Flag::Value("NAME"),
+        help: "Account to act as; empty: the default account",
+        default: Fallback::Text(""),
+        example: "second-account",
+        parse: |value| {
+            if value.chars().count() > 100 {
+                Err("expected at most 100 characters".into())
+            } else if value.chars().any(char::is_control) {
+                Err("expected no control characters".into())
+            } else {
+                Ok(value.to_string())
+            }
+        },
+        // The default needs no variable (an empty one would read as unset anyway).
+        show: |account| (!account.is_empty()).then(|| account.clone()),
+    };
+    chrome_path: Option<PathBuf> = Def {
+        key: "chrome_path",
+        env: "CHROME_PATH",
+        flag: Flag::Value("PATH"),
+        help: "Browser binary",
+        default: Fallback::Made {
+            shown: "searched",
+            make: |_| None,
+        },
+        example: "/usr/bin/chromium",
+        parse: |value| Ok(Some(PathBuf::from(value))),
+        show: |path| path.as_ref().map(|path| path.display().to_string()),
+    };
+    log_format: LogFormat = Def {
+        key: "log_format",
+        env: "EXECUTOR_LOG_FORMAT",
+        flag: Flag::Value("FORMAT"),
+        help: "`text` or `json`",
+        default: Fallback::Text("text"),
+        example: "json",
+        parse: |value| match value {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected `text` or `json`".into()),
+        },
+        show: |format| {
+            Some(match format {
+                LogFormat::Text => "text".to_string(),
+                LogFormat::Json => "json".to_string(),
+            })
+        },
+    };
+    metrics_addr: Option<SocketAddr> = Def {
+        key: "metrics_addr",
+        env: "EXECUTOR_METRICS_ADDR",
+        flag: Flag::Value("ADDR"),
+        help: "Serve Prometheus /metrics and /healthz here",
+        default: Fallback::Text("off"),
+        example: "127.0.0.1:9464",
+        parse: |value| {
+            if matches!(value, "" | "off") {
+                return Ok(None);
+            }
+            value
+                .parse::<SocketAddr>()
+                .map(Some)
+                .map_err(|_| "expected an address such as 127.0.0.1:9464, or `off`".into())
+        },
+        show: |addr| addr.map(|addr| addr.to_string()),
+    };
+    stop_env: bool = Def {
+        key: "stop_executor",
+        env: "STOP_EXECUTOR",
+        flag: Flag::None,
+        help: "`true`: the STOP switch, like the file <profile>/STOP_EXECUTOR",
+        default: Fallback::Text("false"),
+        example: "true",
+        parse: parse_bool,
+        // Never handed on: a child started by this one must not be stopped before it begins.
+        show: |_| None,
+    };
+}
 
 /// A bad setting: always one line naming the source of the value.
 #[derive(Debug, thiserror::Error)]
@@ -96,13 +575,13 @@ impl Layer {
     /// the process environment).
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Layer {
         let mut layer = Layer::default();
-        for (key, var) in SETTINGS {
-            if let Some(value) = env(var) {
+        for setting in SETTINGS {
+            if let Some(value) = env(setting.env) {
                 // An empty variable is treated as unset, as shells commonly export `X=`.
                 if !value.is_empty() {
                     layer
                         .values
-                        .insert(key, (value, Origin::Env(var.to_string())));
+                        .insert(setting.key, (value, Origin::Env(setting.env.to_string())));
                 }
             }
         }
@@ -129,7 +608,7 @@ impl Layer {
                 })?;
         let mut layer = Layer::default();
         for (key, value) in table {
-            let Some((known, _)) = SETTINGS.iter().find(|(k, _)| *k == key) else {
+            let Some(known) = SETTINGS.iter().find(|setting| setting.key == key) else {
                 return Err(SettingsError::ConfigFile {
                     path: path.to_path_buf(),
                     reason: format!("unknown setting `{key}`"),
@@ -155,7 +634,7 @@ impl Layer {
                     })
                 }
             };
-            layer.values.insert(known, (raw, Origin::File(key)));
+            layer.values.insert(known.key, (raw, Origin::File(key)));
         }
         Ok(layer)
     }
@@ -222,10 +701,15 @@ fn redact_password(url: &str) -> String {
     }
 }
 
-/// The fully resolved settings every command runs with.
+/// The fully resolved settings every command runs with. Each field but `profile` is declared,
+/// with its sources and default, in the `settings!` table above.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub profile: PathBuf,
+    /// Always `executor`: the one mode this binary runs.
+    pub execution_mode: String,
+    /// `RUNNER_MODE` of the original deployment; read and validated, used by nothing.
+    pub runner_mode: bool,
     pub browser_mode: BrowserMode,
     pub cdp_host: IpAddr,
     /// 0 means "any free port" (launch mode only; the real port is read from the browser).
@@ -243,6 +727,8 @@ pub struct Settings {
     pub replies_per_hour: u32,
     pub min_gap: Duration,
     pub executor_id: String,
+    /// The account to act as; empty means the default account.
+    pub account: String,
     pub chrome_path: Option<PathBuf>,
     pub log_format: LogFormat,
     pub metrics_addr: Option<SocketAddr>,
@@ -288,14 +774,14 @@ pub fn resolve(
 ) -> Result<Settings, SettingsError> {
     let profile = match profile_flag {
         Some(path) => path,
-        None => match env("RUNNER_PROFILE_DIR").filter(|v| !v.is_empty()) {
+        None => match env(PROFILE.env).filter(|v| !v.is_empty()) {
             Some(value) => PathBuf::from(value),
-            None => PathBuf::from("./.runner-profile"),
+            None => PathBuf::from(PROFILE.default),
         },
     };
     if profile.exists() && !profile.is_dir() {
         return Err(SettingsError::Invalid {
-            source_name: "--profile / RUNNER_PROFILE_DIR".into(),
+            source_name: format!("--{} / {}", PROFILE.flag_name(), PROFILE.env),
             value: profile.display().to_string(),
             reason: "exists and is not a directory".into(),
         });
@@ -303,7 +789,9 @@ pub fn resolve(
     let file = Layer::from_file(&profile.join(CONFIG_FILE))?;
     let env_layer = Layer::from_env(env);
     let merged = flags.clone().over(&env_layer).over(&file);
-    build(profile, &merged)
+    let settings = resolve_fields(profile, &merged)?;
+    check_combinations(&settings, &merged)?;
+    Ok(settings)
 }
 
 fn invalid(raw: &(String, Origin), reason: impl Into<String>) -> SettingsError {
@@ -314,163 +802,25 @@ fn invalid(raw: &(String, Origin), reason: impl Into<String>) -> SettingsError {
     }
 }
 
-fn build(profile: PathBuf, layer: &Layer) -> Result<Settings, SettingsError> {
-    // A helper that parses one key with `parse`, or returns `default`.
-    fn field<T>(
-        layer: &Layer,
-        key: &str,
-        default: T,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<T, SettingsError> {
-        match layer.get(key) {
-            None => Ok(default),
-            Some(raw) => parse(raw.0.trim()).map_err(|reason| invalid(raw, reason)),
-        }
-    }
-
-    if let Some(raw) = layer.get("execution_mode") {
-        if raw.0 != "executor" {
-            return Err(invalid(
-                raw,
-                "this binary only runs browser work with EXECUTION_MODE=executor (unset it or set it to `executor`)",
-            ));
-        }
-    }
-    field(layer, "runner_mode", true, parse_bool)?;
-
-    let browser_mode = field(layer, "browser_mode", BrowserMode::Attach, |v| {
-        match v.to_ascii_lowercase().as_str() {
-            "cdp" | "attach" => Ok(BrowserMode::Attach),
-            "launch" => Ok(BrowserMode::Launch),
-            _ => Err(
-                "expected `cdp` (attach to a running browser) or `launch` (start and own one)"
-                    .into(),
-            ),
-        }
-    })?;
-    let allow_remote_cdp = field(layer, "allow_remote_cdp", false, parse_bool)?;
-    let cdp_host = field(layer, "cdp_host", IpAddr::from([127, 0, 0, 1]), |v| {
-        v.parse::<IpAddr>()
-            .map_err(|_| "expected an IP address such as 127.0.0.1".into())
-    })?;
-    if !cdp_host.is_loopback() && !allow_remote_cdp {
-        if let Some(raw) = layer.get("cdp_host") {
+/// The rules that involve two settings; the error names the one the operator gave.
+fn check_combinations(settings: &Settings, layer: &Layer) -> Result<(), SettingsError> {
+    if !settings.cdp_host.is_loopback() && !settings.allow_remote_cdp {
+        if let Some(raw) = layer.get(defs::cdp_host().key) {
             return Err(invalid(
                 raw,
                 "CDP is only used on loopback; pass --allow-remote-cdp to connect elsewhere",
             ));
         }
     }
-    let cdp_port = field(layer, "cdp_port", 9222u16, |v| {
-        v.parse::<u16>().map_err(|_| {
-            "expected a port number 0-65535 (0: any free port, launch mode only)".into()
-        })
-    })?;
-    if cdp_port == 0 && browser_mode == BrowserMode::Attach {
-        if let Some(raw) = layer.get("cdp_port") {
+    if settings.cdp_port == 0 && settings.browser_mode == BrowserMode::Attach {
+        if let Some(raw) = layer.get(defs::cdp_port().key) {
             return Err(invalid(
                 raw,
                 "port 0 only makes sense with RUNNER_BROWSER=launch",
             ));
         }
     }
-    let default_db = DatabaseUrl::Sqlite(profile.join("executor.db"));
-    let database = field(layer, "database", default_db, parse_database_url)?;
-    let tick_interval = field(
-        layer,
-        "tick_interval",
-        Duration::from_secs(60),
-        parse_positive_duration,
-    )?;
-    let tick_timeout = field(
-        layer,
-        "tick_timeout",
-        Duration::from_secs(300),
-        parse_positive_duration,
-    )?;
-    let max_failures = field(layer, "max_failures", 5u32, |v| {
-        v.parse::<u32>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| "expected a whole number of at least 1".into())
-    })?;
-    let default_backoff = [30, 60, 120, 300, 600].map(Duration::from_secs).to_vec();
-    let backoff = field(layer, "backoff", default_backoff, |v| {
-        v.split(',')
-            .map(|part| parse_duration(part.trim()))
-            .collect::<Result<Vec<_>, _>>()
-            .and_then(|list| {
-                if list.is_empty() {
-                    Err("expected a comma-separated list of durations".into())
-                } else {
-                    Ok(list)
-                }
-            })
-    })?;
-    let memory_cap_bytes = field(layer, "memory_cap", 2 * 1024 * 1024 * 1024, parse_bytes)?;
-    let site = field(layer, "site", "x".to_string(), |v| {
-        if v.is_empty() {
-            Err("expected a site name (`x`, `sandbox`) or a site file".into())
-        } else {
-            Ok(v.to_string())
-        }
-    })?;
-    let site_url = field(layer, "site_url", None, |v| {
-        if v.starts_with("http://") || v.starts_with("https://") {
-            Ok(Some(v.trim_end_matches('/').to_string()))
-        } else {
-            Err("expected an http:// or https:// URL".into())
-        }
-    })?;
-    let posts_per_hour = field(layer, "posts_per_hour", 2u32, parse_count)?;
-    let replies_per_hour = field(layer, "replies_per_hour", 4u32, parse_count)?;
-    let min_gap = field(layer, "min_gap", Duration::from_secs(60), parse_duration)?;
-    let executor_id = field(layer, "executor_id", default_executor_id(&profile), |v| {
-        if v.is_empty() || v.len() > 200 {
-            Err("expected 1 to 200 characters".into())
-        } else {
-            Ok(v.to_string())
-        }
-    })?;
-    let chrome_path = field(layer, "chrome_path", None, |v| Ok(Some(PathBuf::from(v))))?;
-    let log_format = field(layer, "log_format", LogFormat::Text, |v| match v {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        _ => Err("expected `text` or `json`".into()),
-    })?;
-    let metrics_addr = field(layer, "metrics_addr", None, |v| {
-        if matches!(v, "" | "off") {
-            return Ok(None);
-        }
-        v.parse::<SocketAddr>()
-            .map(Some)
-            .map_err(|_| "expected an address such as 127.0.0.1:9464, or `off`".into())
-    })?;
-    let stop_env = field(layer, "stop_executor", false, parse_bool)?;
-
-    Ok(Settings {
-        profile,
-        browser_mode,
-        cdp_host,
-        cdp_port,
-        allow_remote_cdp,
-        database,
-        tick_interval,
-        tick_timeout,
-        max_failures,
-        backoff,
-        memory_cap_bytes,
-        site,
-        site_url,
-        posts_per_hour,
-        replies_per_hour,
-        min_gap,
-        executor_id,
-        chrome_path,
-        log_format,
-        metrics_addr,
-        stop_env,
-    })
+    Ok(())
 }
 
 fn default_executor_id(profile: &Path) -> String {
@@ -569,75 +919,8 @@ fn parse_database_url(value: &str) -> Result<DatabaseUrl, String> {
 /// The settings as environment variables, for a child `executor` that must run with exactly
 /// these (e.g. `verify --run` starting the daemon).
 pub fn to_env(settings: &Settings) -> Vec<(&'static str, String)> {
-    let mut env = vec![
-        ("RUNNER_PROFILE_DIR", settings.profile.display().to_string()),
-        (
-            "RUNNER_BROWSER",
-            match settings.browser_mode {
-                BrowserMode::Attach => "cdp".to_string(),
-                BrowserMode::Launch => "launch".to_string(),
-            },
-        ),
-        ("CDP_HOST", settings.cdp_host.to_string()),
-        ("CDP_PORT", settings.cdp_port.to_string()),
-        (
-            "EXECUTOR_ALLOW_REMOTE_CDP",
-            settings.allow_remote_cdp.to_string(),
-        ),
-        (
-            "DATABASE_URL",
-            match &settings.database {
-                DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
-                DatabaseUrl::Postgres(url) => url.clone(),
-            },
-        ),
-        (
-            "EXECUTOR_TICK_INTERVAL",
-            format_duration(settings.tick_interval),
-        ),
-        (
-            "EXECUTOR_TICK_TIMEOUT",
-            format_duration(settings.tick_timeout),
-        ),
-        ("EXECUTOR_MAX_FAILURES", settings.max_failures.to_string()),
-        (
-            "EXECUTOR_BACKOFF",
-            settings
-                .backoff
-                .iter()
-                .map(|b| format_duration(*b))
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        ("EXECUTOR_MEMORY_CAP", settings.memory_cap_bytes.to_string()),
-        ("EXECUTOR_SITE", settings.site.clone()),
-        (
-            "EXECUTOR_POSTS_PER_HOUR",
-            settings.posts_per_hour.to_string(),
-        ),
-        (
-            "EXECUTOR_REPLIES_PER_HOUR",
-            settings.replies_per_hour.to_string(),
-        ),
-        ("EXECUTOR_MIN_GAP", format_duration(settings.min_gap)),
-        ("EXECUTOR_ID", settings.executor_id.clone()),
-        (
-            "EXECUTOR_LOG_FORMAT",
-            match settings.log_format {
-                LogFormat::Text => "text".to_string(),
-                LogFormat::Json => "json".to_string(),
-            },
-        ),
-    ];
-    if let Some(url) = &settings.site_url {
-        env.push(("EXECUTOR_SITE_URL", url.clone()));
-    }
-    if let Some(path) = &settings.chrome_path {
-        env.push(("CHROME_PATH", path.display().to_string()));
-    }
-    if let Some(addr) = settings.metrics_addr {
-        env.push(("EXECUTOR_METRICS_ADDR", addr.to_string()));
-    }
+    let mut env = vec![(PROFILE.env, settings.profile.display().to_string())];
+    fields_to_env(settings, &mut env);
     env
 }
 
@@ -811,6 +1094,7 @@ mod tests {
         flags.flag("tick_interval", Some("1500ms".into()));
         flags.flag("backoff", Some("1s,2s".into()));
         flags.flag("site_url", Some("http://127.0.0.1:9".into()));
+        flags.flag("account", Some("second".into()));
         let original = resolve(Some(profile.clone()), &flags, &env_of(&[])).expect("resolve");
         let env: BTreeMap<String, String> = to_env(&original)
             .into_iter()
@@ -819,6 +1103,31 @@ mod tests {
         let again =
             resolve(None, &Layer::default(), &|k| env.get(k).cloned()).expect("resolve again");
         assert_eq!(format!("{original:?}"), format!("{again:?}"));
+    }
+
+    #[test]
+    fn account_is_empty_by_default_and_validated() {
+        let profile = temp_profile();
+        let account = |value: &str| {
+            resolve(
+                Some(profile.clone()),
+                &Layer::default(),
+                &env_of(&[("EXECUTOR_ACCOUNT", value)]),
+            )
+            .map(|s| s.account)
+        };
+        let default = resolve(Some(profile.clone()), &Layer::default(), &env_of(&[]));
+        assert_eq!(default.expect("defaults").account, "");
+        assert_eq!(account("alice").expect("a name"), "alice");
+        let hundred = "é".repeat(100);
+        assert_eq!(account(&hundred).expect("100 characters"), hundred);
+        let err = account(&"a".repeat(101)).expect_err("101 characters");
+        assert!(err.to_string().starts_with("EXECUTOR_ACCOUNT="), "{err}");
+        assert!(err.to_string().contains("at most 100 characters"), "{err}");
+        let err = account("a\tb").expect_err("a tab");
+        assert!(err.to_string().contains("no control characters"), "{err}");
+        let err = account("a\u{7f}b").expect_err("DEL");
+        assert!(!err.to_string().contains('\n'), "{err}");
     }
 
     #[test]

@@ -20,8 +20,8 @@ mod status;
 mod stop;
 mod verify;
 
-use crate::settings::{self, Layer, Settings};
-use clap::{Args, Parser, Subcommand};
+use crate::settings::{self, Flag, Info, Layer, Settings};
+use clap::{Arg, ArgAction, Parser, Subcommand};
 use std::path::PathBuf;
 
 pub const EXIT_OK: i32 = 0;
@@ -37,7 +37,8 @@ pub const EXIT_USAGE: i32 = 2;
 the Chrome DevTools Protocol, around the clock, and records every tick so one SQL query shows it behaved.\n\n\
 Typical use:\n  executor chrome --headed      # start the managed browser once, log in\n  executor daemon               # run (attaches to it on CDP_PORT)\n  executor enqueue post \"Hi\"    # queue a post (reply: --to URL_OR_ID)\n  executor jobs                 # the queue\n  executor stop                 # STOP switch: exits within seconds\n\n\
 Every setting can be given as a flag, an environment variable, or a key in <profile>/executor.toml \
-(flags beat env beat file beat defaults). A bad value is reported in one line and exits with code 2.",
+(the flag's name with underscores, e.g. tick_interval = \"30s\"; flags beat env beat file beat defaults). \
+A bad value is reported in one line and exits with code 2.",
     propagate_version = true
 )]
 pub struct Cli {
@@ -47,102 +48,114 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Settings shared by every command (SPEC §1). Each also reads its environment variable.
-#[derive(Debug, Args, Default)]
+/// Settings shared by every command (SPEC §1): one flag per entry of [`settings::SETTINGS`]
+/// (and `--profile`), made from the table with clap's builder API, each also read from its
+/// environment variable and the config file.
+#[derive(Debug, Clone, Default)]
 pub struct GlobalArgs {
-    /// Profile directory: lock, STOP switch, log, SQLite store, browser profile [env: RUNNER_PROFILE_DIR] [default: ./.runner-profile]
-    #[arg(long, global = true, value_name = "DIR")]
     pub profile: Option<PathBuf>,
-    /// Store: sqlite://PATH or postgres://USER@HOST:PORT/DB [env: DATABASE_URL] [default: sqlite://<profile>/executor.db]
-    #[arg(long, global = true, value_name = "URL")]
-    pub database: Option<String>,
-    /// `cdp`: attach to a browser on the CDP port; `launch`: start and own one [env: RUNNER_BROWSER] [default: cdp]
-    #[arg(long, global = true, value_name = "MODE")]
-    pub browser_mode: Option<String>,
-    /// CDP address; only loopback unless --allow-remote-cdp [env: CDP_HOST] [default: 127.0.0.1]
-    #[arg(long, global = true, value_name = "IP")]
-    pub cdp_host: Option<String>,
-    /// CDP port on 127.0.0.1 (0: any free port, launch mode) [env: CDP_PORT] [default: 9222]
-    #[arg(long, global = true, value_name = "PORT")]
-    pub cdp_port: Option<String>,
-    /// Allow a CDP address that is not loopback [env: EXECUTOR_ALLOW_REMOTE_CDP]
-    #[arg(long, global = true)]
-    pub allow_remote_cdp: bool,
-    /// Time between tick starts, e.g. 500ms, 30s, 5m [env: EXECUTOR_TICK_INTERVAL] [default: 60s]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub tick_interval: Option<String>,
-    /// Runtime cap of one tick [env: EXECUTOR_TICK_TIMEOUT] [default: 300s]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub tick_timeout: Option<String>,
-    /// Consecutive failed ticks before the daemon exits non-zero [env: EXECUTOR_MAX_FAILURES] [default: 5]
-    #[arg(long, global = true, value_name = "N")]
-    pub max_failures: Option<String>,
-    /// Backoff schedule after failed ticks [env: EXECUTOR_BACKOFF] [default: 30s,60s,120s,300s,600s]
-    #[arg(long, global = true, value_name = "LIST")]
-    pub backoff: Option<String>,
-    /// Memory cap of the browser process tree, e.g. 2GiB [env: EXECUTOR_MEMORY_CAP] [default: 2GiB]
-    #[arg(long, global = true, value_name = "SIZE")]
-    pub memory_cap: Option<String>,
-    /// Site definition: `x`, `sandbox`, a TOML file, or `none` (count the queue, act on nothing) [env: EXECUTOR_SITE] [default: x]
-    #[arg(long, global = true, value_name = "NAME|FILE")]
-    pub site: Option<String>,
-    /// Base URL of the site [env: EXECUTOR_SITE_URL]
-    #[arg(long, global = true, value_name = "URL")]
-    pub site_url: Option<String>,
-    /// Posts per rolling hour [env: EXECUTOR_POSTS_PER_HOUR] [default: 2]
-    #[arg(long, global = true, value_name = "N")]
-    pub posts_per_hour: Option<String>,
-    /// Replies per rolling hour [env: EXECUTOR_REPLIES_PER_HOUR] [default: 4]
-    #[arg(long, global = true, value_name = "N")]
-    pub replies_per_hour: Option<String>,
-    /// Minimum gap between two actions (jittered) [env: EXECUTOR_MIN_GAP] [default: 60s]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub min_gap: Option<String>,
-    /// Identity in events and claims [env: EXECUTOR_ID] [default: host name + profile]
-    #[arg(long, global = true, value_name = "ID")]
-    pub executor_id: Option<String>,
-    /// Browser binary [env: CHROME_PATH] [default: searched]
-    #[arg(long, global = true, value_name = "PATH")]
-    pub chrome_path: Option<String>,
-    /// `text` or `json` [env: EXECUTOR_LOG_FORMAT] [default: text]
-    #[arg(long, global = true, value_name = "FORMAT")]
-    pub log_format: Option<String>,
-    /// Serve Prometheus /metrics and /healthz here [env: EXECUTOR_METRICS_ADDR] [default: off]
-    #[arg(long, global = true, value_name = "ADDR")]
-    pub metrics_addr: Option<String>,
+    /// Only the settings given on the command line.
+    flags: Layer,
+}
+
+/// The `Settings` help heading, so that a subcommand's own options stand apart from the settings.
+const SETTINGS_HEADING: &str = "Settings";
+
+fn setting_arg(setting: &Info) -> Option<Arg> {
+    let arg = Arg::new(setting.key)
+        .long(setting.flag_name())
+        .global(true)
+        .help(setting.help_line());
+    match setting.flag {
+        Flag::Value(value_name) => Some(
+            arg.value_name(value_name)
+                .action(ArgAction::Set)
+                .value_parser(clap::value_parser!(String)),
+        ),
+        Flag::Switch => Some(arg.action(ArgAction::SetTrue)),
+        Flag::None => None,
+    }
+}
+
+/// The settings without a flag, listed after the options in `--help`.
+fn settings_without_flag_help() -> String {
+    let rows: Vec<&Info> = settings::SETTINGS
+        .iter()
+        .filter(|setting| setting.flag == Flag::None)
+        .collect();
+    let width = rows.iter().map(|s| s.key.len()).max().unwrap_or(0);
+    let mut text = format!(
+        "Settings only in the environment or {}:",
+        settings::CONFIG_FILE
+    );
+    for setting in rows {
+        text.push_str(&format!(
+            "\n  {:width$}  {}",
+            setting.key,
+            setting.help_line()
+        ));
+    }
+    text
+}
+
+impl clap::Args for GlobalArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        let profile = setting_arg(&settings::PROFILE)
+            .map(|arg| arg.value_parser(clap::value_parser!(PathBuf)));
+        command
+            .next_help_heading(SETTINGS_HEADING)
+            .args(profile)
+            .args(settings::SETTINGS.iter().filter_map(setting_arg))
+            .next_help_heading(None)
+            .after_help(settings_without_flag_help())
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
+}
+
+impl clap::FromArgMatches for GlobalArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = GlobalArgs::default();
+        args.update_from_arg_matches(matches)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        // The arguments are made from the same table above, so a mismatch is a bug, not input.
+        let internal = |err: clap::parser::MatchesError| {
+            clap::Error::raw(clap::error::ErrorKind::InvalidValue, err.to_string())
+        };
+        if let Some(profile) = matches
+            .try_get_one::<PathBuf>(settings::PROFILE.key)
+            .map_err(internal)?
+        {
+            self.profile = Some(profile.clone());
+        }
+        for setting in settings::SETTINGS {
+            let value = match setting.flag {
+                Flag::Value(_) => matches
+                    .try_get_one::<String>(setting.key)
+                    .map_err(internal)?
+                    .cloned(),
+                Flag::Switch => matches
+                    .try_get_one::<bool>(setting.key)
+                    .map_err(internal)?
+                    .filter(|given| **given)
+                    .map(|_| "true".to_string()),
+                Flag::None => None,
+            };
+            self.flags.flag(setting.key, value);
+        }
+        Ok(())
+    }
 }
 
 impl GlobalArgs {
-    fn layer(&self) -> Layer {
-        let mut layer = Layer::default();
-        layer.flag("database", self.database.clone());
-        layer.flag("browser_mode", self.browser_mode.clone());
-        layer.flag("cdp_host", self.cdp_host.clone());
-        layer.flag("cdp_port", self.cdp_port.clone());
-        layer.flag(
-            "allow_remote_cdp",
-            self.allow_remote_cdp.then(|| "true".to_string()),
-        );
-        layer.flag("tick_interval", self.tick_interval.clone());
-        layer.flag("tick_timeout", self.tick_timeout.clone());
-        layer.flag("max_failures", self.max_failures.clone());
-        layer.flag("backoff", self.backoff.clone());
-        layer.flag("memory_cap", self.memory_cap.clone());
-        layer.flag("site", self.site.clone());
-        layer.flag("site_url", self.site_url.clone());
-        layer.flag("posts_per_hour", self.posts_per_hour.clone());
-        layer.flag("replies_per_hour", self.replies_per_hour.clone());
-        layer.flag("min_gap", self.min_gap.clone());
-        layer.flag("executor_id", self.executor_id.clone());
-        layer.flag("chrome_path", self.chrome_path.clone());
-        layer.flag("log_format", self.log_format.clone());
-        layer.flag("metrics_addr", self.metrics_addr.clone());
-        layer
-    }
-
     /// Resolves the settings from these flags, the process environment and the config file.
     pub fn resolve(&self) -> Result<Settings, settings::SettingsError> {
-        settings::resolve(self.profile.clone(), &self.layer(), &|key| {
+        settings::resolve(self.profile.clone(), &self.flags, &|key| {
             std::env::var(key).ok()
         })
     }
@@ -237,4 +250,135 @@ pub fn main() -> i32 {
     // Do not wait for blocking tasks still parked on I/O (e.g. a stopped browser's pipe).
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use std::collections::BTreeMap;
+
+    fn temp_profile() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("executor-cli-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    /// Settings from a command line, an environment and a config file (all three may be empty).
+    fn resolve_from(
+        args: &[&str],
+        env: &[(&str, &str)],
+        file: &str,
+    ) -> Result<Settings, settings::SettingsError> {
+        let profile = temp_profile();
+        std::fs::write(profile.join(settings::CONFIG_FILE), file).expect("write config");
+        let mut argv = vec!["executor", "--profile", profile.to_str().expect("utf8")];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(&argv).expect("parse the command line");
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let resolved = settings::resolve(cli.global.profile.clone(), &cli.global.flags, &|key| {
+            env.get(key).cloned()
+        });
+        let _ = std::fs::remove_dir_all(&profile);
+        // The profile directories differ; everything else must not.
+        resolved.map(|mut settings| {
+            settings.profile = PathBuf::new();
+            if settings.database == settings::DatabaseUrl::Sqlite(profile.join("executor.db")) {
+                settings.database = settings::DatabaseUrl::Sqlite("<profile>/executor.db".into());
+            }
+            if let Some(id) = settings
+                .executor_id
+                .strip_suffix(&*profile.to_string_lossy())
+            {
+                settings.executor_id = format!("{id}<profile>");
+            }
+            settings
+        })
+    }
+
+    #[test]
+    fn every_setting_reads_the_same_from_its_flag_its_variable_and_the_config_file() {
+        let defaults = format!(
+            "{:?}",
+            resolve_from(&["daemon"], &[], "").expect("defaults")
+        );
+        for setting in settings::SETTINGS {
+            let from_env = resolve_from(&["daemon"], &[(setting.env, setting.example)], "")
+                .unwrap_or_else(|err| panic!("{} from {}: {err}", setting.key, setting.env));
+            let file = format!("{} = {:?}\n", setting.key, setting.example);
+            let from_file = resolve_from(&["daemon"], &[], &file)
+                .unwrap_or_else(|err| panic!("{} from the file: {err}", setting.key));
+            assert_eq!(
+                format!("{from_env:?}"),
+                format!("{from_file:?}"),
+                "{}: environment and file disagree",
+                setting.key
+            );
+            let flag = format!("--{}", setting.flag_name());
+            let args: Vec<&str> = match setting.flag {
+                // After the subcommand: the flags are global.
+                Flag::Value(_) => vec!["daemon", &flag, setting.example],
+                Flag::Switch => {
+                    assert_eq!(setting.example, "true", "a switch can only say true");
+                    vec!["daemon", &flag]
+                }
+                Flag::None => vec!["daemon"],
+            };
+            if setting.flag != Flag::None {
+                let from_flag = resolve_from(&args, &[], "")
+                    .unwrap_or_else(|err| panic!("{} from {flag}: {err}", setting.key));
+                assert_eq!(
+                    format!("{from_flag:?}"),
+                    format!("{from_env:?}"),
+                    "{}: flag and environment disagree",
+                    setting.key
+                );
+            }
+            // The example is not the default, so each source was really read (only
+            // EXECUTION_MODE has a single valid value).
+            if setting.key != "execution_mode" {
+                assert_ne!(
+                    format!("{from_env:?}"),
+                    defaults,
+                    "{}: the example {:?} changed nothing",
+                    setting.key,
+                    setting.example
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn help_shows_every_setting_with_its_variable_and_default() {
+        let help = Cli::command().render_long_help().to_string();
+        for setting in std::iter::once(&settings::PROFILE).chain(settings::SETTINGS) {
+            assert!(
+                help.contains(&setting.help_line()),
+                "{} is not in --help:\n{help}",
+                setting.key
+            );
+            assert!(help.contains(&format!("[env: {}]", setting.env)));
+            if !setting.default.is_empty() {
+                assert!(help.contains(&format!("[default: {}]", setting.default)));
+            }
+            match setting.flag {
+                Flag::Value(value_name) => assert!(
+                    help.contains(&format!("--{} <{value_name}>", setting.flag_name())),
+                    "--{}",
+                    setting.flag_name()
+                ),
+                Flag::Switch => assert!(help.contains(&format!("--{}\n", setting.flag_name()))),
+                Flag::None => assert!(help.contains(&format!("  {} ", setting.key))),
+            }
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        // clap's own checks: unique names, no flag of a subcommand clashing with a setting's.
+        Cli::command().debug_assert();
+    }
 }

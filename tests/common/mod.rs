@@ -259,14 +259,44 @@ pub fn run(command: &mut Command, deadline: Duration) -> (i32, String) {
     (status.code().unwrap_or(-1), running.lines.all().join("\n"))
 }
 
-/// The PostgreSQL URL the tests use, or `None` (and a clear note) when none is configured.
+/// The variable that points the tests at a PostgreSQL server.
+pub const POSTGRES_VAR: &str = "EXECUTOR_TEST_DATABASE_URL";
+
+/// The PostgreSQL URL the tests use, or `None` when [`POSTGRES_VAR`] is unset, after recording
+/// the skip with [`skipped`]. Every test that needs PostgreSQL goes through here.
 pub fn postgres_base_url() -> Option<String> {
-    match std::env::var("EXECUTOR_TEST_DATABASE_URL") {
+    match std::env::var(POSTGRES_VAR) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            eprintln!("SKIPPED (PostgreSQL part): set EXECUTOR_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run it");
+            skipped(&format!("{POSTGRES_VAR} unset"));
             None
         }
+    }
+}
+
+/// Records that the running test skipped (part of) its work, where it cannot go unnoticed:
+///
+/// - a `SKIPPED: <test binary>::<test> (<why>)` line on the process's stderr, written to the
+///   handle and not with `eprintln!`, which libtest captures and hides for a passing test;
+/// - the same line appended to the file named by `EXECUTOR_TEST_SKIP_LOG`, if set, so that a
+///   run can count its skips (`.ci/run` fails when there is any).
+///
+/// The test is named by its thread: libtest runs each test on a thread named after it, and the
+/// `#[tokio::test]` body runs on that thread.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("<unnamed test>");
+    let line = format!("SKIPPED: {}::{test} ({why})\n", env!("CARGO_CRATE_NAME"));
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    if let Some(path) = std::env::var_os("EXECUTOR_TEST_SKIP_LOG") {
+        // One write of one short line: appends from parallel tests do not interleave.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(line.as_bytes()))
+            .unwrap_or_else(|err| panic!("cannot record the skip in {path:?}: {err}"));
     }
 }
 
