@@ -108,10 +108,11 @@ pub struct LaneConfig {
 impl LaneConfig {
     pub fn from_settings(settings: &crate::settings::Settings) -> LaneConfig {
         LaneConfig {
-            account: String::new(), // ACCOUNT: the settings' account once it exists
+            account: settings.account.clone(),
             owner: settings.executor_id.clone(),
-            // Longer than any tick may run, so a live worker never loses its lease mid-action.
-            lease_for: settings.tick_timeout + Duration::from_secs(60),
+            // Longer than any tick may run (a tick cut at its cap releases its job at once), so
+            // a live worker never loses its lease mid-action.
+            lease_for: settings.tick_timeout + Duration::from_secs(15),
             post_limits: Limits {
                 per_hour: Some(settings.posts_per_hour),
                 min_gap: settings.min_gap,

@@ -119,7 +119,11 @@ fn build(
         kind,
         text,
         reply_to: to,
-        account: options.account.clone().unwrap_or_default(),
+        // The job's own account, else the one this profile's executor serves.
+        account: options
+            .account
+            .clone()
+            .unwrap_or_else(|| settings.account.clone()),
         idempotency_key: options.key.clone(),
         not_before,
         max_attempts: DEFAULT_MAX_ATTEMPTS,

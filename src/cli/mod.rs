@@ -12,6 +12,7 @@ mod daemon;
 mod demo;
 mod enqueue;
 mod events;
+mod fleet;
 mod jobs;
 mod report;
 mod sandbox;
@@ -181,6 +182,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Recent system_events rows
     Events(events::EventsArgs),
+    /// Every executor sharing this store: account, host, health, last tick, pages, last error
+    Fleet(fleet::FleetArgs),
     /// Recent ticks, page-count distribution, failure rate, what was published
     Report(report::ReportArgs),
     /// The stability checklist, PASS/FAIL with evidence; exit 0 only when all pass
@@ -242,6 +245,7 @@ pub fn main() -> i32 {
             Command::Sandbox(args) => sandbox::run(&args).await,
             Command::Demo(args) => demo::run(&settings, &args).await,
             Command::Events(args) => events::run(&settings, &args).await,
+            Command::Fleet(args) => fleet::run(&settings, &args).await,
             Command::Report(args) => report::run(&settings, &args).await,
             Command::Verify(args) => verify::run(&settings, &args).await,
             Command::Service(args) => service::run(&settings, &args),

@@ -30,7 +30,7 @@ fn last_tick_line(settings: &Settings) -> Option<String> {
 }
 
 /// Per lane: jobs due now, counts by state, and an open 429 breaker.
-async fn queue_depths(store: &dyn Store) -> Result<Value, StoreError> {
+async fn queue_depths(store: &dyn Store, account: &str) -> Result<Value, StoreError> {
     let now = std::time::SystemTime::now();
     let counts = store.job_count_by_state().await?;
     let mut out = serde_json::Map::new();
@@ -41,7 +41,7 @@ async fn queue_depths(store: &dyn Store) -> Result<Value, StoreError> {
             .map(|(_, state, n)| (state.clone(), json!(n)))
             .collect();
         let breaker = store
-            .lane_breaker("", kind) // ACCOUNT: the settings' account once it exists
+            .lane_breaker(account, kind)
             .await?
             .filter(|until| *until > now)
             .map(crate::clock::format_ts);
@@ -80,7 +80,7 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> i32 {
                     Ok(rows) => last_tick = rows.last().map(|e| e.event_data.clone()),
                     Err(err) => store_error = Some(err.to_string()),
                 }
-                match queue_depths(store.as_ref()).await {
+                match queue_depths(store.as_ref(), &settings.account).await {
                     Ok(depths) => queue = depths,
                     Err(err) => store_error = Some(err.to_string()),
                 }
