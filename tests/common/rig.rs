@@ -1,0 +1,133 @@
+//! A site to act on, for tests that run whole daemons: the sandbox on a free port, and managed
+//! browsers logged in to it (each daemon needs its own: the page cap closes every other page).
+
+use super::*;
+use executor::browser::{Browser, BrowserConfig};
+use executor::sandbox::Sandbox;
+
+/// The sandbox, served on 127.0.0.1 until dropped.
+pub struct SandboxRig {
+    pub sandbox: Sandbox,
+    pub url: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn sandbox_rig() -> SandboxRig {
+    let sandbox = Sandbox::new(None);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, _task) = sandbox
+        .serve(([127, 0, 0, 1], 0).into(), async move {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("sandbox");
+    SandboxRig {
+        sandbox,
+        url: format!("http://{addr}"),
+        _stop: stop,
+    }
+}
+
+/// Logs `browser` in through the sandbox's login page.
+pub async fn log_in(browser: &Browser, url: &str) {
+    browser
+        .navigate(&format!("{url}/i/flow/login"), Duration::from_secs(20))
+        .await
+        .expect("login page");
+    browser
+        .click(
+            "[data-testid=\"LoginForm_Login_Button\"]",
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("log in");
+    browser
+        .wait_for("[data-testid=\"tweetTextarea_0\"]", Duration::from_secs(20))
+        .await
+        .expect("logged in");
+}
+
+/// A managed headless browser on `profile`, logged in to the sandbox, left running for a daemon
+/// to attach to; ended on drop.
+pub struct LoggedInChrome {
+    pub managed: Option<executor::browser::managed::Managed>,
+    pub port: u16,
+}
+
+impl Drop for LoggedInChrome {
+    fn drop(&mut self) {
+        if let Some(managed) = self.managed.take() {
+            managed.terminate(Duration::from_secs(3));
+        }
+    }
+}
+
+pub async fn logged_in_chrome(profile: &Profile, url: &str) -> LoggedInChrome {
+    use executor::browser::managed::{self, LaunchOptions, Managed};
+    let options = LaunchOptions {
+        binary: managed::find_binary(None).expect("chromium"),
+        profile_dir: profile.path("chrome-profile"),
+        port: 0,
+        headless: true,
+        stderr_log: profile.path("chrome-stderr.log"),
+    };
+    let launched =
+        tokio::task::spawn_blocking(move || Managed::launch(&options, Duration::from_secs(30)))
+            .await
+            .expect("join")
+            .expect("launch");
+    let port = launched.identity.port;
+    let mut flags = executor::settings::Layer::default();
+    flags.flag("cdp_port", Some(port.to_string()));
+    let settings = executor::settings::resolve(Some(profile.dir.clone()), &flags, &|_| None)
+        .expect("settings");
+    let browser = Browser::new(BrowserConfig::from_settings(&settings), Arc::new(|_| {}));
+    browser.connect().await.expect("attach");
+    log_in(&browser, url).await;
+    browser.shutdown().await; // attach mode: the browser stays, logged in
+    LoggedInChrome {
+        managed: Some(launched),
+        port,
+    }
+}
+
+/// A daemon process on `profile`, attached to `chrome`, acting on the sandbox at `url`, with its
+/// store at `database`. `extra` goes before the subcommand (e.g. `--account`, `--tick-timeout`).
+pub fn site_daemon(
+    profile: &Profile,
+    chrome: &LoggedInChrome,
+    url: &str,
+    database: &str,
+    extra: &[&str],
+) -> Running {
+    let port = chrome.port.to_string();
+    let mut args = vec![
+        "--browser-mode",
+        "cdp",
+        "--cdp-port",
+        &port,
+        "--site",
+        "sandbox",
+        "--site-url",
+        url,
+        "--database",
+        database,
+        "--tick-interval",
+        "300ms",
+        "--backoff",
+        "200ms",
+        "--max-failures",
+        "1000",
+        "--posts-per-hour",
+        "1000",
+        "--replies-per-hour",
+        "1000",
+        "--min-gap",
+        "0s",
+    ];
+    args.extend_from_slice(extra);
+    args.push("daemon");
+    let mut cmd = command(&profile.dir, &args);
+    cmd.env_remove("EXECUTOR_SITE");
+    spawn(cmd)
+}
