@@ -211,6 +211,7 @@ async fn run_locked(
         "executor daemon started",
         json!({
             "pid": lock.owner.pid,
+            "account": settings.account,
             "profile": settings.profile.display().to_string(),
             "browser_mode": format!("{:?}", settings.browser_mode).to_lowercase(),
             "tick_interval_ms": settings.tick_interval.as_millis() as u64,

@@ -39,6 +39,8 @@ pub struct TickRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishedRow {
     pub created_at: SystemTime,
+    /// The executor that recorded it.
+    pub executor_id: String,
     pub job_id: i64,
     pub kind: String,
     pub post_id: Option<String>,
@@ -91,6 +93,25 @@ fn run_of(event: &Event) -> String {
     text(&event.event_data["run_id"])
 }
 
+/// The executor that recorded an event.
+pub fn executor_of(event: &Event) -> String {
+    text(&event.event_data["executor_id"])
+}
+
+/// Which executors a report or checklist looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every executor with events in the window.
+    Window,
+    /// One executor, by id.
+    Executor(String),
+    /// The executors registered for an account.
+    Account(String),
+    /// Every executor in the registry, and every one with events in the window: a registered
+    /// executor that was silent through the window is judged too.
+    Fleet,
+}
+
 impl Report {
     /// Reads the window `[since, now]`.
     pub async fn collect(store: &dyn Store, since: SystemTime) -> Result<Report, StoreError> {
@@ -101,6 +122,60 @@ impl Report {
                 limit: None,
             })
             .await?;
+        Report::from_events(store, since, events).await
+    }
+
+    /// Reads the window `[since, now]` once and splits it by executor, as `scope` says: one
+    /// report per executor (in id order), each made from that executor's events only.
+    pub async fn collect_by_executor(
+        store: &dyn Store,
+        since: SystemTime,
+        scope: &Scope,
+    ) -> Result<Vec<(String, Report)>, StoreError> {
+        let events = store
+            .event_list(&EventQuery {
+                types: Vec::new(),
+                since: Some(since),
+                limit: None,
+            })
+            .await?;
+        let registry = match scope {
+            Scope::Account(_) | Scope::Fleet => store.fleet().await?,
+            _ => Vec::new(),
+        };
+        let mut ids: BTreeSet<String> = match scope {
+            Scope::Window => events.iter().map(executor_of).collect(),
+            Scope::Executor(id) => BTreeSet::from([id.clone()]),
+            Scope::Account(account) => registry
+                .iter()
+                .filter(|m| m.account == *account)
+                .map(|m| m.id.clone())
+                .collect(),
+            Scope::Fleet => events
+                .iter()
+                .map(executor_of)
+                .chain(registry.iter().map(|m| m.id.clone()))
+                .collect(),
+        };
+        ids.retain(|id| !id.is_empty());
+        let mut out = Vec::new();
+        for id in ids {
+            let mine: Vec<Event> = events
+                .iter()
+                .filter(|e| executor_of(e) == id)
+                .cloned()
+                .collect();
+            out.push((id, Report::from_events(store, since, mine).await?));
+        }
+        Ok(out)
+    }
+
+    /// The report of `events` (already read for the window starting at `since`).
+    async fn from_events(
+        store: &dyn Store,
+        since: SystemTime,
+        events: Vec<Event>,
+    ) -> Result<Report, StoreError> {
         let jobs_in = |state: &str| JobQuery {
             states: vec![state.to_string()],
             kind: None,
@@ -154,6 +229,7 @@ impl Report {
                 events::POST_SUCCESS | events::REPLY_SUCCESS => {
                     report.published.push(PublishedRow {
                         created_at: event.created_at,
+                        executor_id: executor_of(event),
                         job_id: data["job_id"].as_i64().unwrap_or(0),
                         kind: text(&data["kind"]),
                         post_id: data["post_id"].as_str().map(str::to_string),
@@ -231,8 +307,21 @@ impl Report {
         (total, failed, pct)
     }
 
-    /// SPEC §6.4, each criterion with its evidence. `lock` is what the lock file says now.
+    /// The stability checklist (docs/architecture.md), each criterion with its evidence. `lock`
+    /// is what the lock file says now.
     pub fn checklist(&self, lock: &LockState) -> Vec<Criterion> {
+        self.checklist_in(Some(lock), &self.published)
+    }
+
+    /// The checklist of one executor of a fleet. `lock`: the local profile's lock, for the
+    /// executor that runs on it (`None`: another machine's or profile's executor — its lock is
+    /// not ours to read). `everyone`: what every executor published, so that a job published by
+    /// this executor and another one fails here too.
+    pub fn checklist_in(
+        &self,
+        lock: Option<&LockState>,
+        everyone: &[PublishedRow],
+    ) -> Vec<Criterion> {
         let mut out = Vec::new();
         let ticks = self.ticks.len();
 
@@ -318,6 +407,33 @@ impl Report {
                 ));
             }
         }
+        // A run whose ticks stopped without an exit (killed, crashed, its machine lost) and that no
+        // later run of this executor followed: silent up to the end of the window.
+        if let Some(last) = self.ticks.last() {
+            let exited = self.events.iter().any(|e| {
+                run_of(e) == last.run_id
+                    && matches!(e.event_type.as_str(), events::EXIT | events::CRASH)
+            });
+            if let (false, Some(run)) = (exited, self.runs.get(&last.run_id)) {
+                let silent = self
+                    .until
+                    .duration_since(last.created_at)
+                    .unwrap_or_default();
+                let backoff = Duration::from_secs_f64(last.backoff_seconds.max(0.0));
+                let allowed = run.interval.max(backoff)
+                    + run.tick_timeout
+                    + Duration::from_secs(5)
+                    + run.interval / 10;
+                if silent > allowed {
+                    gaps.push(format!(
+                        "silent since {} without an exit: {:.1}s (allowed {:.1}s)",
+                        crate::clock::format_ts(last.created_at),
+                        silent.as_secs_f64(),
+                        allowed.as_secs_f64()
+                    ));
+                }
+            }
+        }
         out.push(Criterion::new(
             "ticks regular (no gap above interval + backoff + slack)",
             ticks > 1 && gaps.is_empty(),
@@ -352,24 +468,26 @@ impl Report {
             },
         ));
 
-        let (lock_ok, lock_evidence) = match lock {
-            LockState::HeldByLiveDaemon { pid } => {
-                (true, format!("daemon pid {pid} running, lock file present"))
-            }
-            LockState::Absent => (true, "no daemon running, no lock file".to_string()),
-            LockState::Stale { pid } => (
-                false,
-                format!(
-                    "lock file left by pid {pid}, which is not running: it did not exit cleanly"
+        if let Some(lock) = lock {
+            let (lock_ok, lock_evidence) = match lock {
+                LockState::HeldByLiveDaemon { pid } => {
+                    (true, format!("daemon pid {pid} running, lock file present"))
+                }
+                LockState::Absent => (true, "no daemon running, no lock file".to_string()),
+                LockState::Stale { pid } => (
+                    false,
+                    format!(
+                        "lock file left by pid {pid}, which is not running: it did not exit cleanly"
+                    ),
                 ),
-            ),
-            LockState::Unreadable => (false, "lock file present but unreadable".to_string()),
-        };
-        out.push(Criterion::new(
-            "lock present while running, gone after exit",
-            lock_ok,
-            lock_evidence,
-        ));
+                LockState::Unreadable => (false, "lock file present but unreadable".to_string()),
+            };
+            out.push(Criterion::new(
+                "lock present while running, gone after exit",
+                lock_ok,
+                lock_evidence,
+            ));
+        }
 
         let slow: Vec<String> = self
             .stops
@@ -386,7 +504,8 @@ impl Report {
             .stops
             .iter()
             .filter(|s| {
-                s.exit_at.is_none() && matches!(lock, LockState::Absent | LockState::Stale { .. })
+                s.exit_at.is_none()
+                    && matches!(lock, Some(LockState::Absent | LockState::Stale { .. }))
             })
             .collect();
         out.push(Criterion::new(
@@ -431,11 +550,21 @@ impl Report {
             format!("{failed} of {total} ticks failed ({pct:.2}%)"),
         ));
 
-        let mut by_job: HashMap<i64, usize> = HashMap::new();
-        let mut by_post: HashMap<&str, BTreeSet<i64>> = HashMap::new();
-        for row in &self.published {
-            *by_job.entry(row.job_id).or_default() += 1;
-            if let Some(post) = row.post_id.as_deref() {
+        // Counted over everyone's publications, for the jobs and posts this report's executor
+        // published: a job that two executors both published fails for each of them.
+        let ours_jobs: BTreeSet<i64> = self.published.iter().map(|r| r.job_id).collect();
+        let ours_posts: BTreeSet<&str> = self
+            .published
+            .iter()
+            .filter_map(|r| r.post_id.as_deref())
+            .collect();
+        let mut by_job: BTreeMap<i64, usize> = BTreeMap::new();
+        let mut by_post: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::new();
+        for row in everyone {
+            if ours_jobs.contains(&row.job_id) {
+                *by_job.entry(row.job_id).or_default() += 1;
+            }
+            if let Some(post) = row.post_id.as_deref().filter(|p| ours_posts.contains(p)) {
                 by_post.entry(post).or_default().insert(row.job_id);
             }
         }

@@ -1,9 +1,10 @@
-//! `executor report [--since 60m] [--json]`: the seed's three reports — recent ticks, page-count
-//! distribution, failure rate — plus what was published, uncertain and dead jobs, browser
-//! restarts and stray pages closed.
+//! `executor report [--since 60m] [--json] [--executor ID | --account NAME | --fleet]`: the
+//! three reports users already run — recent ticks, page-count distribution, failure rate — plus
+//! what was published, uncertain and dead jobs, browser restarts and stray pages closed. With a
+//! scope, one report per executor.
 
 use crate::clock::format_ts;
-use crate::report::Report;
+use crate::report::{Report, Scope};
 use crate::settings::Settings;
 use clap::Args;
 use serde_json::json;
@@ -19,6 +20,26 @@ pub struct ReportArgs {
     /// Also write a self-contained HTML page (timeline chart + tables) to FILE
     #[arg(long, value_name = "FILE")]
     pub html: Option<std::path::PathBuf>,
+    /// One executor's report (its id, as `executor fleet` shows it)
+    #[arg(long, value_name = "ID", conflicts_with_all = ["account", "fleet"])]
+    pub executor: Option<String>,
+    /// A report per executor registered for this account
+    #[arg(long, value_name = "NAME", conflicts_with = "fleet")]
+    pub account: Option<String>,
+    /// A report per executor of the fleet
+    #[arg(long)]
+    pub fleet: bool,
+}
+
+impl ReportArgs {
+    fn scope(&self) -> Option<Scope> {
+        match (&self.executor, &self.account, self.fleet) {
+            (Some(id), _, _) => Some(Scope::Executor(id.clone())),
+            (None, Some(account), _) => Some(Scope::Account(account.clone())),
+            (None, None, true) => Some(Scope::Fleet),
+            (None, None, false) => None,
+        }
+    }
 }
 
 pub fn report_json(report: &Report) -> serde_json::Value {
@@ -130,6 +151,32 @@ pub async fn run(settings: &Settings, args: &ReportArgs) -> i32 {
         Ok(store) => store,
         Err(code) => return code,
     };
+    if let Some(scope) = args.scope() {
+        return match Report::collect_by_executor(store.as_ref(), since, &scope).await {
+            Ok(reports) if args.json => {
+                let all: Vec<_> = reports
+                    .iter()
+                    .map(|(id, report)| json!({ "executor": id, "report": report_json(report) }))
+                    .collect();
+                println!("{:#}", json!(all));
+                super::EXIT_OK
+            }
+            Ok(reports) => {
+                if reports.is_empty() {
+                    println!("(no executor in this scope)");
+                }
+                for (id, report) in &reports {
+                    println!("\n######## executor {id}");
+                    print_report(report);
+                }
+                super::EXIT_OK
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                super::EXIT_FAILURE
+            }
+        };
+    }
     let collected = Report::collect(store.as_ref(), since).await;
     if let (Ok(report), Some(path)) = (&collected, &args.html) {
         if let Err(err) = std::fs::write(path, crate::report_html::render(report)) {

@@ -1,10 +1,15 @@
-//! `executor verify [--since 60m] [--run DURATION]`: the stability checklist (SPEC §6.4) from the
-//! stored events, the jobs and the lock. Exit 0 only when every criterion passes.
+//! `executor verify [--since 60m] [--run DURATION] [--executor ID | --account NAME | --fleet]`:
+//! the stability checklist from the stored events, the jobs and the lock, for each executor in
+//! scope. Exit 0 only when every criterion of every executor passes.
+//!
+//! Each executor is judged on its own events, so one executor's ticks never hide another's
+//! death; the lock criterion applies only to the executor of this profile (another machine's
+//! lock is not ours to read); "no job published twice" counts every executor's publications.
 //! `--run` first runs the daemon on the current settings for that long (a progress bar on
 //! stderr), stops it through the STOP switch, then verifies that run: the seed's 60-minute test
 //! as one command.
 
-use crate::report::{LockState, Report};
+use crate::report::{LockState, Report, Scope};
 use crate::settings::Settings;
 use clap::Args;
 use std::io::Write;
@@ -18,6 +23,26 @@ pub struct VerifyArgs {
     /// Run the daemon this long first (e.g. 60m), then verify that run
     #[arg(long, value_name = "DURATION")]
     pub run: Option<String>,
+    /// Only this executor (its id, as `executor fleet` shows it)
+    #[arg(long, value_name = "ID", conflicts_with_all = ["account", "fleet"])]
+    pub executor: Option<String>,
+    /// Only the executors registered for this account
+    #[arg(long, value_name = "NAME", conflicts_with = "fleet")]
+    pub account: Option<String>,
+    /// Every executor in the registry, including those silent through the whole window
+    #[arg(long)]
+    pub fleet: bool,
+}
+
+impl VerifyArgs {
+    fn scope(&self) -> Scope {
+        match (&self.executor, &self.account, self.fleet) {
+            (Some(id), _, _) => Scope::Executor(id.clone()),
+            (None, Some(account), _) => Scope::Account(account.clone()),
+            (None, None, true) => Scope::Fleet,
+            (None, None, false) => Scope::Window,
+        }
+    }
 }
 
 pub async fn run(settings: &Settings, args: &VerifyArgs) -> i32 {
@@ -45,33 +70,58 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> i32 {
         Ok(store) => store,
         Err(code) => return code,
     };
-    let report = match Report::collect(store.as_ref(), since).await {
+    let whole = match Report::collect(store.as_ref(), since).await {
         Ok(report) => report,
         Err(err) => {
             eprintln!("error: {err}");
             return super::EXIT_FAILURE;
         }
     };
-    let checklist = report.checklist(&LockState::read(&settings.lock_path()));
+    let executors = match Report::collect_by_executor(store.as_ref(), since, &args.scope()).await {
+        Ok(executors) => executors,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return super::EXIT_FAILURE;
+        }
+    };
     println!(
         "Stability checklist, {} → {}",
-        crate::clock::format_ts(report.since),
-        crate::clock::format_ts(report.until)
+        crate::clock::format_ts(whole.since),
+        crate::clock::format_ts(whole.until)
     );
-    for criterion in &checklist {
-        println!(
-            "{}  {:<56} {}",
-            if criterion.pass { "PASS" } else { "FAIL" },
-            criterion.name,
-            criterion.evidence
-        );
+    let lock = LockState::read(&settings.lock_path());
+    // An empty window is judged as one executor with no ticks: it fails, never passes vacuously.
+    let judged: Vec<(Option<&str>, &Report)> = if executors.is_empty() {
+        vec![(None, &whole)]
+    } else {
+        executors
+            .iter()
+            .map(|(id, r)| (Some(id.as_str()), r))
+            .collect()
+    };
+    let (mut criteria, mut failed) = (0, 0);
+    for (id, report) in &judged {
+        let local = id.is_none_or(|id| id == settings.executor_id) || judged.len() == 1;
+        if judged.len() > 1 {
+            println!("\n== executor {}", id.unwrap_or("-"));
+        }
+        let checklist = report.checklist_in(local.then_some(&lock), &whole.published);
+        for criterion in &checklist {
+            println!(
+                "{}  {:<56} {}",
+                if criterion.pass { "PASS" } else { "FAIL" },
+                criterion.name,
+                criterion.evidence
+            );
+        }
+        criteria += checklist.len();
+        failed += checklist.iter().filter(|c| !c.pass).count();
     }
-    let failed = checklist.iter().filter(|c| !c.pass).count();
     if failed == 0 {
-        println!("All {} criteria pass.", checklist.len());
+        println!("All {criteria} criteria pass.");
         super::EXIT_OK
     } else {
-        println!("{failed} of {} criteria fail.", checklist.len());
+        println!("{failed} of {criteria} criteria fail.");
         super::EXIT_FAILURE
     }
 }
