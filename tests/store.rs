@@ -1119,6 +1119,18 @@ macro_rules! both_backends {
                 }
             )*
         }
+        /// The same cases through a transaction-mode pooler: no session state, no named
+        /// prepared statement may be relied on across transactions.
+        mod pgbouncer {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(url) = pooler_database().await else { return };
+                    cases::$name(DatabaseUrl::Postgres(url)).await;
+                }
+            )*
+        }
     };
 }
 

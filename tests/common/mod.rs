@@ -302,6 +302,34 @@ pub fn skipped(why: &str) {
     }
 }
 
+/// The variable that points the tests at a transaction-mode pooler (PgBouncer) in front of the
+/// same server (`.ci/pgbouncer` starts one): `postgres://USER@HOST:PORT`, no database.
+pub const POOLER_VAR: &str = "EXECUTOR_TEST_POOLER_URL";
+
+/// For a test that runs through the pooler: a fresh database on the server (a pooler cannot keep
+/// a per-connection search path, so each test gets a database rather than a schema), and the
+/// pooler URL that reaches it. `None` (with the skip recorded) when either variable is unset.
+pub async fn pooler_database() -> Option<String> {
+    let direct = postgres_base_url()?;
+    let pooler = match std::env::var(POOLER_VAR) {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            skipped(&format!("{POOLER_VAR} unset"));
+            return None;
+        }
+    };
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let (client, connection) = tokio_postgres::connect(&direct, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test PostgreSQL");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
+    Some(format!("{}/{name}", pooler.trim_end_matches('/')))
+}
+
 /// A fresh schema for one test; returns a URL whose connections use it.
 pub async fn postgres_schema(base: &str) -> String {
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
