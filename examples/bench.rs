@@ -7,6 +7,9 @@
 //!   PostgreSQL 1 and 8 workers), and claim latency with 1k vs 100k finished jobs in the table.
 //!   PostgreSQL from `EXECUTOR_TEST_DATABASE_URL` (default the local server's `test` database),
 //!   in a schema of its own.
+//! - fleet: the same store path for 16 executors on 16 accounts (each its own connection),
+//!   with limits off and on, on PostgreSQL directly and through PgBouncer in transaction mode
+//!   (`EXECUTOR_TEST_POOLER_URL`, default 127.0.0.1:6432; `.ci/pgbouncer` starts one).
 //! - sites: verified actions per minute through the single page on the sandbox with limits off
 //!   (prepare + publish with the id read from the site's answer), and the browser's memory after
 //!   10 actions vs after 1,000.
@@ -316,12 +319,16 @@ mod jobs_bench {
     }
 
     fn claim() -> Claim {
+        claim_for("", Limits::OFF)
+    }
+
+    fn claim_for(account: &str, limits: Limits) -> Claim {
         Claim {
             kind: Kind::Post,
-            account: String::new(),
-            owner: "bench".into(),
+            account: account.into(),
+            owner: format!("bench-{account}"),
             lease_for: Duration::from_secs(300),
-            limits: Limits::OFF,
+            limits,
             gap_jitter: Duration::ZERO,
             now: SystemTime::now(),
         }
@@ -329,9 +336,17 @@ mod jobs_bench {
 
     /// Claim, mark attempting, finish: one job's whole store path. Returns false when empty.
     async fn one(store: &dyn Store) -> bool {
+        one_of(store, &claim()).await
+    }
+
+    async fn one_of(store: &dyn Store, claim: &Claim) -> bool {
         let identity = identity();
+        let claim = Claim {
+            now: SystemTime::now(),
+            ..claim.clone()
+        };
         match store
-            .job_claim_next(&claim(), &identity)
+            .job_claim_next(&claim, &identity)
             .await
             .expect("claim")
         {
@@ -455,6 +470,104 @@ mod jobs_bench {
             figures[1].1,
             figures[1].1 / figures[0].1
         );
+    }
+
+    /// The fleet's store path: `workers` executors, each on its own connection and its own
+    /// account, claiming, marking and finishing that account's jobs.
+    async fn fleet_throughput(
+        label: &str,
+        url: &DatabaseUrl,
+        workers: usize,
+        per_worker: usize,
+        limits: Limits,
+    ) {
+        let DatabaseUrl::Postgres(pg) = url else {
+            return;
+        };
+        let setup = store::open(url).await.expect("open");
+        drop(setup);
+        // The jobs go in through a plain connection (the driver does not know our pooler flag).
+        let plain = pg.replace("?pgbouncer=true", "");
+        let (client, connection) = tokio_postgres::connect(&plain, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client
+            .execute(
+                "INSERT INTO jobs (kind, text, account, not_before, state, created_at, updated_at)
+                 SELECT 'post', 'bench ' || g, 'acct-' || (g % $1::int), now() - interval '1 second', 'queued', now(), now()
+                 FROM generate_series(1, $2::int) g",
+                &[&(workers as i32), &((workers * per_worker) as i32)],
+            )
+            .await
+            .expect("jobs");
+        client.execute("ANALYZE jobs", &[]).await.expect("analyze");
+        let mut stores = Vec::new();
+        for _ in 0..workers {
+            stores.push(store::open(url).await.expect("open"));
+        }
+        let started = Instant::now();
+        let mut handles = Vec::new();
+        for (i, store) in stores.into_iter().enumerate() {
+            let claim = claim_for(&format!("acct-{i}"), limits);
+            handles.push(tokio::spawn(async move {
+                let mut n = 0u64;
+                while one_of(store.as_ref(), &claim).await {
+                    n += 1;
+                }
+                n
+            }));
+        }
+        let mut done = 0;
+        for handle in handles {
+            done += handle.await.expect("join");
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        println!("{label}: {done} jobs in {seconds:.2} s = {:.0} jobs/s (claim + attempting + succeeded)", done as f64 / seconds);
+    }
+
+    /// A database of its own, reached through the pooler at `pooler` (a pooler cannot keep a
+    /// per-connection search path).
+    async fn pooler_url(direct: &str, pooler: &str) -> DatabaseUrl {
+        let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+        let (client, connection) = tokio_postgres::connect(direct, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("database");
+        DatabaseUrl::Postgres(format!("{}/{name}?pgbouncer=true", pooler.trim_end_matches('/')))
+    }
+
+    pub async fn fleet() {
+        let base = std::env::var("EXECUTOR_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let pooler = std::env::var("EXECUTOR_TEST_POOLER_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:6432".into());
+        let limited = Limits {
+            per_hour: Some(1_000_000),
+            min_gap: Duration::ZERO,
+        };
+        for (limits, name) in [(Limits::OFF, "limits off"), (limited, "limits on")] {
+            fleet_throughput(
+                &format!("PostgreSQL direct, 16 workers on 16 accounts, {name}"),
+                &pg_url(&base).await,
+                16,
+                500,
+                limits,
+            )
+            .await;
+            fleet_throughput(
+                &format!("PostgreSQL through PgBouncer (transaction mode), 16 workers on 16 accounts, {name}"),
+                &pooler_url(&base, &pooler).await,
+                16,
+                500,
+                limits,
+            )
+            .await;
+        }
     }
 
     async fn pg_url(base: &str) -> DatabaseUrl {
@@ -599,6 +712,9 @@ fn main() {
     }
     if what == "jobs" || what == "all" {
         runtime.block_on(jobs_bench::run());
+    }
+    if what == "fleet" || what == "all" {
+        runtime.block_on(jobs_bench::fleet());
     }
     if what == "browser" || what == "all" {
         runtime.block_on(browser_bench());

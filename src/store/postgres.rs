@@ -42,6 +42,9 @@ const MIGRATION_LOCK_KEY: i64 = 0x6578_6563_7574_6f72; // "executor"
 
 pub struct PostgresStore {
     config: Config,
+    /// `pgbouncer=true` in the URL: a transaction-mode pooler is in front, so no statement is
+    /// prepared once and reused (it would live on one server connection of the pool).
+    behind_pooler: bool,
     client: Mutex<Option<PgConn>>,
     sweeps: super::SweepClock,
     observer: Observer,
@@ -53,6 +56,7 @@ fn pg(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
 
 impl PostgresStore {
     pub fn new(url: &str) -> Result<PostgresStore, StoreError> {
+        let (url, behind_pooler) = without_pooler_flag(url);
         let mut config: Config = url.parse().map_err(pg("parse url"))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(3));
@@ -62,6 +66,7 @@ impl PostgresStore {
         }
         Ok(PostgresStore {
             config,
+            behind_pooler,
             client: Mutex::new(None),
             sweeps: super::SweepClock::default(),
             observer: Observer::default(),
@@ -77,10 +82,35 @@ impl PostgresStore {
                 // Ends when the socket closes; the client then reports is_closed().
                 let _ = connection.await;
             });
-            *guard = Some(PgConn::new(client));
+            *guard = Some(PgConn::new(client, !self.behind_pooler));
         }
         Ok(guard)
     }
+}
+
+/// Takes `pgbouncer=true` (the flag users of other PostgreSQL clients know for a transaction-mode
+/// pooler) out of the URL's query: the driver does not know it.
+fn without_pooler_flag(url: &str) -> (String, bool) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), false);
+    };
+    let mut pooler = false;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.split_once('=') {
+            Some(("pgbouncer", value)) => {
+                pooler = matches!(value, "true" | "1" | "yes");
+                false
+            }
+            _ => !pair.is_empty(),
+        })
+        .collect();
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (url, pooler)
 }
 
 /// Runs one of the queue's steps on the live connection; the events it committed then go to the
@@ -350,5 +380,26 @@ impl Store for PostgresStore {
         kind: Kind,
     ) -> Result<Option<SystemTime>, StoreError> {
         run!(self, |c| queue::breaker(c, account, kind))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_pooler_flag;
+
+    #[test]
+    fn the_pooler_flag_is_taken_out_of_the_url() {
+        assert_eq!(
+            without_pooler_flag("postgres://u@h/db?pgbouncer=true&sslmode=disable"),
+            ("postgres://u@h/db?sslmode=disable".into(), true)
+        );
+        assert_eq!(
+            without_pooler_flag("postgres://u@h/db?pgbouncer=true"),
+            ("postgres://u@h/db".into(), true)
+        );
+        assert_eq!(
+            without_pooler_flag("postgres://u@h/db"),
+            ("postgres://u@h/db".into(), false)
+        );
     }
 }

@@ -2,15 +2,17 @@
 //!
 //! Several executors share one database. A claim with rate limits takes a transaction-scoped
 //! advisory lock per account, so the limits hold across executors; rows are taken with
-//! `FOR UPDATE SKIP LOCKED`, so workers never wait on each other's rows. Every statement is sent
-//! with its parameter types in one round trip and no named prepared statement, and no state
-//! outlives a transaction: a transaction-mode connection pooler in front of the database is fine.
+//! `FOR UPDATE SKIP LOCKED`, so workers never wait on each other's rows. No state outlives a
+//! transaction (leases are rows, locks are transaction-scoped). Statements are prepared once per
+//! connection; with `pgbouncer=true` in the URL (a transaction-mode pooler in front) none is kept:
+//! each goes out unnamed with its parameter types, in one round trip.
 
 use super::queue::{job_columns, Col, Driver, Durability, Queries, Value};
 use super::StoreError;
 use crate::events::Event;
+use std::collections::HashMap;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Statement};
 
 pub(crate) const QUERIES: Queries = Queries {
     event_insert: "INSERT INTO system_events (id, event_type, severity, message, event_data, created_at)
@@ -59,16 +61,24 @@ pub(crate) const QUERIES: Queries = Queries {
     action_latest: "SELECT MAX(started_at) FROM job_actions WHERE account = $1",
     job_due_exists: "SELECT 1 FROM jobs WHERE kind = $1 AND account = $2
            AND state IN ('queued', 'failed') AND not_before <= $3 LIMIT 1",
+    // Pick, lease and log the action in one statement (one round trip).
     job_claim_next: concat!(
-        "UPDATE jobs SET state = 'claimed', attempts = attempts + 1, lease_owner = $4,
-             lease_token = $5, lease_expires_at = $6, updated_at = $3
-         WHERE id = (SELECT id FROM jobs WHERE kind = $1 AND account = $2
-                       AND state IN ('queued', 'failed') AND not_before <= $3
-                     ORDER BY not_before, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING ",
-        job_columns!()
+        "WITH claimed AS (
+             UPDATE jobs SET state = 'claimed', attempts = attempts + 1, lease_owner = $4,
+                 lease_token = $5, lease_expires_at = $6, updated_at = $3
+             WHERE id = (SELECT id FROM jobs WHERE kind = $1 AND account = $2
+                           AND state IN ('queued', 'failed') AND not_before <= $3
+                         ORDER BY not_before, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING jobs.*),
+         action AS (
+             INSERT INTO job_actions (job_id, kind, account, started_at)
+             SELECT id, kind, account, $3 FROM claimed)
+         SELECT ",
+        job_columns!(),
+        " FROM claimed"
     ),
-    action_insert: "INSERT INTO job_actions (job_id, kind, account, started_at) VALUES ($1, $2, $3, $4)",
+    // Logged by job_claim_next above.
+    action_insert: "",
     job_mark_attempting: concat!(
         "UPDATE jobs SET state = 'attempting', attempted_at = $3, updated_at = $3
          WHERE id = $1 AND lease_token = $2 AND state = 'claimed' AND lease_expires_at > $3
@@ -151,15 +161,66 @@ pub(crate) struct PgConn {
     pub written: Vec<Event>,
     /// A transaction was begun and not yet ended (its caller may have been dropped).
     in_transaction: bool,
+    /// The BEGIN not sent yet: it travels with the transaction's first statement (pipelined on
+    /// the connection, in order), which saves a round trip per transaction.
+    begin_pending: Option<&'static str>,
+    /// Statements prepared once on this connection and reused (planning each statement anew
+    /// costs the server more than running it). `None` behind a transaction-mode pooler, where a
+    /// prepared statement would live on one of its server connections only: there every
+    /// statement goes out unnamed, with its types, in one round trip.
+    prepared: Option<HashMap<&'static str, Statement>>,
 }
 
 impl PgConn {
-    pub fn new(client: Client) -> PgConn {
+    pub fn new(client: Client, prepare: bool) -> PgConn {
         PgConn {
             client,
             written: Vec::new(),
             in_transaction: false,
+            begin_pending: None,
+            prepared: prepare.then(HashMap::new),
         }
+    }
+
+    /// The statement for `sql`, prepared on first use; `None` when statements are not kept.
+    async fn statement(
+        &mut self,
+        sql: &'static str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Option<Statement>, StoreError> {
+        let Some(prepared) = &self.prepared else {
+            return Ok(None);
+        };
+        if let Some(statement) = prepared.get(sql) {
+            return Ok(Some(statement.clone()));
+        }
+        let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+        let statement = self
+            .client
+            .prepare_typed(sql, &types)
+            .await
+            .map_err(pg("prepare"))?;
+        if let Some(prepared) = &mut self.prepared {
+            prepared.insert(sql, statement.clone());
+        }
+        Ok(Some(statement))
+    }
+}
+
+/// Runs `statement`, preceded on the wire by `begin` when one is pending.
+async fn after_begin<T>(
+    client: &Client,
+    begin: Option<&'static str>,
+    statement: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, StoreError> {
+    match begin {
+        // `join!` polls the BEGIN first, so it is sent (and runs) first.
+        Some(begin) => {
+            let (begun, result) = tokio::join!(client.batch_execute(begin), statement);
+            begun.map_err(pg("begin"))?;
+            result.map_err(pg("statement"))
+        }
+        None => statement.await.map_err(pg("statement")),
     }
 }
 
@@ -215,15 +276,20 @@ impl Driver for PgConn {
         }
         self.in_transaction = true;
         self.written.clear();
-        // One round trip; a relaxed commit skips the wait for the WAL flush.
-        let begin = match durability {
+        // A relaxed commit skips the wait for the WAL flush.
+        self.begin_pending = Some(match durability {
             Durability::Full => "BEGIN",
             Durability::Relaxed => "BEGIN; SET LOCAL synchronous_commit TO OFF",
-        };
-        self.client.batch_execute(begin).await.map_err(pg("begin"))
+        });
+        Ok(())
     }
 
     async fn end(&mut self, commit: bool) -> Result<(), StoreError> {
+        if self.begin_pending.take().is_some() {
+            // Nothing was sent: nothing to end.
+            self.in_transaction = false;
+            return Ok(());
+        }
         let ended = self
             .client
             .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" })
@@ -240,10 +306,21 @@ impl Driver for PgConn {
         if sql.is_empty() {
             return Ok(0);
         }
-        self.client
-            .execute_typed(sql, &typed(params))
-            .await
-            .map_err(pg("execute"))
+        let params = typed(params);
+        let statement = self.statement(sql, &params).await?;
+        let begin = self.begin_pending.take();
+        match statement {
+            Some(statement) => {
+                let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+                after_begin(
+                    &self.client,
+                    begin,
+                    self.client.execute(&statement, &values),
+                )
+                .await
+            }
+            None => after_begin(&self.client, begin, self.client.execute_typed(sql, &params)).await,
+        }
     }
 
     async fn rows(
@@ -252,11 +329,16 @@ impl Driver for PgConn {
         params: &[Value],
         shape: &'static [Col],
     ) -> Result<Vec<Vec<Value>>, StoreError> {
-        let rows = self
-            .client
-            .query_typed(sql, &typed(params))
-            .await
-            .map_err(pg("query"))?;
+        let params = typed(params);
+        let statement = self.statement(sql, &params).await?;
+        let begin = self.begin_pending.take();
+        let rows = match statement {
+            Some(statement) => {
+                let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+                after_begin(&self.client, begin, self.client.query(&statement, &values)).await?
+            }
+            None => after_begin(&self.client, begin, self.client.query_typed(sql, &params)).await?,
+        };
         rows.iter()
             .map(|row| {
                 shape
