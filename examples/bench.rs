@@ -538,7 +538,10 @@ mod jobs_bench {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .expect("database");
-        DatabaseUrl::Postgres(format!("{}/{name}?pgbouncer=true", pooler.trim_end_matches('/')))
+        DatabaseUrl::Postgres(format!(
+            "{}/{name}?pgbouncer=true",
+            pooler.trim_end_matches('/')
+        ))
     }
 
     pub async fn fleet() {

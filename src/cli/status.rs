@@ -53,12 +53,27 @@ async fn queue_depths(store: &dyn Store, account: &str) -> Result<Value, StoreEr
     Ok(Value::Object(out))
 }
 
+/// A marker file's first few KiB (a marker is short; anything longer is not ours to print).
+fn read_marker(path: &std::path::Path) -> Option<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(4096)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
 pub async fn run(settings: &Settings, args: &StatusArgs) -> i32 {
     let lock_path = settings.lock_path();
     let recorded = LockOwner::read(&lock_path);
     let running = recorded.filter(LockOwner::is_alive);
     let stop_present = crate::stop::stop_file_present(&settings.stop_path()).is_some();
     let auth_required = settings.profile.join("AUTH_REQUIRED").exists();
+    // The marker holds the time it was written and the reason, on its second line.
+    let account_mismatch = read_marker(&settings.profile.join("ACCOUNT_MISMATCH"))
+        .map(|text| crate::tick::one_line(text.lines().nth(1).unwrap_or("")));
 
     // Read the store only if it exists: status must not create a database as a side effect.
     let store_exists = match &settings.database {
@@ -103,6 +118,8 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> i32 {
             "stale_lock": recorded.is_some() && running.is_none(),
             "stop_switch": stop_present,
             "auth_required": auth_required,
+            "account": settings.account,
+            "account_mismatch": account_mismatch,
             "profile": settings.profile.display().to_string(),
             "store": settings.database.to_string(),
             "last_tick_line": tick_line,
@@ -138,6 +155,9 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> i32 {
     if auth_required {
         println!("AUTH:        login required - run `executor chrome --headed` and log in");
     }
+    if let Some(problem) = &account_mismatch {
+        println!("ACCOUNT:     mismatch - {problem}; nothing is claimed until the browser is logged in as the right account");
+    }
     println!(
         "last tick:   {}",
         tick_line.as_deref().unwrap_or("(none yet)")
@@ -161,6 +181,12 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> i32 {
             lane["due"],
             states.join(" ")
         );
+        if let Some(n) = lane["states"]["uncertain"].as_u64().filter(|n| *n > 0) {
+            println!(
+                "{:<12} {n} job(s) uncertain: published or not is being settled on the site; one that cannot be looked up far enough stays so (executor jobs --state uncertain)",
+                ""
+            );
+        }
     }
     if let Some(tick) = &last_tick {
         println!("backoff:     {}s", tick["backoff_seconds"]);

@@ -327,7 +327,10 @@ pub async fn pooler_database() -> Option<String> {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create database");
-    Some(format!("{}/{name}?pgbouncer=true", pooler.trim_end_matches('/')))
+    Some(format!(
+        "{}/{name}?pgbouncer=true",
+        pooler.trim_end_matches('/')
+    ))
 }
 
 /// A fresh schema for one test; returns a URL whose connections use it.
