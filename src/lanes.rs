@@ -18,7 +18,7 @@ use crate::events::Identity;
 use crate::jobs::{Claim, ClaimOutcome, Job, Kind, Limits, Outcome};
 use crate::stop::Shutdown;
 use crate::store::Store;
-use crate::tick::{LaneCounts, TickWork, WorkReport};
+use crate::tick::{LaneCounts, TickWork, WorkError, WorkReport};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -182,7 +182,7 @@ impl TickWork for Lanes {
                 return report;
             }
             Err(error) => {
-                report.error = Some(error);
+                report.errors.push(error);
                 return report;
             }
         }
@@ -199,7 +199,9 @@ impl TickWork for Lanes {
                 return report;
             }
             Err(error) => {
-                report.error = Some(format!("session check: {error}"));
+                report
+                    .errors
+                    .push(WorkError::Machinery(format!("session check: {error}")));
                 return report;
             }
         };
@@ -209,7 +211,6 @@ impl TickWork for Lanes {
         }
         self.account_restored();
         let logged_in = session.account.as_deref();
-        let mut errors = Vec::new();
         for kind in Kind::ALL {
             if shutdown.is_stopped() {
                 break;
@@ -221,12 +222,9 @@ impl TickWork for Lanes {
                 Ok(started) => report.attempts.add(kind, started),
                 Err((started, error)) => {
                     report.attempts.add(kind, started);
-                    errors.push(format!("{} lane: {error}", kind.as_str()));
+                    report.errors.push(error.in_lane(kind.as_str()));
                 }
             }
-        }
-        if !errors.is_empty() {
-            report.error = Some(errors.join("; "));
         }
         report
     }
@@ -235,7 +233,7 @@ impl TickWork for Lanes {
 impl Lanes {
     /// Renews (or takes) the account's lease. `Ok(None)`: we hold it; `Ok(Some(holder))`:
     /// another executor does, and we wait as its standby.
-    async fn hold_account(&self) -> Result<Option<String>, String> {
+    async fn hold_account(&self) -> Result<Option<String>, WorkError> {
         let Some(hold) = &self.hold else {
             return Ok(None);
         };
@@ -245,7 +243,7 @@ impl Lanes {
         {
             Ok(crate::fleet::LeaseOutcome::Held { .. }) => Ok(None),
             Ok(crate::fleet::LeaseOutcome::Standby { holder, .. }) => Ok(Some(holder)),
-            Err(err) => Err(format!("account lease: {err}")),
+            Err(err) => Err(WorkError::Machinery(format!("account lease: {err}"))),
         }
     }
 
@@ -276,8 +274,8 @@ impl Lanes {
         shutdown: &Shutdown,
         kind: Kind,
         logged_in: Option<&str>,
-    ) -> Result<u64, (u64, String)> {
-        let err = |started: u64| move |e: String| (started, e);
+    ) -> Result<u64, (u64, WorkError)> {
+        let err = |started: u64| move |e: WorkError| (started, e);
         self.verify_uncertain(site, browser, kind, logged_in)
             .await
             .map_err(err(0))?;
@@ -293,7 +291,7 @@ impl Lanes {
         let job = match self.store.job_claim_next(&claim, &self.identity).await {
             Ok(ClaimOutcome::Claimed(job)) => *job,
             Ok(_) => return Ok(0),
-            Err(e) => return Err((0, e.to_string())),
+            Err(e) => return Err((0, machinery(e))),
         };
         let result = self.act(site, browser, shutdown, &job).await;
         let _ = browser.park().await;
@@ -309,7 +307,7 @@ impl Lanes {
         browser: &Browser,
         kind: Kind,
         logged_in: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), WorkError> {
         while let Some(job) = self
             .store
             .job_claim_uncertain(
@@ -320,14 +318,15 @@ impl Lanes {
                 SystemTime::now(),
             )
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(machinery)?
         {
             let token = lease_token(&job);
             let since = lookup_horizon(&job);
+            // A lookup that fails is the job's: it stays uncertain and is looked up again.
             let lookup = site
                 .find(browser, &job, logged_in, since)
                 .await
-                .map_err(|e| format!("verifying job {}: {e}", job.id))?;
+                .map_err(|e| WorkError::Job(format!("verifying job {}: {e}", job.id)))?;
             let now = SystemTime::now();
             let settled = match lookup {
                 Lookup::Found(post) => {
@@ -359,7 +358,7 @@ impl Lanes {
                         .await
                 }
             };
-            settled.map_err(|e| e.to_string())?;
+            settled.map_err(machinery)?;
         }
         Ok(())
     }
@@ -371,7 +370,7 @@ impl Lanes {
         browser: &Browser,
         shutdown: &Shutdown,
         job: &Job,
-    ) -> Result<(), String> {
+    ) -> Result<(), WorkError> {
         let token = lease_token(job);
         let finish = |outcome: Outcome| async move {
             self.store
@@ -384,7 +383,12 @@ impl Lanes {
                     fastrand::f64() * 0.25,
                 )
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(machinery)
+        };
+        // The job's own failure; a login wall or a 429 is the session's, not the job's.
+        let job_error = |error: &ActionError| match error {
+            ActionError::AuthRequired => WorkError::Machinery(format!("job {}: {error}", job.id)),
+            _ => WorkError::Job(format!("job {}: {error}", job.id)),
         };
         // Before the click: STOP abandons the action, and any failure is safe to retry.
         let prepared = tokio::select! {
@@ -397,25 +401,21 @@ impl Lanes {
                 error: error.to_string(),
             })
             .await?;
-            return Err(format!("job {}: {error}", job.id));
+            return Err(job_error(&error));
         }
         // The point of no return is committed first, by the account's live holder only.
-        if let Some(holder) = self
-            .hold_account()
-            .await
-            .map_err(|e| format!("job {}: {e}", job.id))?
-        {
+        if let Some(holder) = self.hold_account().await? {
             let error = format!("{holder} holds the account now");
             finish(Outcome::FailedBeforeClick {
                 error: error.clone(),
             })
             .await?;
-            return Err(format!("job {}: {error}", job.id));
+            return Err(WorkError::Machinery(format!("job {}: {error}", job.id)));
         }
         self.store
             .job_mark_attempting(job.id, &lease_token(job), SystemTime::now())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(machinery)?;
         let published = tokio::select! {
             published = site.publish(browser, job) => published,
             _ = shutdown.aborted() => Err(ActionError::Failed("aborted on STOP after the click".into())),
@@ -436,7 +436,7 @@ impl Lanes {
                     error: error.to_string(),
                 })
                 .await?;
-                Err(format!("job {}: {error}", job.id))
+                Err(job_error(&error))
             }
         }
     }
@@ -528,6 +528,11 @@ impl Lanes {
                 .await;
         }
     }
+}
+
+/// A store error: the machinery failed.
+fn machinery(error: crate::store::StoreError) -> WorkError {
+    WorkError::Machinery(error.to_string())
 }
 
 /// How long an unknown outcome that could not be settled waits before the next lookup.

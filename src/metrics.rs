@@ -66,7 +66,11 @@ impl EventObserver for Metrics {
         match event.event_type.as_str() {
             events::TICK => {
                 add(&self.ticks, 1);
-                if !data["last_error"].is_null() {
+                // A tick that only reports a job's failure is not a failed tick.
+                let failed = data["failed"]
+                    .as_bool()
+                    .unwrap_or(!data["last_error"].is_null());
+                if failed {
                     add(&self.ticks_failed, 1);
                 }
                 self.pages

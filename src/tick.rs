@@ -24,12 +24,36 @@ impl LaneCounts {
     }
 }
 
+/// Why part of a tick's work did not go through.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkError {
+    /// The machinery failed — the store, the browser, the session check, the account lease: the
+    /// tick failed, backs off, and counts toward `--max-failures`.
+    #[error("{0}")]
+    Machinery(String),
+    /// One job failed (the site refused its text, a readback did not match, no answer came): the
+    /// job has its own retries and backoff, then `dead`. The tick reports it, but is not failed:
+    /// a run of bad jobs must not take the daemon down.
+    #[error("{0}")]
+    Job(String),
+}
+
+impl WorkError {
+    /// The same error, said of a lane (`post lane: …`).
+    pub fn in_lane(self, lane: &str) -> WorkError {
+        match self {
+            WorkError::Machinery(e) => WorkError::Machinery(format!("{lane} lane: {e}")),
+            WorkError::Job(e) => WorkError::Job(format!("{lane} lane: {e}")),
+        }
+    }
+}
+
 /// What the lanes did: every action started, and the errors met (a failing lane does not hide
 /// what the other one did).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkReport {
     pub attempts: LaneCounts,
-    pub error: Option<String>,
+    pub errors: Vec<WorkError>,
     /// Another executor holds our account: we wait as its standby (not a failure).
     pub standby_for: Option<String>,
 }
@@ -78,6 +102,9 @@ pub struct TickResult {
     pub duration_ms: u64,
     /// The executor holding our account while we wait as its standby.
     pub standby_for: Option<String>,
+    /// `last_error` says only what went wrong with jobs (each has its own retries): the tick is
+    /// reported with it, but is not a failed tick.
+    pub job_failures_only: bool,
 }
 
 impl TickResult {
@@ -94,11 +121,14 @@ impl TickResult {
             last_error: None,
             duration_ms: 0,
             standby_for: None,
+            job_failures_only: false,
         }
     }
 
+    /// A failed tick: it backs off and counts toward `--max-failures`. Job failures alone are
+    /// reported in `last_error` but do not fail the tick.
     pub fn failed(&self) -> bool {
-        self.last_error.is_some()
+        self.last_error.is_some() && !self.job_failures_only
     }
 
     /// The tick line, without the `[EXECUTOR_DAEMON] ` prefix (the logger adds it).
@@ -141,6 +171,7 @@ impl TickResult {
             "tick": self.tick,
             "duration_ms": self.duration_ms,
             "standby_for": self.standby_for,
+            "failed": self.failed(),
         })
     }
 }
@@ -189,6 +220,7 @@ pub struct TickContext {
 pub async fn run_tick(ctx: &TickContext, tick: u64, ts: SystemTime) -> TickOutcome {
     let started = std::time::Instant::now();
     let mut result = TickResult::start(tick, ts);
+    let mut job_failures_only = false;
     if ctx.shutdown.is_stopped() {
         result.last_error = Some("stopped before the tick started".into());
         return TickOutcome::Done(result);
@@ -205,10 +237,12 @@ pub async fn run_tick(ctx: &TickContext, tick: u64, ts: SystemTime) -> TickOutco
         let report = ctx.work.run(&ctx.browser, &ctx.shutdown).await;
         result.attempts = report.attempts;
         result.standby_for = report.standby_for;
-        match report.error {
-            Some(error) => Err(error),
-            None => Ok(None),
+        if report.errors.is_empty() {
+            return Ok(None);
         }
+        job_failures_only = report.errors.iter().all(|e| matches!(e, WorkError::Job(_)));
+        let messages: Vec<String> = report.errors.iter().map(WorkError::to_string).collect();
+        Err(messages.join("; "))
     }
     .await;
     fill_browser_facts(&ctx.browser, &mut result).await;
@@ -224,6 +258,7 @@ pub async fn run_tick(ctx: &TickContext, tick: u64, ts: SystemTime) -> TickOutco
         Ok(None) => TickOutcome::Done(result),
         Err(error) => {
             result.last_error = Some(error);
+            result.job_failures_only = job_failures_only;
             TickOutcome::Done(result)
         }
     }
@@ -278,6 +313,7 @@ mod tests {
             last_error: None,
             duration_ms: 12,
             standby_for: None,
+            job_failures_only: false,
         };
         assert_eq!(
             result.line(),
@@ -301,6 +337,7 @@ mod tests {
             last_error: Some("CDP\nunreachable".into()),
             duration_ms: 3,
             standby_for: None,
+            job_failures_only: false,
         };
         assert!(result.line().ends_with("pids=[] posting_ready=0 posting_attempts=0 reply_ready=0 reply_attempts=0 backoff=30s last_error=CDP unreachable"));
         assert_eq!(result.event_data()["backoff_seconds"], json!(30));

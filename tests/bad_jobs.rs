@@ -1,0 +1,125 @@
+//! A job's failure belongs to the job: bad jobs in a row fail on their own schedules while the
+//! daemon keeps running and publishing the good ones (only the machinery — store, browser,
+//! session — can fail a tick and count toward --max-failures).
+
+mod common;
+
+use common::rig::*;
+use common::*;
+use executor::jobs::{JobQuery, Kind, NewJob};
+use executor::settings::DatabaseUrl;
+use executor::store::Store;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+const LONG: Duration = Duration::from_secs(120);
+
+async fn enqueue(store: &dyn Store, kind: Kind, text: &str, to: Option<&str>) {
+    let job = NewJob {
+        kind,
+        text: text.into(),
+        reply_to: to.map(str::to_string),
+        account: String::new(),
+        idempotency_key: None,
+        not_before: SystemTime::now(),
+        max_attempts: 5,
+    };
+    store
+        .job_enqueue(&job, SystemTime::now())
+        .await
+        .expect("enqueue");
+}
+
+async fn in_state(store: &dyn Store, state: &str) -> usize {
+    store
+        .job_list(&JobQuery {
+            states: vec![state.into()],
+            ..Default::default()
+        })
+        .await
+        .expect("jobs")
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_bad_jobs_in_a_row_fail_on_their_own_and_the_daemon_publishes_the_good_ones() {
+    let profile = Profile::new("bad-jobs");
+    let site = sandbox_rig().await;
+    let chrome = logged_in_chrome(&profile, &site.url).await;
+    let database = format!("sqlite://{}", profile.db().display());
+    let store: Arc<dyn Store> = executor::store::open(&DatabaseUrl::Sqlite(profile.db()))
+        .await
+        .expect("store");
+    // Ten replies to a post that does not exist: each fails before the click, tick after tick.
+    for i in 0..10 {
+        enqueue(
+            store.as_ref(),
+            Kind::Reply,
+            &format!("reply to nothing {i}"),
+            Some("999999"),
+        )
+        .await;
+    }
+    for i in 0..5 {
+        enqueue(
+            store.as_ref(),
+            Kind::Post,
+            &format!("a good post {i}"),
+            None,
+        )
+        .await;
+    }
+    let mut daemon = site_daemon(
+        &profile,
+        &chrome,
+        &site.url,
+        &database,
+        &["--max-failures", "3"],
+    );
+    eventually(
+        "the good posts published and every bad job failed once",
+        LONG,
+        || async {
+            in_state(store.as_ref(), "succeeded").await == 5
+                && in_state(store.as_ref(), "failed").await == 10
+        },
+    )
+    .await;
+    assert!(
+        daemon.child.try_wait().expect("try_wait").is_none(),
+        "the daemon is still running:\n{}",
+        daemon.lines.all().join("\n")
+    );
+    for i in 0..5 {
+        let text = format!("a good post {i}");
+        let copies = site
+            .sandbox
+            .posts()
+            .iter()
+            .filter(|p| p.text == text)
+            .count();
+        assert_eq!(copies, 1, "{text}");
+    }
+    // The tick lines said what failed, without backing off for it.
+    let lines = daemon.lines.all();
+    let reported: Vec<&String> = lines
+        .iter()
+        .filter(|l| {
+            is_tick_line(l) && l.contains("reply to nothing")
+                || l.contains("job ") && l.contains("last_error=")
+        })
+        .collect();
+    assert!(
+        !reported.is_empty(),
+        "job failures are reported on the tick lines"
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| is_tick_line(l))
+            .all(|l| l.contains("backoff=0s")),
+        "no backoff for a job's failure"
+    );
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(15)).code(), Some(0));
+}
