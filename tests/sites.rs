@@ -31,6 +31,11 @@ pub struct World {
 
 /// A sandbox on a free port and a managed browser on `profile`, logged in through the login page.
 pub async fn world(profile: &Profile, fault: Option<Fault>) -> World {
+    world_as(profile, fault, executor::sandbox::HANDLE).await
+}
+
+/// [`world`], logged in as `user`.
+pub async fn world_as(profile: &Profile, fault: Option<Fault>, user: &str) -> World {
     let sandbox = Sandbox::new(fault);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (addr, _task) = sandbox
@@ -46,7 +51,7 @@ pub async fn world(profile: &Profile, fault: Option<Fault>) -> World {
     let browser = Browser::new(config, Arc::new(|_| {}));
     browser.connect().await.expect("browser");
     let url = format!("http://{addr}");
-    log_in(&browser, &url).await;
+    log_in_as(&browser, &url, user).await;
     World {
         sandbox,
         url,
@@ -63,10 +68,23 @@ pub fn settings_for(profile: &Profile) -> executor::settings::Settings {
 }
 
 pub async fn log_in(browser: &Browser, url: &str) {
+    log_in_as(browser, url, executor::sandbox::HANDLE).await;
+}
+
+/// Logs in through the sandbox's login form as `user`.
+pub async fn log_in_as(browser: &Browser, url: &str, user: &str) {
     browser
         .navigate(&format!("{url}/i/flow/login"), Duration::from_secs(20))
         .await
         .expect("login page");
+    browser
+        .call_function(
+            "function (u) { this.querySelector('[data-testid=\"username\"]').value = u; return true; }",
+            &[serde_json::json!(user)],
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("user name typed");
     browser
         .click(
             "[data-testid=\"LoginForm_Login_Button\"]",
@@ -106,9 +124,20 @@ fn engine(site: &str, url: &str) -> SiteEngine {
 async fn the_engine_publishes_exactly_what_was_written_and_finds_it_again() {
     let profile = Profile::new("engine");
     let w = world(&profile, None).await;
+    // When the attempts began (with the lanes' margin), and an older post of the account: on a
+    // timeline that never says it is complete (x.com), that is what proves a post absent.
+    let since = SystemTime::now() - Duration::from_secs(120);
+    w.sandbox.publish_at(
+        "from last week",
+        None,
+        executor::sandbox::HANDLE,
+        SystemTime::now() - Duration::from_secs(7 * 86_400),
+    );
     for site in ["sandbox", "x"] {
         let engine = engine(site, &w.url);
-        engine.session(&w.browser).await.expect("logged in");
+        let session = engine.session(&w.browser).await.expect("logged in");
+        let account = session.account.as_deref();
+        assert_eq!(account, Some(executor::sandbox::HANDLE));
         for (i, text) in TRICKY.iter().enumerate() {
             let text = format!("{site} {i}: {text}");
             let post = job(i as i64, Kind::Post, &text, None);
@@ -123,7 +152,7 @@ async fn the_engine_publishes_exactly_what_was_written_and_finds_it_again() {
                 "id from the site's answer"
             );
             let found = engine
-                .find(&w.browser, &post, None, SystemTime::UNIX_EPOCH)
+                .find(&w.browser, &post, account, since)
                 .await
                 .expect("find");
             let Lookup::Found(found) = found else {
@@ -151,7 +180,7 @@ async fn the_engine_publishes_exactly_what_was_written_and_finds_it_again() {
             assert_eq!(last.in_reply_to, published.post_id);
             assert_eq!(answered.post_id.as_deref(), Some(last.id.as_str()));
             let found = engine
-                .find(&w.browser, &reply, None, SystemTime::UNIX_EPOCH)
+                .find(&w.browser, &reply, account, since)
                 .await
                 .expect("find");
             let Lookup::Found(found) = found else {
@@ -161,11 +190,9 @@ async fn the_engine_publishes_exactly_what_was_written_and_finds_it_again() {
         }
         let missing = job(999, Kind::Post, "never published", None);
         assert_eq!(
-            engine
-                .find(&w.browser, &missing, None, SystemTime::UNIX_EPOCH)
-                .await
-                .ok(),
-            Some(Lookup::NotFound)
+            engine.find(&w.browser, &missing, account, since).await.ok(),
+            Some(Lookup::NotFound),
+            "{site}"
         );
     }
     w.browser.shutdown().await;
@@ -189,6 +216,191 @@ async fn a_login_wall_is_auth_required_and_a_429_is_a_rate_limit() {
         other => panic!("expected a rate limit with its reset time, got {other:?}"),
     }
     assert!(w.sandbox.posts().is_empty());
+    w.browser.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who is logged in, and lookups that page back to the attempt (a fleet of accounts).
+// ---------------------------------------------------------------------------------------------
+
+/// Publishes `text` through the engine as whoever the browser is logged in as.
+async fn publish_through(engine: &SiteEngine, w: &World, job: &Job) -> String {
+    engine.prepare(&w.browser, job).await.expect("prepare");
+    let published = engine.publish(&w.browser, job).await.expect("publish");
+    published.post_id.expect("an id")
+}
+
+/// `n` posts by `author`, newer than anything before them.
+fn newer_posts(sandbox: &Sandbox, author: &str, n: usize) {
+    for i in 0..n {
+        sandbox.publish(&format!("{author}'s newer post {i}"), None, author);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_names_the_logged_in_user_who_authors_what_is_published() {
+    let profile = Profile::new("engine-session");
+    let w = world_as(&profile, None, "bob").await;
+    for site in ["sandbox", "x"] {
+        let engine = engine(site, &w.url);
+        let session = engine.session(&w.browser).await.expect("logged in");
+        assert_eq!(session.account.as_deref(), Some("bob"), "{site}");
+        let text = format!("bob writes through {site}");
+        let id = publish_through(&engine, &w, &job(1, Kind::Post, &text, None)).await;
+        let stored = w.sandbox.posts();
+        let post = stored.iter().find(|p| p.id == id).expect("stored");
+        assert_eq!(
+            (post.author.as_str(), post.text.as_str()),
+            ("bob", text.as_str())
+        );
+    }
+    let target = w.sandbox.publish("reply to me", None, "someone").id;
+    let engine = engine("sandbox", &w.url);
+    let id = publish_through(
+        &engine,
+        &w,
+        &job(2, Kind::Reply, "bob replies", Some(&target)),
+    )
+    .await;
+    let reply = w
+        .sandbox
+        .posts()
+        .into_iter()
+        .find(|p| p.id == id)
+        .expect("stored");
+    assert_eq!(reply.author, "bob");
+    assert_eq!(reply.in_reply_to.as_deref(), Some(target.as_str()));
+
+    // A definition that does not say where to read the account reports none.
+    let mut silent = SiteDefinition::load("sandbox").expect("def");
+    silent.session.account = None;
+    let session = SiteEngine::new(silent, Some(&w.url))
+        .session(&w.browser)
+        .await
+        .expect("logged in");
+    assert_eq!(session.account, None);
+    w.browser.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_pages_back_past_newer_posts_to_find_the_post() {
+    let profile = Profile::new("engine-horizon");
+    let w = world_as(&profile, None, "alice").await;
+    let since = SystemTime::now() - Duration::from_secs(120);
+    for (i, site) in ["sandbox", "x"].into_iter().enumerate() {
+        let engine = engine(site, &w.url);
+        let text = format!("published before 45 newer posts ({site})");
+        let post = job(i as i64, Kind::Post, &text, None);
+        let id = publish_through(&engine, &w, &post).await;
+        // More than two pages of newer posts: the post is on the third page (sandbox: by the
+        // "Show more" cursor; x: by scrolling, with only a window of items kept in the page).
+        newer_posts(&w.sandbox, "alice", 45);
+        let found = engine
+            .find(&w.browser, &post, Some("alice"), since)
+            .await
+            .expect("find");
+        let Lookup::Found(found) = found else {
+            panic!("{site}: not found: {found:?}")
+        };
+        assert_eq!(found.post_id.as_deref(), Some(id.as_str()), "{site}");
+    }
+    w.browser.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeline_that_ends_early_is_incomplete_never_not_found() {
+    let profile = Profile::new("engine-short");
+    let w = world_as(&profile, None, "alice").await;
+    let since = SystemTime::now() - Duration::from_secs(120);
+    let engine_sandbox = engine("sandbox", &w.url);
+    let post = job(1, Kind::Post, "older than the first page", None);
+    publish_through(&engine_sandbox, &w, &post).await;
+    newer_posts(&w.sandbox, "alice", 25);
+    let missing = job(2, Kind::Post, "never published", None);
+    w.sandbox.set_fault(Some(Fault::ShortTimeline));
+    for site in ["sandbox", "x"] {
+        let engine = engine(site, &w.url);
+        for job in [&post, &missing] {
+            let lookup = engine
+                .find(&w.browser, job, Some("alice"), since)
+                .await
+                .expect("find");
+            let Lookup::Incomplete { reason } = lookup else {
+                panic!(
+                    "{site}, {:?}: expected Incomplete, got {lookup:?}",
+                    job.text
+                )
+            };
+            assert!(
+                reason.contains("after 1 page(s) (20 item(s)") && reason.contains("not proven"),
+                "{site}: {reason}"
+            );
+        }
+    }
+    // Back to a whole timeline: the same lookups conclude.
+    w.sandbox.set_fault(None);
+    let lookup = engine_sandbox
+        .find(&w.browser, &post, Some("alice"), since)
+        .await
+        .expect("find");
+    assert!(matches!(lookup, Lookup::Found(_)), "{lookup:?}");
+    let lookup = engine_sandbox
+        .find(&w.browser, &missing, Some("alice"), since)
+        .await
+        .expect("find");
+    assert_eq!(lookup, Lookup::NotFound);
+    w.browser.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_is_not_found_only_when_the_search_reached_past_the_attempt() {
+    let profile = Profile::new("engine-notfound");
+    let w = world_as(&profile, None, "alice").await;
+    let since = SystemTime::now() - Duration::from_secs(120);
+    let missing = job(1, Kind::Post, "never published", None);
+    // The same text by another account, and by alice before the attempt: neither is the post.
+    w.sandbox.publish("never published", None, "bob");
+    w.sandbox.publish_at(
+        "never published",
+        None,
+        "alice",
+        SystemTime::now() - Duration::from_secs(86_400),
+    );
+    newer_posts(&w.sandbox, "alice", 25);
+
+    // The older post is on the second page: both mechanisms reach it, and it proves absence.
+    for site in ["sandbox", "x"] {
+        let lookup = engine(site, &w.url)
+            .find(&w.browser, &missing, Some("alice"), since)
+            .await
+            .expect("find");
+        assert_eq!(lookup, Lookup::NotFound, "{site}");
+    }
+
+    // A young account (nothing older than the attempt): the sandbox says its timeline is
+    // complete, so absence is proven; x.com never says so, so the x definition cannot conclude.
+    newer_posts(&w.sandbox, "young", 3);
+    let lookup = engine("sandbox", &w.url)
+        .find(&w.browser, &missing, Some("young"), since)
+        .await
+        .expect("find");
+    assert_eq!(lookup, Lookup::NotFound);
+    let lookup = engine("x", &w.url)
+        .find(&w.browser, &missing, Some("young"), since)
+        .await
+        .expect("find");
+    assert!(matches!(lookup, Lookup::Incomplete { .. }), "{lookup:?}");
+
+    // Replies: the sandbox shows all of a post's replies and says so.
+    let target = w.sandbox.publish("a post with replies", None, "someone").id;
+    w.sandbox
+        .publish("never published", Some(target.clone()), "bob");
+    let reply = job(2, Kind::Reply, "never published", Some(&target));
+    let lookup = engine("sandbox", &w.url)
+        .find(&w.browser, &reply, Some("alice"), since)
+        .await
+        .expect("find");
+    assert_eq!(lookup, Lookup::NotFound, "bob's reply is not alice's");
     w.browser.shutdown().await;
 }
 
