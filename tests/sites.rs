@@ -1085,3 +1085,73 @@ async fn a_script_that_never_returns_caps_the_tick_and_the_job_is_published_once
         "{ticks:#?}"
     );
 }
+
+/// The rescue horizon through the daemon: the answer is lost, and by the time the outcome is
+/// looked up the post is two pages down the account's timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_is_found_again_behind_two_pages_of_newer_posts() {
+    let profile = Profile::new("site-horizon");
+    let site = site(&profile).await;
+    site.sandbox.set_fault(Some(Fault::NoAnswer));
+    let text = "published, then buried under 45 newer posts";
+    enqueue(&profile, Kind::Post, text, None).await;
+    let daemon = start_daemon(&profile, &site, &[], Duration::from_secs(2));
+    // The lookup comes only after the engine's 2 s wait for the answer has run out.
+    eventually("on the site", LONG, || async {
+        copies(&site.sandbox, text) == 1
+    })
+    .await;
+    newer_posts(&site.sandbox, executor::sandbox::HANDLE, 45);
+    site.sandbox.set_fault(None);
+    eventually("verified and succeeded", LONG, || async {
+        count_in(&profile, "succeeded").await == 1
+    })
+    .await;
+    assert_eq!(daemon.stop().await.code(), 0);
+    assert_eq!(copies(&site.sandbox, text), 1, "never published twice");
+    let rescued = events_of(&profile, "JOB_RESCUED").await;
+    assert_eq!(rescued.len(), 1);
+    assert_eq!(rescued[0]["found"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeline_too_short_to_reach_the_attempt_keeps_the_job_uncertain_and_publishes_nothing_again(
+) {
+    let profile = Profile::new("site-short");
+    let site = site(&profile).await;
+    site.sandbox.set_fault(Some(Fault::NoAnswer));
+    let text = "published, then out of reach";
+    enqueue(&profile, Kind::Post, text, None).await;
+    let daemon = start_daemon(&profile, &site, &[], Duration::from_secs(2));
+    eventually("on the site", LONG, || async {
+        copies(&site.sandbox, text) == 1
+    })
+    .await;
+    newer_posts(&site.sandbox, executor::sandbox::HANDLE, 25);
+    site.sandbox.set_fault(Some(Fault::ShortTimeline));
+    eventually("the lookup could not reach back", LONG, || async {
+        !events_of(&profile, "JOB_LOOKUP_INCOMPLETE")
+            .await
+            .is_empty()
+    })
+    .await;
+    let log = profile.path("executor.log");
+    let seen = tick_lines(&log).len();
+    eventually("three more ticks", LONG, || async {
+        tick_lines(&log).len() >= seen + 3
+    })
+    .await;
+    assert_eq!(daemon.stop().await.code(), 0);
+    assert_eq!(count_in(&profile, "uncertain").await, 1, "still uncertain");
+    assert_eq!(
+        copies(&site.sandbox, text),
+        1,
+        "never published again blind"
+    );
+    let incomplete = events_of(&profile, "JOB_LOOKUP_INCOMPLETE").await;
+    let reason = incomplete[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("no older page") && reason.contains("not proven"),
+        "{reason}"
+    );
+}
