@@ -308,6 +308,45 @@ async fn a_lookup_pages_back_past_newer_posts_to_find_the_post() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_old_post_neither_ends_the_search_nor_stalls_scrolling() {
+    let profile = Profile::new("engine-pinned");
+    let w = world_as(&profile, None, "alice").await;
+    let since = SystemTime::now() - Duration::from_secs(120);
+    let old = w.sandbox.publish_at(
+        "pinned last year",
+        None,
+        "alice",
+        SystemTime::now() - Duration::from_secs(365 * 86_400),
+    );
+    w.sandbox.pin("alice", &old.id);
+    for (i, site) in ["sandbox", "x"].into_iter().enumerate() {
+        let engine = engine(site, &w.url);
+        let post = job(
+            i as i64,
+            Kind::Post,
+            &format!("below a pinned post ({site})"),
+            None,
+        );
+        let id = publish_through(&engine, &w, &post).await;
+        // The post is on the second page; the first item of the first page is a year old.
+        newer_posts(&w.sandbox, "alice", 25);
+        let found = engine
+            .find(&w.browser, &post, Some("alice"), since)
+            .await
+            .expect("find");
+        assert_eq!(
+            found,
+            Lookup::Found(executor::lanes::Published {
+                post_id: Some(id.clone()),
+                url: Some(format!("{}/i/status/{id}", w.url)),
+            }),
+            "{site}"
+        );
+    }
+    w.browser.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeline_that_ends_early_is_incomplete_never_not_found() {
     let profile = Profile::new("engine-short");
     let w = world_as(&profile, None, "alice").await;

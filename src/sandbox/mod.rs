@@ -122,6 +122,8 @@ pub struct Post {
 /// One page of a user's timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimelinePage {
+    /// The user's pinned post, shown first on the first page, out of order (as on x.com).
+    pub pinned: Option<Post>,
     /// Newest first.
     pub posts: Vec<Post>,
     /// The cursor of the next older page, when the site offers one.
@@ -135,6 +137,8 @@ struct Inner {
     posts: Vec<Post>,
     /// Session token → the user it is logged in as.
     sessions: HashMap<String, String>,
+    /// User → the id of their pinned post.
+    pinned: HashMap<String, String>,
     fault: Option<Fault>,
     next_id: u64,
 }
@@ -199,6 +203,11 @@ impl Sandbox {
         })
     }
 
+    /// Pins `id` to the top of `author`'s profile.
+    pub fn pin(&self, author: &str, id: &str) {
+        self.with(|i| i.pinned.insert(author.to_string(), id.to_string()));
+    }
+
     /// `author`'s posts (not replies), newest first, from after `cursor` (a post id): one page.
     pub fn timeline(&self, author: &str, cursor: Option<&str>) -> TimelinePage {
         let short = self.fault() == Some(Fault::ShortTimeline);
@@ -219,6 +228,7 @@ impl Sandbox {
                 Some(at) => at + 1,
                 None => {
                     return TimelinePage {
+                        pinned: None,
                         posts: Vec::new(),
                         next: None,
                         end: false,
@@ -228,7 +238,11 @@ impl Sandbox {
         };
         let page: Vec<Post> = posts.iter().skip(start).take(PAGE).cloned().collect();
         let more = start + page.len() < posts.len();
+        let pinned = self.with(|i| i.pinned.get(author).cloned());
         TimelinePage {
+            pinned: pinned
+                .filter(|_| cursor.is_none())
+                .and_then(|id| posts.iter().find(|p| p.id == id).cloned()),
             next: page.last().filter(|_| more && !short).map(|p| p.id.clone()),
             end: !more && !short,
             posts: page,

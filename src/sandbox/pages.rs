@@ -44,9 +44,22 @@ async function createPost(box, inReplyTo, status) {
 </script>"#;
 
 fn article(post: &Post) -> String {
+    article_in(post, "")
+}
+
+/// A post, with `context` above it (x.com's `socialContext`: "Pinned", "… reposted").
+fn article_in(post: &Post, context: &str) -> String {
+    let context = if context.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<div data-testid=\"socialContext\">{}</div>",
+            escape(context)
+        )
+    };
     // As on x.com, the post's time is inside the link to its status page.
     format!(
-        "<article data-testid=\"tweet\" role=\"article\"><div data-testid=\"User-Name\">@{author} \
+        "<article data-testid=\"tweet\" role=\"article\">{context}<div data-testid=\"User-Name\">@{author} \
          <a href=\"/{author}/status/{id}\"><time datetime=\"{created}\">{created}</time></a></div>\
          <div data-testid=\"tweetText\">{text}</div></article>",
         author = escape(&post.author),
@@ -148,7 +161,12 @@ const TIMELINE_SCRIPT: &str = r#"<script>
 /// One page of `handle`'s timeline, seen by `user`.
 pub fn profile(user: &str, handle: &str, timeline: &TimelinePage, extra: &str) -> String {
     let handle = escape(handle);
-    let items: String = timeline.posts.iter().map(article).collect();
+    let pinned = timeline
+        .pinned
+        .as_ref()
+        .map(|post| article_in(post, "Pinned"))
+        .unwrap_or_default();
+    let items: String = pinned + &timeline.posts.iter().map(article).collect::<String>();
     let cursor = match (&timeline.next, timeline.end) {
         (Some(next), _) => format!(
             "<a data-testid=\"ShowMoreCursor\" role=\"link\" href=\"/{handle}?cursor={}\">Show more</a>",

@@ -508,7 +508,8 @@ impl Search {
                     item.text
                 )
             });
-            if item.skip || !self.seen.insert(key) {
+            // A skipped item is remembered too, so that seeing it again is not news.
+            if !self.seen.insert(key) || item.skip {
                 continue;
             }
             let id = item.href.as_deref().and_then(status_id_of);
