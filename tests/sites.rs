@@ -952,11 +952,14 @@ async fn action_and_rate_limit_counters_equal_the_stored_events() {
 }
 
 async fn lost_answer_is_verified_not_republished(fault: Fault, name: &str) {
+    lost_answer_of(fault, name, &format!("answer {name}")).await;
+}
+
+async fn lost_answer_of(fault: Fault, name: &str, text: &str) {
     let profile = Profile::new(name);
     let site = site(&profile).await;
     site.sandbox.set_fault(Some(fault));
-    let text = format!("answer {name}");
-    enqueue(&profile, Kind::Post, &text, None).await;
+    enqueue(&profile, Kind::Post, text, None).await;
     // The engine gives up waiting after 2 s: the outcome is unknown.
     let daemon = start_daemon(&profile, &site, &[], Duration::from_secs(2));
     eventually("outcome unknown", LONG, || async {
@@ -968,7 +971,7 @@ async fn lost_answer_is_verified_not_republished(fault: Fault, name: &str) {
     })
     .await;
     assert_eq!(daemon.stop().await.code(), 0);
-    assert_eq!(copies(&site.sandbox, &text), 1, "never published twice");
+    assert_eq!(copies(&site.sandbox, text), 1, "never published twice");
     let rescued = events_of(&profile, "JOB_RESCUED").await;
     assert_eq!(rescued.len(), 1);
     assert_eq!(rescued[0]["found"], true);
@@ -1193,4 +1196,152 @@ async fn a_timeline_too_short_to_reach_the_attempt_keeps_the_job_uncertain_and_p
         reason.contains("no older page") && reason.contains("not proven"),
         "{reason}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Texts as the site publishes and shows them: paragraphs, lists, links.
+// ---------------------------------------------------------------------------------------------
+
+/// Shapes of real posts; `{n}` makes each text unique without touching its ends.
+const SHAPES: &[&str] = &[
+    "Paragraph one ({n}).\n\nParagraph two.",
+    "Three things ({n}):\n- one\n- two\n- three",
+    "Steps {n}:\n1. open\n2. type\n\n3. publish, after a blank line",
+    "Ends with a newline {n}\n",
+    "Ends with blank lines {n}\n\n\n",
+    "  Leading spaces {n}",
+    "    indented code {n}\n    its second line",
+    "Two blank lines {n}\n\n\nbetween paragraphs",
+    "\n\nStarts with blank lines {n}",
+    "Spaces at line ends {n}   \nnext line  \n\n  - an indented item\n  - another\n\nDone. 🎉\n",
+];
+
+fn real_posts() -> Vec<String> {
+    (0..30)
+        .map(|n| SHAPES[n % SHAPES.len()].replace("{n}", &format!("#{n}")))
+        .collect()
+}
+
+/// A browser attached to the rig's logged-in Chromium (as the daemon attaches to it).
+async fn attach(profile: &Profile, site: &SiteRig) -> Browser {
+    let mut flags = executor::settings::Layer::default();
+    flags.flag("cdp_port", Some(site.chrome.port.to_string()));
+    let settings = executor::settings::resolve(Some(profile.dir.clone()), &flags, &|_| None)
+        .expect("settings");
+    let browser = Browser::new(BrowserConfig::from_settings(&settings), Arc::new(|_| {}));
+    browser.connect().await.expect("attach");
+    browser
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_posts_with_paragraphs_lists_and_edge_spaces_are_each_published_once_as_the_site_shows_them(
+) {
+    let profile = Profile::new("site-paragraphs");
+    let site = site(&profile).await;
+    let since = SystemTime::now() - Duration::from_secs(120);
+    let texts = real_posts();
+    for text in &texts {
+        enqueue(&profile, Kind::Post, text, None).await;
+    }
+    let daemon = start_daemon(&profile, &site, &[], executor::sites::engine::ANSWER);
+    eventually("all 30 published", Duration::from_secs(180), || async {
+        count_in(&profile, "succeeded").await == 30
+    })
+    .await;
+    assert_eq!(daemon.stop().await.code(), 0);
+    assert_eq!(
+        count_in(&profile, "dead").await + count_in(&profile, "failed").await,
+        0
+    );
+
+    // The sandbox publishes what was typed, less trailing white space (its rule, and what
+    // sites/sandbox.toml says): paragraphs, blank lines and leading spaces as typed.
+    let posts = site.sandbox.posts();
+    assert_eq!(posts.len(), 30, "nothing published twice");
+    let browser = attach(&profile, &site).await;
+    let engines = [engine("sandbox", &site.url), engine("x", &site.url)];
+    for (i, text) in texts.iter().enumerate() {
+        let shown = text.trim_end();
+        let matching: Vec<_> = posts.iter().filter(|p| p.text == shown).collect();
+        assert_eq!(
+            matching.len(),
+            1,
+            "{text:?} published once, as the site shows it; the site has {:?}",
+            posts.iter().map(|p| &p.text).collect::<Vec<_>>()
+        );
+        // And a lookup recognises it on the page, with either way of paging.
+        for engine in &engines {
+            let lookup = engine
+                .find(
+                    &browser,
+                    &job(i as i64, Kind::Post, text, None),
+                    Some("demo"),
+                    since,
+                )
+                .await
+                .expect("find");
+            let Lookup::Found(found) = lookup else {
+                panic!(
+                    "{} did not find {text:?}: {lookup:?}",
+                    engine.definition().name
+                )
+            };
+            assert_eq!(found.post_id.as_deref(), Some(matching[0].id.as_str()));
+        }
+    }
+    browser.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_with_two_links_is_found_again_as_the_site_rewrites_them() {
+    let profile = Profile::new("engine-links");
+    let w = world_as(&profile, None, "alice").await;
+    let since = SystemTime::now() - Duration::from_secs(120);
+    for (i, site) in ["sandbox", "x"].into_iter().enumerate() {
+        let engine = engine(site, &w.url);
+        let text = format!(
+            "Two links ({site}): https://github.com/rust-lang/rust/issues/12345 and \
+             https://example.com/a?b=c.\n\nA second paragraph."
+        );
+        let post = job(i as i64, Kind::Post, &text, None);
+        let id = publish_through(&engine, &w, &post).await;
+        assert_eq!(
+            w.sandbox.posts().last().map(|p| p.text.clone()),
+            Some(text.clone())
+        );
+        let found = engine
+            .find(&w.browser, &post, Some("alice"), since)
+            .await
+            .expect("find");
+        assert!(
+            matches!(&found, Lookup::Found(p) if p.post_id.as_deref() == Some(id.as_str())),
+            "{site}: {found:?}"
+        );
+        // The page shows t.co links: without the definition's link rule the post is not
+        // recognised, and a post with another address is not this one.
+        let mut literal = SiteDefinition::load(site).expect("def");
+        literal.text.links = None;
+        let lookup = SiteEngine::new(literal, Some(&w.url))
+            .find(&w.browser, &post, Some("alice"), since)
+            .await
+            .expect("find");
+        assert!(!matches!(lookup, Lookup::Found(_)), "{site}: {lookup:?}");
+        let other = job(9, Kind::Post, &text.replace("b=c", "b=d"), None);
+        let lookup = engine
+            .find(&w.browser, &other, Some("alice"), since)
+            .await
+            .expect("find");
+        assert!(!matches!(lookup, Lookup::Found(_)), "{site}: {lookup:?}");
+    }
+    w.browser.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_with_two_links_whose_answer_is_lost_is_found_again_and_published_once() {
+    lost_answer_of(
+        Fault::NoAnswer,
+        "site-links",
+        "Both links: https://github.com/rust-lang/rust/issues/12345 and https://example.com/x",
+    )
+    .await;
 }

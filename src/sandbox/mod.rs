@@ -20,6 +20,9 @@
 //! (`[data-testid="TimelineEnd"]`; an account with no posts shows `[data-testid="emptyState"]`),
 //! and a status page shows all its replies and says so the same way.
 //!
+//! Texts are published as typed, less trailing white space, and shown as x.com shows them: every
+//! `http(s)://` link rewritten to a `https://t.co/CODE` link whose text is the shortened address.
+//!
 //! It keeps everything published: `GET /api/posts` lists every post and reply (`id`, `text`,
 //! `in_reply_to`, `created_at`, `author`). Faults the daemon must survive are switched at start
 //! (`executor sandbox --fault NAME`) or at run time (`POST /api/fault {"fault": NAME|null}`).
@@ -467,18 +470,17 @@ async fn create_post(
         }
         return response;
     }
-    if body.text.trim().is_empty() {
+    // The site's own rule, as x.com's: trailing white space (a last empty paragraph, spaces) is
+    // not published; everything else is, as typed.
+    let text = body.text.trim_end();
+    if text.is_empty() {
         return (
             StatusCode::BAD_REQUEST,
             Json(serde_json::json!({ "errors": [{ "message": "empty" }] })),
         )
             .into_response();
     }
-    let post = sandbox.publish(
-        &body.text,
-        body.in_reply_to.filter(|t| !t.is_empty()),
-        &user,
-    );
+    let post = sandbox.publish(text, body.in_reply_to.filter(|t| !t.is_empty()), &user);
     match sandbox.fault() {
         Some(Fault::LateAnswer) => tokio::time::sleep(Duration::from_secs(10)).await,
         Some(Fault::NoAnswer) => std::future::pending::<()>().await,
@@ -703,8 +705,9 @@ mod tests {
     }
 
     fn shown_texts(page: &str) -> Vec<String> {
-        page.split("data-testid=\"tweetText\">")
+        page.split("data-testid=\"tweetText\"")
             .skip(1)
+            .filter_map(|s| s.split_once('>').map(|(_, text)| text))
             .filter_map(|s| s.split("</div>").next())
             .map(str::to_string)
             .collect()

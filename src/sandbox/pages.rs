@@ -31,9 +31,13 @@ article{border-bottom:1px solid #ddd;padding:.5em 0}[data-testid=tweetText]{whit
 
 /// The composer's script: reads the composer, sends the create-post request, reports the result.
 /// The request body is built with JSON.stringify from the DOM, never by splicing text into code.
-const COMPOSER_SCRIPT: &str = r#"<script>
+/// The text is read as an editor holds it, each paragraph a line (`src/sites/text.js`, the model
+/// the engine reads back with), not as `innerText`, which counts an empty paragraph twice.
+fn composer_script() -> String {
+    r#"<script>
+const readText = READ_TEXT;
 async function createPost(box, inReplyTo, status) {
-  const text = box.innerText.replace(/\u00a0/g, ' ').replace(/\n$/, '');
+  const text = readText.call(box, null).replace(/\u00a0/g, ' ');
   const response = await fetch('/i/api/graphql/sandbox/CreateTweet', {
     method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ text: text, in_reply_to: inReplyTo })
@@ -41,7 +45,92 @@ async function createPost(box, inReplyTo, status) {
   status.textContent = response.ok ? 'Your post was sent.' : ('Something went wrong: HTTP ' + response.status);
   if (response.ok) box.textContent = '';
 }
-</script>"#;
+</script>"#
+        .replace("READ_TEXT", crate::sites::text::READ_TEXT_JS)
+}
+
+/// How much of a link's address is shown before `…`, as x.com shortens them.
+const LINK_SHOWN: usize = 25;
+
+/// A post's text as x.com shows it: escaped, and every `http(s)://` link rewritten to a t.co-style
+/// address whose text is the address without its scheme and `www.`, shortened with `…`; the
+/// hidden parts stay in the link, not displayed, as x.com keeps them.
+pub fn rich_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut rest = text;
+    while let Some((before, link, after)) = next_link(rest) {
+        out.push_str(&escape(before));
+        let shown_from = ["https://www.", "http://www.", "https://", "http://"]
+            .iter()
+            .find(|scheme| link.starts_with(*scheme))
+            .map_or(0, |scheme| scheme.len());
+        let (hidden, bare) = link.split_at(shown_from);
+        let cut = bare
+            .char_indices()
+            .nth(LINK_SHOWN)
+            .map_or(bare.len(), |(at, _)| at);
+        let (shown, tail) = bare.split_at(cut);
+        let ellipsis = if tail.is_empty() {
+            ""
+        } else {
+            "<span aria-hidden=\"true\">…</span>"
+        };
+        out.push_str(&format!(
+            "<a href=\"https://t.co/{code}\" rel=\"noopener noreferrer nofollow\" target=\"_blank\" role=\"link\">\
+             <span aria-hidden=\"true\" style=\"display:none\">{hidden}</span>{shown}\
+             <span aria-hidden=\"true\" style=\"display:none\">{tail}</span>{ellipsis}</a>",
+            code = short_code(link),
+            hidden = escape(hidden),
+            shown = escape(shown),
+            tail = escape(tail),
+        ));
+        rest = after;
+    }
+    out.push_str(&escape(rest));
+    out
+}
+
+/// The next link in `text`: what comes before it, the link, and the rest. A link starts with
+/// `http://` or `https://` at the start of a word and runs to the next space, less trailing
+/// punctuation (`see https://a.com.` links `https://a.com`).
+fn next_link(text: &str) -> Option<(&str, &str, &str)> {
+    let mut from = 0;
+    loop {
+        let at = from + text[from..].find("http")?;
+        let word_start = text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || "([<\"'".contains(c));
+        let rest = &text[at..];
+        let scheme = rest.starts_with("https://") || rest.starts_with("http://");
+        if word_start && scheme {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            let link = rest[..end].trim_end_matches(|c: char| ".,;:!?)]}>'\"".contains(c));
+            let after_scheme = link.find("://").map_or(0, |i| i + 3);
+            if link.len() > after_scheme {
+                return Some((&text[..at], link, &rest[link.len()..]));
+            }
+        }
+        from = at + "http".len();
+    }
+}
+
+/// A stable t.co-style code for an address (FNV-1a, in base 62).
+fn short_code(link: &str) -> String {
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in link.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..10)
+        .map(|_| {
+            let digit = DIGITS[(hash % 62) as usize] as char;
+            hash /= 62;
+            digit
+        })
+        .collect()
+}
 
 fn article(post: &Post) -> String {
     article_in(post, "")
@@ -61,9 +150,9 @@ fn article_in(post: &Post, context: &str) -> String {
     format!(
         "<article data-testid=\"tweet\" role=\"article\">{context}<div data-testid=\"User-Name\">@{author} \
          <a href=\"/{author}/status/{id}\"><time datetime=\"{created}\">{created}</time></a></div>\
-         <div data-testid=\"tweetText\">{text}</div></article>",
+         <div data-testid=\"tweetText\" lang=\"en\" dir=\"auto\">{text}</div></article>",
         author = escape(&post.author),
-        text = escape(&post.text),
+        text = rich_text(&post.text),
         id = escape(&post.id),
         created = escape(&post.created_at),
     )
@@ -101,10 +190,11 @@ pub fn home(user: &str, posts: &[Post], extra: &str) -> String {
         "{side_bar}\
          <div contenteditable=\"true\" role=\"textbox\" data-testid=\"tweetTextarea_0\" id=\"composer\"></div>\
          <button data-testid=\"tweetButtonInline\" id=\"post\">Post</button><p id=\"status\" role=\"status\"></p>\
-         {COMPOSER_SCRIPT}<script>document.getElementById('post').addEventListener('click', () =>\
+         {composer_script}<script>document.getElementById('post').addEventListener('click', () =>\
           createPost(document.getElementById('composer'), null, document.getElementById('status')));</script>\
          <section aria-label=\"Timeline: Your Home Timeline\">{timeline}</section>",
         side_bar = side_bar(user),
+        composer_script = composer_script(),
     );
     page("Home / Sandbox", &body, extra)
 }
@@ -118,12 +208,13 @@ pub fn status(user: &str, post: &Post, replies: &[Post], extra: &str) -> String 
          <div role=\"dialog\" id=\"dialog\" hidden>\
          <div contenteditable=\"true\" role=\"textbox\" data-testid=\"tweetTextarea_0\" id=\"reply-box\"></div>\
          <button data-testid=\"tweetButton\" id=\"send\">Reply</button><p id=\"status\" role=\"status\"></p></div>\
-         {COMPOSER_SCRIPT}<script>\
+         {composer_script}<script>\
          document.getElementById('reply').addEventListener('click', () => {{ document.getElementById('dialog').hidden = false; }});\
          document.getElementById('send').addEventListener('click', () =>\
           createPost(document.getElementById('reply-box'), document.getElementById('send').dataset.target, document.getElementById('status')));\
          </script><section aria-label=\"Timeline: Conversation\">{replies}{end}</section>",
         side_bar = side_bar(user),
+        composer_script = composer_script(),
         post = article(post),
         end = end_marker(&format!("All {count} replies are shown.")),
     )
@@ -228,5 +319,32 @@ mod tests {
         assert!(html.contains(
             "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;"
         ));
+    }
+
+    #[test]
+    fn links_are_shown_rewritten_as_x_com_shows_them() {
+        let html = rich_text(
+            "see https://www.github.com/rust-lang/rust/issues/12345, and <http://a.io>. nothttps://x",
+        );
+        let code = short_code("https://www.github.com/rust-lang/rust/issues/12345");
+        assert!(
+            html.starts_with(&format!(
+                "see <a href=\"https://t.co/{code}\" rel=\"noopener noreferrer nofollow\" target=\"_blank\" role=\"link\">\
+                 <span aria-hidden=\"true\" style=\"display:none\">https://www.</span>github.com/rust-lang/rust\
+                 <span aria-hidden=\"true\" style=\"display:none\">/issues/12345</span><span aria-hidden=\"true\">…</span></a>, and &lt;"
+            )),
+            "{html}"
+        );
+        assert!(
+            html.contains(">a.io<"),
+            "a short address is shown whole: {html}"
+        );
+        assert!(
+            html.ends_with("&gt;. nothttps://x"),
+            "only words that start with a scheme: {html}"
+        );
+        assert_eq!(rich_text("no links <b>"), "no links &lt;b&gt;");
+        assert_eq!(short_code("https://a.io").len(), 10);
+        assert_ne!(short_code("https://a.io"), short_code("https://b.io"));
     }
 }

@@ -1,8 +1,9 @@
 //! The engine: drives the single page through a [`SiteDefinition`].
 //!
 //! - prepare: open the composer (home, or the target's reply dialog), type the text through CDP
-//!   input (`Input.insertText`), then read it back and refuse to go on if it differs — all before
-//!   the irreversible step, so any failure here is safe to retry;
+//!   input (`Input.insertText`), then read it back as the editor holds it and refuse to go on if
+//!   it differs in what the site would publish ([`super::text`]) — all before the irreversible
+//!   step, so any failure here is safe to retry;
 //! - publish: start watching the page's network, click the submit button with real mouse events,
 //!   and read the new post's id from the site's own create-post answer; HTTP 429 is reported as a
 //!   rate limit with the site's reset time; no answer in time is an unknown outcome;
@@ -12,13 +13,14 @@
 //!   timeline that ends early, a page that does not load, or the page bound reached is
 //!   [`Lookup::Incomplete`]: the job stays uncertain rather than being published again blind.
 //!   Replies are looked up among the target's replies, which are in no promised order: only the
-//!   site's "complete" marker proves one absent;
+//!   site's "complete" marker proves one absent. Texts are compared as the site shows them
+//!   (trimmed, links rewritten), never as raw characters;
 //! - session: is the browser logged in, or on a login wall / challenge, and as whom?
 //!
 //! Values reach page scripts only as call arguments, never spliced into source, so quotes, emoji,
 //! newlines, `</script>` and right-to-left text are published exactly as written.
 
-use super::{More, SiteDefinition};
+use super::{text, More, SiteDefinition};
 use crate::browser::{Browser, BrowserError};
 use crate::clock::{format_ts, parse_ts};
 use crate::jobs::{Job, Kind};
@@ -48,12 +50,10 @@ fn failed(context: &str) -> impl Fn(BrowserError) -> ActionError + '_ {
     move |err| ActionError::Failed(format!("{context}: {err}"))
 }
 
-/// Texts as the site shows them: no trailing newline, non-breaking spaces as spaces.
-fn normalise(text: &str) -> String {
-    text.replace("\r\n", "\n")
-        .replace('\u{a0}', " ")
-        .trim_end_matches(['\n', ' '])
-        .to_string()
+/// `function (…) { const read = <text.js>; … }`: a page script that can read texts as
+/// [`text::READ_TEXT_JS`] does.
+fn with_reader(body: &str) -> String {
+    body.replace("READ_TEXT", text::READ_TEXT_JS)
 }
 
 impl SiteEngine {
@@ -147,20 +147,26 @@ impl SiteEngine {
             .insert_text(text, CALL)
             .await
             .map_err(failed("typing"))?;
-        let typed = browser
+        // Read back as the site's editor holds it (each paragraph a line), and compare what the
+        // site would publish: not `innerText`, which counts an empty paragraph twice.
+        let held = browser
             .call_function(
-                "function (s) { const el = this.querySelector(s); return el.isContentEditable ? el.innerText : el.value; }",
+                &with_reader(
+                    "function (s) { const el = this.querySelector(s); if (!el.isContentEditable) return el.value; \
+                     const read = READ_TEXT; return read.call(el, null); }",
+                ),
                 &[json!(composer)],
                 CALL,
             )
             .await
             .map_err(failed("reading the composer"))?;
-        let typed = typed.as_str().unwrap_or_default();
-        if normalise(typed) != normalise(text) {
+        let held = text::published_form(held.as_str().unwrap_or_default(), &self.def.text);
+        let typed = text::published_form(text, &self.def.text);
+        if held != typed {
             return Err(ActionError::Failed(format!(
-                "the composer holds {} characters, not the {} typed; not publishing",
-                typed.chars().count(),
-                text.chars().count()
+                "the composer holds {} characters, not the {} typed (as the site publishes them); not publishing",
+                held.chars().count(),
+                typed.chars().count()
             )));
         }
         Ok(())
@@ -440,7 +446,8 @@ impl Site for SiteEngine {
             None,
         );
         let mut search = Search {
-            wanted: normalise(&job.text),
+            typed: job.text.clone(),
+            rules: self.def.text.clone(),
             target: match job.kind {
                 Kind::Post => None,
                 Kind::Reply => job.reply_to.clone(),
@@ -459,8 +466,9 @@ impl Site for SiteEngine {
 
 /// What one lookup has seen so far.
 struct Search {
-    /// The text as the site shows it.
-    wanted: String,
+    /// The job's text, compared with what items show in the site's published form.
+    typed: String,
+    rules: super::TextDef,
     /// For a reply: its target, which is on the same page and never the match.
     target: Option<String>,
     /// Whose post it is: items by others (reposts, other people's replies) do not count.
@@ -529,7 +537,7 @@ impl Search {
                 self.oldest = Some(self.oldest.map_or(time, |oldest| oldest.min(time)));
             }
             let before = time.is_some_and(|time| time < self.since);
-            if !before && normalise(&item.text) == self.wanted {
+            if !before && text::shows(&item.text, &self.typed, &self.rules) {
                 return Some(item.clone());
             }
             if before && self.ordered {
@@ -659,14 +667,16 @@ impl SiteEngine {
         };
         let view = browser
             .call_function(
-                "function (item, text, link, time, skip, more, end) { \
+                &with_reader(
+                "function (item, text, link, time, skip, more, end, links) { const read = READ_TEXT; \
                  const items = Array.from(this.querySelectorAll(item)).map(a => { \
                    const t = a.querySelector(text); const l = a.querySelector(link); const w = a.querySelector(time); \
-                   return { text: t ? t.innerText : '', href: l ? l.getAttribute('href') : null, \
+                   return { text: t ? read.call(t, links) : '', href: l ? l.getAttribute('href') : null, \
                             time: w ? w.getAttribute('datetime') : null, skip: !!(skip && a.querySelector(skip)) }; }); \
                  const m = more ? this.querySelector(more) : null; const href = m ? m.getAttribute('href') : null; \
                  return { items: items, more: href ? new URL(href, location.href).href : null, \
                           end: !!(end && this.querySelector(end)) }; }",
+                ),
                 &[
                     json!(find.item),
                     json!(find.text),
@@ -675,6 +685,7 @@ impl SiteEngine {
                     json!(find.skip),
                     json!(more),
                     json!(find.end),
+                    json!(self.def.text.links),
                 ],
                 CALL,
             )
@@ -786,12 +797,6 @@ fn status_id_of(href: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn texts_compare_as_the_site_shows_them() {
-        assert_eq!(normalise("a\u{a0} b\n"), "a  b");
-        assert_eq!(normalise("line1\r\nline2"), "line1\nline2");
-    }
-
     fn item(author: &str, id: u32, text: &str, ago_s: u64, skip: bool) -> Item {
         Item {
             text: text.into(),
@@ -803,7 +808,8 @@ mod tests {
 
     fn search(ordered: bool, target: Option<&str>) -> Search {
         Search {
-            wanted: normalise("ours"),
+            typed: "ours".into(),
+            rules: crate::sites::TextDef::default(),
             target: target.map(str::to_string),
             account: Some("Alice".into()),
             since: SystemTime::now() - Duration::from_secs(600),

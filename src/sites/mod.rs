@@ -6,6 +6,7 @@
 //! (`sites/*.toml`, embedded); `--site FILE` loads another without recompiling.
 
 pub mod engine;
+pub mod text;
 
 use serde::Deserialize;
 use std::path::Path;
@@ -28,6 +29,9 @@ pub struct SiteDefinition {
     pub reply: ReplyDef,
     pub result: ResultDef,
     pub find: FindDef,
+    /// What the site does to a text it publishes (default: drops trailing white space).
+    #[serde(default)]
+    pub text: TextDef,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +99,43 @@ pub struct FindDef {
     /// Replaced by `end`; kept only to refuse old files with a pointer to the new key.
     #[serde(default)]
     empty_means_absent: Option<bool>,
+}
+
+/// How the site turns a typed text into the one it publishes and shows. The typed text, the
+/// composer's contents and the posts read back are all compared in that form ([`text`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextDef {
+    /// White space (spaces, tabs, newlines) the site drops from the ends of a text.
+    #[serde(default)]
+    pub trim: Trim,
+    /// At most this many blank lines in a row; `None`: kept as typed.
+    #[serde(default)]
+    pub max_blank_lines: Option<usize>,
+    /// Inside a shown post's text, the elements that show a link the site rewrote (x.com: t.co
+    /// links with a shortened text); each stands for one typed link.
+    #[serde(default)]
+    pub links: Option<String>,
+}
+
+impl Default for TextDef {
+    fn default() -> TextDef {
+        TextDef {
+            trim: Trim::End,
+            max_blank_lines: None,
+            links: None,
+        }
+    }
+}
+
+/// Which ends of a text the site trims.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trim {
+    None,
+    #[default]
+    End,
+    Both,
 }
 
 /// How a lookup reaches older items.
@@ -168,6 +209,7 @@ impl SiteDefinition {
             ("find.skip", find.skip.as_ref()),
             ("find.end", find.end.as_ref()),
             ("find.more.link", more_link),
+            ("text.links", def.text.links.as_ref()),
         ] {
             if blank(value) {
                 return Err(invalid(format!(
