@@ -515,12 +515,7 @@ async fn logged_in_chrome(profile: &Profile, url: &str) -> LoggedInChrome {
             .expect("join")
             .expect("launch");
     let port = launched.identity.port;
-    let mut flags = executor::settings::Layer::default();
-    flags.flag("cdp_port", Some(port.to_string()));
-    let settings = executor::settings::resolve(Some(profile.dir.clone()), &flags, &|_| None)
-        .expect("settings");
-    let browser = Browser::new(BrowserConfig::from_settings(&settings), Arc::new(|_| {}));
-    browser.connect().await.expect("attach");
+    let browser = attach(profile, port).await;
     log_in(&browser, url).await;
     browser.shutdown().await; // attach mode: the browser stays, logged in
     LoggedInChrome {
@@ -966,13 +961,23 @@ async fn lost_answer_of(fault: Fault, name: &str, text: &str) {
         !events_of(&profile, "JOB_OUTCOME_UNKNOWN").await.is_empty()
     })
     .await;
+    found_again_and_published_once(&profile, &site, daemon, text).await;
+}
+
+/// The uncertain job is settled by the lookup finding the post: succeeded, on the site once.
+async fn found_again_and_published_once(
+    profile: &Profile,
+    site: &SiteRig,
+    daemon: RunningDaemon,
+    text: &str,
+) {
     eventually("verified and succeeded", LONG, || async {
-        count_in(&profile, "succeeded").await == 1
+        count_in(profile, "succeeded").await == 1
     })
     .await;
     assert_eq!(daemon.stop().await.code(), 0);
     assert_eq!(copies(&site.sandbox, text), 1, "never published twice");
-    let rescued = events_of(&profile, "JOB_RESCUED").await;
+    let rescued = events_of(profile, "JOB_RESCUED").await;
     assert_eq!(rescued.len(), 1);
     assert_eq!(rescued[0]["found"], true);
 }
@@ -1128,48 +1133,41 @@ async fn a_script_that_never_returns_caps_the_tick_and_the_job_is_published_once
     );
 }
 
-/// The rescue horizon through the daemon: the answer is lost, and by the time the outcome is
-/// looked up the post is two pages down the account's timeline.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_answer_is_found_again_behind_two_pages_of_newer_posts() {
-    let profile = Profile::new("site-horizon");
+/// The daemon publishes `text` and its answer never comes; while the engine still waits for it
+/// (2 s), `newer` posts of the same account are published on top of it.
+async fn answer_lost_then_newer_posts(
+    name: &str,
+    text: &str,
+    newer: usize,
+) -> (Profile, SiteRig, RunningDaemon) {
+    let profile = Profile::new(name);
     let site = site(&profile).await;
     site.sandbox.set_fault(Some(Fault::NoAnswer));
-    let text = "published, then buried under 45 newer posts";
     enqueue(&profile, Kind::Post, text, None).await;
     let daemon = start_daemon(&profile, &site, &[], Duration::from_secs(2));
-    // The lookup comes only after the engine's 2 s wait for the answer has run out.
     eventually("on the site", LONG, || async {
         copies(&site.sandbox, text) == 1
     })
     .await;
-    newer_posts(&site.sandbox, executor::sandbox::HANDLE, 45);
+    newer_posts(&site.sandbox, executor::sandbox::HANDLE, newer);
+    (profile, site, daemon)
+}
+
+/// The rescue horizon through the daemon: the answer is lost, and by the time the outcome is
+/// looked up the post is two pages down the account's timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_is_found_again_behind_two_pages_of_newer_posts() {
+    let text = "published, then buried under 45 newer posts";
+    let (profile, site, daemon) = answer_lost_then_newer_posts("site-horizon", text, 45).await;
     site.sandbox.set_fault(None);
-    eventually("verified and succeeded", LONG, || async {
-        count_in(&profile, "succeeded").await == 1
-    })
-    .await;
-    assert_eq!(daemon.stop().await.code(), 0);
-    assert_eq!(copies(&site.sandbox, text), 1, "never published twice");
-    let rescued = events_of(&profile, "JOB_RESCUED").await;
-    assert_eq!(rescued.len(), 1);
-    assert_eq!(rescued[0]["found"], true);
+    found_again_and_published_once(&profile, &site, daemon, text).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeline_too_short_to_reach_the_attempt_keeps_the_job_uncertain_and_publishes_nothing_again(
 ) {
-    let profile = Profile::new("site-short");
-    let site = site(&profile).await;
-    site.sandbox.set_fault(Some(Fault::NoAnswer));
     let text = "published, then out of reach";
-    enqueue(&profile, Kind::Post, text, None).await;
-    let daemon = start_daemon(&profile, &site, &[], Duration::from_secs(2));
-    eventually("on the site", LONG, || async {
-        copies(&site.sandbox, text) == 1
-    })
-    .await;
-    newer_posts(&site.sandbox, executor::sandbox::HANDLE, 25);
+    let (profile, site, daemon) = answer_lost_then_newer_posts("site-short", text, 25).await;
     site.sandbox.set_fault(Some(Fault::ShortTimeline));
     eventually("the lookup could not reach back", LONG, || async {
         !events_of(&profile, "JOB_LOOKUP_INCOMPLETE")
@@ -1222,10 +1220,10 @@ fn real_posts() -> Vec<String> {
         .collect()
 }
 
-/// A browser attached to the rig's logged-in Chromium (as the daemon attaches to it).
-async fn attach(profile: &Profile, site: &SiteRig) -> Browser {
+/// A browser attached to the Chromium on `port` (as the daemon attaches to it).
+async fn attach(profile: &Profile, port: u16) -> Browser {
     let mut flags = executor::settings::Layer::default();
-    flags.flag("cdp_port", Some(site.chrome.port.to_string()));
+    flags.flag("cdp_port", Some(port.to_string()));
     let settings = executor::settings::resolve(Some(profile.dir.clone()), &flags, &|_| None)
         .expect("settings");
     let browser = Browser::new(BrowserConfig::from_settings(&settings), Arc::new(|_| {}));
@@ -1258,7 +1256,7 @@ async fn thirty_posts_with_paragraphs_lists_and_edge_spaces_are_each_published_o
     // sites/sandbox.toml says): paragraphs, blank lines and leading spaces as typed.
     let posts = site.sandbox.posts();
     assert_eq!(posts.len(), 30, "nothing published twice");
-    let browser = attach(&profile, &site).await;
+    let browser = attach(&profile, site.chrome.port).await;
     let engines = [engine("sandbox", &site.url), engine("x", &site.url)];
     for (i, text) in texts.iter().enumerate() {
         let shown = text.trim_end();

@@ -634,6 +634,11 @@ mod tests {
         .await
     }
 
+    async fn set_fault(addr: SocketAddr, body: &str) -> Answer {
+        let json = [("content-type", "application/json")];
+        request(addr, "POST", "/api/fault", &json, body).await
+    }
+
     fn api_posts(body: &str) -> Vec<Post> {
         serde_json::from_str(body).expect("posts as JSON")
     }
@@ -769,14 +774,7 @@ mod tests {
         let first = request(addr, "GET", "/alice", &[("cookie", &alice)], "").await;
         let cursor = cursor_in(&first.body).expect("a cursor without the fault");
 
-        let set = request(
-            addr,
-            "POST",
-            "/api/fault",
-            &[("content-type", "application/json")],
-            r#"{"fault":"short_timeline"}"#,
-        )
-        .await;
+        let set = set_fault(addr, r#"{"fault":"short_timeline"}"#).await;
         assert_eq!(
             (set.status, set.body.as_str()),
             (200, r#"{"fault":"short_timeline"}"#)
@@ -798,28 +796,14 @@ mod tests {
         let older = request(addr, "GET", &cursor, &[("cookie", &alice)], "").await;
         assert!(shown_texts(&older.body).is_empty() && !older.body.contains("TimelineEnd"));
 
-        let unknown = request(
-            addr,
-            "POST",
-            "/api/fault",
-            &[("content-type", "application/json")],
-            r#"{"fault":"no_such_fault"}"#,
-        )
-        .await;
+        let unknown = set_fault(addr, r#"{"fault":"no_such_fault"}"#).await;
         assert_eq!(unknown.status, 400);
         assert!(
             unknown.body.contains("short_timeline"),
             "lists the faults: {}",
             unknown.body
         );
-        let cleared = request(
-            addr,
-            "POST",
-            "/api/fault",
-            &[("content-type", "application/json")],
-            r#"{"fault":null}"#,
-        )
-        .await;
+        let cleared = set_fault(addr, r#"{"fault":null}"#).await;
         assert_eq!(cleared.body, r#"{"fault":null}"#);
         assert_eq!(sandbox.fault(), None);
     }

@@ -756,14 +756,17 @@ fn view_from(value: &Value) -> View {
     }
 }
 
+/// The path of an absolute URL (`https://x.com/a` → `/a`); anything else as it is.
+fn url_path(href: &str) -> &str {
+    match href.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |at| &rest[at..]),
+        None => href,
+    }
+}
+
 /// The handle in what names the logged-in account: `/alice`, `https://x.com/alice`, `@alice`.
 fn handle_in(named: &str) -> Option<String> {
-    let named = named.trim();
-    let path = match named.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("", |at| &rest[at..]),
-        None => named,
-    };
-    let handle = path
+    let handle = url_path(named.trim())
         .trim_start_matches('/')
         .trim_start_matches('@')
         .split(['/', '?', '#'])
@@ -774,11 +777,7 @@ fn handle_in(named: &str) -> Option<String> {
 
 /// The author in a `/HANDLE/status/ID` link (`None` for `/i/status/ID` and other shapes).
 fn author_of(href: &str) -> Option<String> {
-    let path = match href.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("", |at| &rest[at..]),
-        None => href,
-    };
-    let (before, _) = path.split_once("/status/")?;
+    let (before, _) = url_path(href).split_once("/status/")?;
     let author = before.trim_start_matches('/');
     (!author.is_empty() && author != "i" && !author.contains('/')).then(|| author.to_string())
 }
