@@ -67,10 +67,6 @@ pub fn settings_for(profile: &Profile) -> executor::settings::Settings {
     executor::settings::resolve(Some(profile.dir.clone()), &flags, &|_| None).expect("settings")
 }
 
-pub async fn log_in(browser: &Browser, url: &str) {
-    log_in_as(browser, url, executor::sandbox::HANDLE).await;
-}
-
 /// Logs in through the sandbox's login form as `user`.
 pub async fn log_in_as(browser: &Browser, url: &str, user: &str) {
     browser
@@ -485,44 +481,7 @@ fn executor_demo_publishes_everything_once_and_exits_zero() {
 // The daemon, acting through the engine on the sandbox.
 // ---------------------------------------------------------------------------------------------
 
-/// A browser we launch ourselves (as `executor chrome` would), logged in to the sandbox; the
-/// daemon attaches to it. Ended on drop.
-struct LoggedInChrome {
-    managed: Option<executor::browser::managed::Managed>,
-    port: u16,
-}
-
-impl Drop for LoggedInChrome {
-    fn drop(&mut self) {
-        if let Some(managed) = self.managed.take() {
-            managed.terminate(Duration::from_secs(3));
-        }
-    }
-}
-
-async fn logged_in_chrome(profile: &Profile, url: &str) -> LoggedInChrome {
-    use executor::browser::managed::{self, LaunchOptions, Managed};
-    let options = LaunchOptions {
-        binary: managed::find_binary(None).expect("chromium"),
-        profile_dir: profile.path("chrome-profile"),
-        port: 0,
-        headless: true,
-        stderr_log: profile.path("chrome-stderr.log"),
-    };
-    let launched =
-        tokio::task::spawn_blocking(move || Managed::launch(&options, Duration::from_secs(30)))
-            .await
-            .expect("join")
-            .expect("launch");
-    let port = launched.identity.port;
-    let browser = attach(profile, port).await;
-    log_in(&browser, url).await;
-    browser.shutdown().await; // attach mode: the browser stays, logged in
-    LoggedInChrome {
-        managed: Some(launched),
-        port,
-    }
-}
+use common::rig::{logged_in_chrome, LoggedInChrome};
 
 struct SiteRig {
     sandbox: Sandbox,
