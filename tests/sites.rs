@@ -31,6 +31,11 @@ pub struct World {
 
 /// A sandbox on a free port and a managed browser on `profile`, logged in through the login page.
 pub async fn world(profile: &Profile, fault: Option<Fault>) -> World {
+    world_as(profile, fault, executor::sandbox::HANDLE).await
+}
+
+/// [`world`], logged in as `user`.
+pub async fn world_as(profile: &Profile, fault: Option<Fault>, user: &str) -> World {
     let sandbox = Sandbox::new(fault);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (addr, _task) = sandbox
@@ -46,7 +51,7 @@ pub async fn world(profile: &Profile, fault: Option<Fault>) -> World {
     let browser = Browser::new(config, Arc::new(|_| {}));
     browser.connect().await.expect("browser");
     let url = format!("http://{addr}");
-    log_in(&browser, &url).await;
+    log_in_as(&browser, &url, user).await;
     World {
         sandbox,
         url,
@@ -62,11 +67,20 @@ pub fn settings_for(profile: &Profile) -> executor::settings::Settings {
     executor::settings::resolve(Some(profile.dir.clone()), &flags, &|_| None).expect("settings")
 }
 
-pub async fn log_in(browser: &Browser, url: &str) {
+/// Logs in through the sandbox's login form as `user`.
+pub async fn log_in_as(browser: &Browser, url: &str, user: &str) {
     browser
         .navigate(&format!("{url}/i/flow/login"), Duration::from_secs(20))
         .await
         .expect("login page");
+    browser
+        .call_function(
+            "function (u) { this.querySelector('[data-testid=\"username\"]').value = u; return true; }",
+            &[serde_json::json!(user)],
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("user name typed");
     browser
         .click(
             "[data-testid=\"LoginForm_Login_Button\"]",
@@ -106,9 +120,20 @@ fn engine(site: &str, url: &str) -> SiteEngine {
 async fn the_engine_publishes_exactly_what_was_written_and_finds_it_again() {
     let profile = Profile::new("engine");
     let w = world(&profile, None).await;
+    // When the attempts began (with the lanes' margin), and an older post of the account: on a
+    // timeline that never says it is complete (x.com), that is what proves a post absent.
+    let since = SystemTime::now() - Duration::from_secs(120);
+    w.sandbox.publish_at(
+        "from last week",
+        None,
+        executor::sandbox::HANDLE,
+        SystemTime::now() - Duration::from_secs(7 * 86_400),
+    );
     for site in ["sandbox", "x"] {
         let engine = engine(site, &w.url);
-        engine.session(&w.browser).await.expect("logged in");
+        let session = engine.session(&w.browser).await.expect("logged in");
+        let account = session.account.as_deref();
+        assert_eq!(account, Some(executor::sandbox::HANDLE));
         for (i, text) in TRICKY.iter().enumerate() {
             let text = format!("{site} {i}: {text}");
             let post = job(i as i64, Kind::Post, &text, None);
@@ -123,7 +148,7 @@ async fn the_engine_publishes_exactly_what_was_written_and_finds_it_again() {
                 "id from the site's answer"
             );
             let found = engine
-                .find(&w.browser, &post, None, SystemTime::UNIX_EPOCH)
+                .find(&w.browser, &post, account, since)
                 .await
                 .expect("find");
             let Lookup::Found(found) = found else {
@@ -151,7 +176,7 @@ async fn the_engine_publishes_exactly_what_was_written_and_finds_it_again() {
             assert_eq!(last.in_reply_to, published.post_id);
             assert_eq!(answered.post_id.as_deref(), Some(last.id.as_str()));
             let found = engine
-                .find(&w.browser, &reply, None, SystemTime::UNIX_EPOCH)
+                .find(&w.browser, &reply, account, since)
                 .await
                 .expect("find");
             let Lookup::Found(found) = found else {
@@ -161,11 +186,9 @@ async fn the_engine_publishes_exactly_what_was_written_and_finds_it_again() {
         }
         let missing = job(999, Kind::Post, "never published", None);
         assert_eq!(
-            engine
-                .find(&w.browser, &missing, None, SystemTime::UNIX_EPOCH)
-                .await
-                .ok(),
-            Some(Lookup::NotFound)
+            engine.find(&w.browser, &missing, account, since).await.ok(),
+            Some(Lookup::NotFound),
+            "{site}"
         );
     }
     w.browser.shutdown().await;
@@ -189,6 +212,230 @@ async fn a_login_wall_is_auth_required_and_a_429_is_a_rate_limit() {
         other => panic!("expected a rate limit with its reset time, got {other:?}"),
     }
     assert!(w.sandbox.posts().is_empty());
+    w.browser.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who is logged in, and lookups that page back to the attempt (a fleet of accounts).
+// ---------------------------------------------------------------------------------------------
+
+/// Publishes `text` through the engine as whoever the browser is logged in as.
+async fn publish_through(engine: &SiteEngine, w: &World, job: &Job) -> String {
+    engine.prepare(&w.browser, job).await.expect("prepare");
+    let published = engine.publish(&w.browser, job).await.expect("publish");
+    published.post_id.expect("an id")
+}
+
+/// `n` posts by `author`, newer than anything before them.
+fn newer_posts(sandbox: &Sandbox, author: &str, n: usize) {
+    for i in 0..n {
+        sandbox.publish(&format!("{author}'s newer post {i}"), None, author);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_names_the_logged_in_user_who_authors_what_is_published() {
+    let profile = Profile::new("engine-session");
+    let w = world_as(&profile, None, "bob").await;
+    for site in ["sandbox", "x"] {
+        let engine = engine(site, &w.url);
+        let session = engine.session(&w.browser).await.expect("logged in");
+        assert_eq!(session.account.as_deref(), Some("bob"), "{site}");
+        let text = format!("bob writes through {site}");
+        let id = publish_through(&engine, &w, &job(1, Kind::Post, &text, None)).await;
+        let stored = w.sandbox.posts();
+        let post = stored.iter().find(|p| p.id == id).expect("stored");
+        assert_eq!(
+            (post.author.as_str(), post.text.as_str()),
+            ("bob", text.as_str())
+        );
+    }
+    let target = w.sandbox.publish("reply to me", None, "someone").id;
+    let engine = engine("sandbox", &w.url);
+    let id = publish_through(
+        &engine,
+        &w,
+        &job(2, Kind::Reply, "bob replies", Some(&target)),
+    )
+    .await;
+    let reply = w
+        .sandbox
+        .posts()
+        .into_iter()
+        .find(|p| p.id == id)
+        .expect("stored");
+    assert_eq!(reply.author, "bob");
+    assert_eq!(reply.in_reply_to.as_deref(), Some(target.as_str()));
+
+    // A definition that does not say where to read the account reports none.
+    let mut silent = SiteDefinition::load("sandbox").expect("def");
+    silent.session.account = None;
+    let session = SiteEngine::new(silent, Some(&w.url))
+        .session(&w.browser)
+        .await
+        .expect("logged in");
+    assert_eq!(session.account, None);
+    w.browser.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_pages_back_past_newer_posts_to_find_the_post() {
+    let profile = Profile::new("engine-horizon");
+    let w = world_as(&profile, None, "alice").await;
+    let since = SystemTime::now() - Duration::from_secs(120);
+    for (i, site) in ["sandbox", "x"].into_iter().enumerate() {
+        let engine = engine(site, &w.url);
+        let text = format!("published before 45 newer posts ({site})");
+        let post = job(i as i64, Kind::Post, &text, None);
+        let id = publish_through(&engine, &w, &post).await;
+        // More than two pages of newer posts: the post is on the third page (sandbox: by the
+        // "Show more" cursor; x: by scrolling, with only a window of items kept in the page).
+        newer_posts(&w.sandbox, "alice", 45);
+        let found = engine
+            .find(&w.browser, &post, Some("alice"), since)
+            .await
+            .expect("find");
+        let Lookup::Found(found) = found else {
+            panic!("{site}: not found: {found:?}")
+        };
+        assert_eq!(found.post_id.as_deref(), Some(id.as_str()), "{site}");
+    }
+    w.browser.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_old_post_neither_ends_the_search_nor_stalls_scrolling() {
+    let profile = Profile::new("engine-pinned");
+    let w = world_as(&profile, None, "alice").await;
+    let since = SystemTime::now() - Duration::from_secs(120);
+    let old = w.sandbox.publish_at(
+        "pinned last year",
+        None,
+        "alice",
+        SystemTime::now() - Duration::from_secs(365 * 86_400),
+    );
+    w.sandbox.pin("alice", &old.id);
+    for (i, site) in ["sandbox", "x"].into_iter().enumerate() {
+        let engine = engine(site, &w.url);
+        let post = job(
+            i as i64,
+            Kind::Post,
+            &format!("below a pinned post ({site})"),
+            None,
+        );
+        let id = publish_through(&engine, &w, &post).await;
+        // The post is on the second page; the first item of the first page is a year old.
+        newer_posts(&w.sandbox, "alice", 25);
+        let found = engine
+            .find(&w.browser, &post, Some("alice"), since)
+            .await
+            .expect("find");
+        assert_eq!(
+            found,
+            Lookup::Found(executor::lanes::Published {
+                post_id: Some(id.clone()),
+                url: Some(format!("{}/i/status/{id}", w.url)),
+            }),
+            "{site}"
+        );
+    }
+    w.browser.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeline_that_ends_early_is_incomplete_never_not_found() {
+    let profile = Profile::new("engine-short");
+    let w = world_as(&profile, None, "alice").await;
+    let since = SystemTime::now() - Duration::from_secs(120);
+    let engine_sandbox = engine("sandbox", &w.url);
+    let post = job(1, Kind::Post, "older than the first page", None);
+    publish_through(&engine_sandbox, &w, &post).await;
+    newer_posts(&w.sandbox, "alice", 25);
+    let missing = job(2, Kind::Post, "never published", None);
+    w.sandbox.set_fault(Some(Fault::ShortTimeline));
+    for site in ["sandbox", "x"] {
+        let engine = engine(site, &w.url);
+        for job in [&post, &missing] {
+            let lookup = engine
+                .find(&w.browser, job, Some("alice"), since)
+                .await
+                .expect("find");
+            let Lookup::Incomplete { reason } = lookup else {
+                panic!(
+                    "{site}, {:?}: expected Incomplete, got {lookup:?}",
+                    job.text
+                )
+            };
+            assert!(
+                reason.contains("after 1 page(s) (20 item(s)") && reason.contains("not proven"),
+                "{site}: {reason}"
+            );
+        }
+    }
+    // Back to a whole timeline: the same lookups conclude.
+    w.sandbox.set_fault(None);
+    let lookup = engine_sandbox
+        .find(&w.browser, &post, Some("alice"), since)
+        .await
+        .expect("find");
+    assert!(matches!(lookup, Lookup::Found(_)), "{lookup:?}");
+    let lookup = engine_sandbox
+        .find(&w.browser, &missing, Some("alice"), since)
+        .await
+        .expect("find");
+    assert_eq!(lookup, Lookup::NotFound);
+    w.browser.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_is_not_found_only_when_the_search_reached_past_the_attempt() {
+    let profile = Profile::new("engine-notfound");
+    let w = world_as(&profile, None, "alice").await;
+    let since = SystemTime::now() - Duration::from_secs(120);
+    let missing = job(1, Kind::Post, "never published", None);
+    // The same text by another account, and by alice before the attempt: neither is the post.
+    w.sandbox.publish("never published", None, "bob");
+    w.sandbox.publish_at(
+        "never published",
+        None,
+        "alice",
+        SystemTime::now() - Duration::from_secs(86_400),
+    );
+    newer_posts(&w.sandbox, "alice", 25);
+
+    // The older post is on the second page: both mechanisms reach it, and it proves absence.
+    for site in ["sandbox", "x"] {
+        let lookup = engine(site, &w.url)
+            .find(&w.browser, &missing, Some("alice"), since)
+            .await
+            .expect("find");
+        assert_eq!(lookup, Lookup::NotFound, "{site}");
+    }
+
+    // A young account (nothing older than the attempt): the sandbox says its timeline is
+    // complete, so absence is proven; x.com never says so, so the x definition cannot conclude.
+    newer_posts(&w.sandbox, "young", 3);
+    let lookup = engine("sandbox", &w.url)
+        .find(&w.browser, &missing, Some("young"), since)
+        .await
+        .expect("find");
+    assert_eq!(lookup, Lookup::NotFound);
+    let lookup = engine("x", &w.url)
+        .find(&w.browser, &missing, Some("young"), since)
+        .await
+        .expect("find");
+    assert!(matches!(lookup, Lookup::Incomplete { .. }), "{lookup:?}");
+
+    // Replies: the sandbox shows all of a post's replies and says so.
+    let target = w.sandbox.publish("a post with replies", None, "someone").id;
+    w.sandbox
+        .publish("never published", Some(target.clone()), "bob");
+    let reply = job(2, Kind::Reply, "never published", Some(&target));
+    let lookup = engine("sandbox", &w.url)
+        .find(&w.browser, &reply, Some("alice"), since)
+        .await
+        .expect("find");
+    assert_eq!(lookup, Lookup::NotFound, "bob's reply is not alice's");
     w.browser.shutdown().await;
 }
 
@@ -234,49 +481,7 @@ fn executor_demo_publishes_everything_once_and_exits_zero() {
 // The daemon, acting through the engine on the sandbox.
 // ---------------------------------------------------------------------------------------------
 
-/// A browser we launch ourselves (as `executor chrome` would), logged in to the sandbox; the
-/// daemon attaches to it. Ended on drop.
-struct LoggedInChrome {
-    managed: Option<executor::browser::managed::Managed>,
-    port: u16,
-}
-
-impl Drop for LoggedInChrome {
-    fn drop(&mut self) {
-        if let Some(managed) = self.managed.take() {
-            managed.terminate(Duration::from_secs(3));
-        }
-    }
-}
-
-async fn logged_in_chrome(profile: &Profile, url: &str) -> LoggedInChrome {
-    use executor::browser::managed::{self, LaunchOptions, Managed};
-    let options = LaunchOptions {
-        binary: managed::find_binary(None).expect("chromium"),
-        profile_dir: profile.path("chrome-profile"),
-        port: 0,
-        headless: true,
-        stderr_log: profile.path("chrome-stderr.log"),
-    };
-    let launched =
-        tokio::task::spawn_blocking(move || Managed::launch(&options, Duration::from_secs(30)))
-            .await
-            .expect("join")
-            .expect("launch");
-    let port = launched.identity.port;
-    let mut flags = executor::settings::Layer::default();
-    flags.flag("cdp_port", Some(port.to_string()));
-    let settings = executor::settings::resolve(Some(profile.dir.clone()), &flags, &|_| None)
-        .expect("settings");
-    let browser = Browser::new(BrowserConfig::from_settings(&settings), Arc::new(|_| {}));
-    browser.connect().await.expect("attach");
-    log_in(&browser, url).await;
-    browser.shutdown().await; // attach mode: the browser stays, logged in
-    LoggedInChrome {
-        managed: Some(launched),
-        port,
-    }
-}
+use common::rig::{logged_in_chrome, LoggedInChrome};
 
 struct SiteRig {
     sandbox: Sandbox,
@@ -701,24 +906,37 @@ async fn action_and_rate_limit_counters_equal_the_stored_events() {
 }
 
 async fn lost_answer_is_verified_not_republished(fault: Fault, name: &str) {
+    lost_answer_of(fault, name, &format!("answer {name}")).await;
+}
+
+async fn lost_answer_of(fault: Fault, name: &str, text: &str) {
     let profile = Profile::new(name);
     let site = site(&profile).await;
     site.sandbox.set_fault(Some(fault));
-    let text = format!("answer {name}");
-    enqueue(&profile, Kind::Post, &text, None).await;
+    enqueue(&profile, Kind::Post, text, None).await;
     // The engine gives up waiting after 2 s: the outcome is unknown.
     let daemon = start_daemon(&profile, &site, &[], Duration::from_secs(2));
     eventually("outcome unknown", LONG, || async {
         !events_of(&profile, "JOB_OUTCOME_UNKNOWN").await.is_empty()
     })
     .await;
+    found_again_and_published_once(&profile, &site, daemon, text).await;
+}
+
+/// The uncertain job is settled by the lookup finding the post: succeeded, on the site once.
+async fn found_again_and_published_once(
+    profile: &Profile,
+    site: &SiteRig,
+    daemon: RunningDaemon,
+    text: &str,
+) {
     eventually("verified and succeeded", LONG, || async {
-        count_in(&profile, "succeeded").await == 1
+        count_in(profile, "succeeded").await == 1
     })
     .await;
     assert_eq!(daemon.stop().await.code(), 0);
-    assert_eq!(copies(&site.sandbox, &text), 1, "never published twice");
-    let rescued = events_of(&profile, "JOB_RESCUED").await;
+    assert_eq!(copies(&site.sandbox, text), 1, "never published twice");
+    let rescued = events_of(profile, "JOB_RESCUED").await;
     assert_eq!(rescued.len(), 1);
     assert_eq!(rescued[0]["found"], true);
 }
@@ -872,4 +1090,215 @@ async fn a_script_that_never_returns_caps_the_tick_and_the_job_is_published_once
         ticks.iter().all(|l| field(l, "pages") == Some("1")),
         "{ticks:#?}"
     );
+}
+
+/// The daemon publishes `text` and its answer never comes; while the engine still waits for it
+/// (2 s), `newer` posts of the same account are published on top of it.
+async fn answer_lost_then_newer_posts(
+    name: &str,
+    text: &str,
+    newer: usize,
+) -> (Profile, SiteRig, RunningDaemon) {
+    let profile = Profile::new(name);
+    let site = site(&profile).await;
+    site.sandbox.set_fault(Some(Fault::NoAnswer));
+    enqueue(&profile, Kind::Post, text, None).await;
+    let daemon = start_daemon(&profile, &site, &[], Duration::from_secs(2));
+    eventually("on the site", LONG, || async {
+        copies(&site.sandbox, text) == 1
+    })
+    .await;
+    newer_posts(&site.sandbox, executor::sandbox::HANDLE, newer);
+    (profile, site, daemon)
+}
+
+/// The rescue horizon through the daemon: the answer is lost, and by the time the outcome is
+/// looked up the post is two pages down the account's timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_is_found_again_behind_two_pages_of_newer_posts() {
+    let text = "published, then buried under 45 newer posts";
+    let (profile, site, daemon) = answer_lost_then_newer_posts("site-horizon", text, 45).await;
+    site.sandbox.set_fault(None);
+    found_again_and_published_once(&profile, &site, daemon, text).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeline_too_short_to_reach_the_attempt_keeps_the_job_uncertain_and_publishes_nothing_again(
+) {
+    let text = "published, then out of reach";
+    let (profile, site, daemon) = answer_lost_then_newer_posts("site-short", text, 25).await;
+    site.sandbox.set_fault(Some(Fault::ShortTimeline));
+    eventually("the lookup could not reach back", LONG, || async {
+        !events_of(&profile, "JOB_LOOKUP_INCOMPLETE")
+            .await
+            .is_empty()
+    })
+    .await;
+    let log = profile.path("executor.log");
+    let seen = tick_lines(&log).len();
+    eventually("three more ticks", LONG, || async {
+        tick_lines(&log).len() >= seen + 3
+    })
+    .await;
+    assert_eq!(daemon.stop().await.code(), 0);
+    assert_eq!(count_in(&profile, "uncertain").await, 1, "still uncertain");
+    assert_eq!(
+        copies(&site.sandbox, text),
+        1,
+        "never published again blind"
+    );
+    let incomplete = events_of(&profile, "JOB_LOOKUP_INCOMPLETE").await;
+    let reason = incomplete[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("no older page") && reason.contains("not proven"),
+        "{reason}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Texts as the site publishes and shows them: paragraphs, lists, links.
+// ---------------------------------------------------------------------------------------------
+
+/// Shapes of real posts; `{n}` makes each text unique without touching its ends.
+const SHAPES: &[&str] = &[
+    "Paragraph one ({n}).\n\nParagraph two.",
+    "Three things ({n}):\n- one\n- two\n- three",
+    "Steps {n}:\n1. open\n2. type\n\n3. publish, after a blank line",
+    "Ends with a newline {n}\n",
+    "Ends with blank lines {n}\n\n\n",
+    "  Leading spaces {n}",
+    "    indented code {n}\n    its second line",
+    "Two blank lines {n}\n\n\nbetween paragraphs",
+    "\n\nStarts with blank lines {n}",
+    "Spaces at line ends {n}   \nnext line  \n\n  - an indented item\n  - another\n\nDone. 🎉\n",
+];
+
+fn real_posts() -> Vec<String> {
+    (0..30)
+        .map(|n| SHAPES[n % SHAPES.len()].replace("{n}", &format!("#{n}")))
+        .collect()
+}
+
+/// A browser attached to the Chromium on `port` (as the daemon attaches to it).
+async fn attach(profile: &Profile, port: u16) -> Browser {
+    let mut flags = executor::settings::Layer::default();
+    flags.flag("cdp_port", Some(port.to_string()));
+    let settings = executor::settings::resolve(Some(profile.dir.clone()), &flags, &|_| None)
+        .expect("settings");
+    let browser = Browser::new(BrowserConfig::from_settings(&settings), Arc::new(|_| {}));
+    browser.connect().await.expect("attach");
+    browser
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_posts_with_paragraphs_lists_and_edge_spaces_are_each_published_once_as_the_site_shows_them(
+) {
+    let profile = Profile::new("site-paragraphs");
+    let site = site(&profile).await;
+    let since = SystemTime::now() - Duration::from_secs(120);
+    let texts = real_posts();
+    for text in &texts {
+        enqueue(&profile, Kind::Post, text, None).await;
+    }
+    let daemon = start_daemon(&profile, &site, &[], executor::sites::engine::ANSWER);
+    eventually("all 30 published", Duration::from_secs(180), || async {
+        count_in(&profile, "succeeded").await == 30
+    })
+    .await;
+    assert_eq!(daemon.stop().await.code(), 0);
+    assert_eq!(
+        count_in(&profile, "dead").await + count_in(&profile, "failed").await,
+        0
+    );
+
+    // The sandbox publishes what was typed, less trailing white space (its rule, and what
+    // sites/sandbox.toml says): paragraphs, blank lines and leading spaces as typed.
+    let posts = site.sandbox.posts();
+    assert_eq!(posts.len(), 30, "nothing published twice");
+    let browser = attach(&profile, site.chrome.port).await;
+    let engines = [engine("sandbox", &site.url), engine("x", &site.url)];
+    for (i, text) in texts.iter().enumerate() {
+        let shown = text.trim_end();
+        let matching: Vec<_> = posts.iter().filter(|p| p.text == shown).collect();
+        assert_eq!(
+            matching.len(),
+            1,
+            "{text:?} published once, as the site shows it; the site has {:?}",
+            posts.iter().map(|p| &p.text).collect::<Vec<_>>()
+        );
+        // And a lookup recognises it on the page, with either way of paging.
+        for engine in &engines {
+            let lookup = engine
+                .find(
+                    &browser,
+                    &job(i as i64, Kind::Post, text, None),
+                    Some("demo"),
+                    since,
+                )
+                .await
+                .expect("find");
+            let Lookup::Found(found) = lookup else {
+                panic!(
+                    "{} did not find {text:?}: {lookup:?}",
+                    engine.definition().name
+                )
+            };
+            assert_eq!(found.post_id.as_deref(), Some(matching[0].id.as_str()));
+        }
+    }
+    browser.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_with_two_links_is_found_again_as_the_site_rewrites_them() {
+    let profile = Profile::new("engine-links");
+    let w = world_as(&profile, None, "alice").await;
+    let since = SystemTime::now() - Duration::from_secs(120);
+    for (i, site) in ["sandbox", "x"].into_iter().enumerate() {
+        let engine = engine(site, &w.url);
+        let text = format!(
+            "Two links ({site}): https://github.com/rust-lang/rust/issues/12345 and \
+             https://example.com/a?b=c.\n\nA second paragraph."
+        );
+        let post = job(i as i64, Kind::Post, &text, None);
+        let id = publish_through(&engine, &w, &post).await;
+        assert_eq!(
+            w.sandbox.posts().last().map(|p| p.text.clone()),
+            Some(text.clone())
+        );
+        let found = engine
+            .find(&w.browser, &post, Some("alice"), since)
+            .await
+            .expect("find");
+        assert!(
+            matches!(&found, Lookup::Found(p) if p.post_id.as_deref() == Some(id.as_str())),
+            "{site}: {found:?}"
+        );
+        // The page shows t.co links: without the definition's link rule the post is not
+        // recognised, and a post with another address is not this one.
+        let mut literal = SiteDefinition::load(site).expect("def");
+        literal.text.links = None;
+        let lookup = SiteEngine::new(literal, Some(&w.url))
+            .find(&w.browser, &post, Some("alice"), since)
+            .await
+            .expect("find");
+        assert!(!matches!(lookup, Lookup::Found(_)), "{site}: {lookup:?}");
+        let other = job(9, Kind::Post, &text.replace("b=c", "b=d"), None);
+        let lookup = engine
+            .find(&w.browser, &other, Some("alice"), since)
+            .await
+            .expect("find");
+        assert!(!matches!(lookup, Lookup::Found(_)), "{site}: {lookup:?}");
+    }
+    w.browser.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_with_two_links_whose_answer_is_lost_is_found_again_and_published_once() {
+    lost_answer_of(
+        Fault::NoAnswer,
+        "site-links",
+        "Both links: https://github.com/rust-lang/rust/issues/12345 and https://example.com/x",
+    )
+    .await;
 }

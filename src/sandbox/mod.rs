@@ -9,27 +9,48 @@
 //! (`…/CreateTweet`) whose JSON answer carries the new id at
 //! `data.create_tweet.tweet_results.result.rest_id`.
 //!
+//! Several users, as a fleet needs: the login form takes a user name (default [`HANDLE`]), the
+//! session cookie maps to that user, every post and reply is authored by the user of the request,
+//! and every logged-in page's side bar names that user the way x.com does
+//! (`a[data-testid="AppTabBar_Profile_Link"][href="/USER"]`). `/USER` is the user's profile: their
+//! posts newest first, [`PAGE`] at a time, each with its `<time datetime="RFC 3339">`, and a
+//! "Show more" link (`a[data-testid="ShowMoreCursor"]`, `href="/USER?cursor=ID"`) to the next
+//! older page — which the page also loads by itself when scrolled to the bottom, keeping only a
+//! window of items in the document as x.com does. The last page says that nothing is older
+//! (`[data-testid="TimelineEnd"]`; an account with no posts shows `[data-testid="emptyState"]`),
+//! and a status page shows all its replies and says so the same way.
+//!
+//! Texts are published as typed, less trailing white space, and shown as x.com shows them: every
+//! `http(s)://` link rewritten to a `https://t.co/CODE` link whose text is the shortened address.
+//!
 //! It keeps everything published: `GET /api/posts` lists every post and reply (`id`, `text`,
-//! `in_reply_to`, `created_at`). Faults the daemon must survive are switched at start
+//! `in_reply_to`, `created_at`, `author`). Faults the daemon must survive are switched at start
 //! (`executor sandbox --fault NAME`) or at run time (`POST /api/fault {"fault": NAME|null}`).
 
 mod pages;
 
 pub use pages::escape as escape_html;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-/// The user the sandbox session belongs to; posts appear on `/demo`.
+/// The user a login without a name becomes; their posts appear on `/demo`.
 pub const HANDLE: &str = "demo";
+
+/// Posts per profile page, as x.com's first timeline page.
+pub const PAGE: usize = 20;
+
+/// How many items a scrolled profile keeps in the document (older ones are loaded, newer ones
+/// dropped), so a reader cannot rely on the whole timeline being in the page at once.
+pub const WINDOW: usize = 40;
 
 /// Faults the daemon must survive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,10 +73,13 @@ pub enum Fault {
     LateAnswer,
     /// The post is stored, and the answer never comes.
     NoAnswer,
+    /// Profiles show their first page only: no "Show more" cursor, no end marker, and cursor
+    /// pages come back empty — a timeline that cannot be paged back.
+    ShortTimeline,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 9] = [
         Fault::Popups,
         Fault::Slow,
         Fault::Hang,
@@ -64,6 +88,7 @@ impl Fault {
         Fault::LoggedOut,
         Fault::LateAnswer,
         Fault::NoAnswer,
+        Fault::ShortTimeline,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +101,7 @@ impl Fault {
             Fault::LoggedOut => "logged_out",
             Fault::LateAnswer => "late_answer",
             Fault::NoAnswer => "no_answer",
+            Fault::ShortTimeline => "short_timeline",
         }
     }
 
@@ -96,10 +122,26 @@ pub struct Post {
     pub author: String,
 }
 
+/// One page of a user's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelinePage {
+    /// The user's pinned post, shown first on the first page, out of order (as on x.com).
+    pub pinned: Option<Post>,
+    /// Newest first.
+    pub posts: Vec<Post>,
+    /// The cursor of the next older page, when the site offers one.
+    pub next: Option<String>,
+    /// The site says there is nothing older than this page.
+    pub end: bool,
+}
+
 #[derive(Default)]
 struct Inner {
     posts: Vec<Post>,
-    sessions: HashSet<String>,
+    /// Session token → the user it is logged in as.
+    sessions: HashMap<String, String>,
+    /// User → the id of their pinned post.
+    pinned: HashMap<String, String>,
     fault: Option<Fault>,
     next_id: u64,
 }
@@ -138,6 +180,17 @@ impl Sandbox {
 
     /// Publishes a post directly (another user's post to reply to, in tests and the demo).
     pub fn publish(&self, text: &str, in_reply_to: Option<String>, author: &str) -> Post {
+        self.publish_at(text, in_reply_to, author, SystemTime::now())
+    }
+
+    /// Publishes a post dated `at` (an account's older history, in tests).
+    pub fn publish_at(
+        &self,
+        text: &str,
+        in_reply_to: Option<String>,
+        author: &str,
+        at: SystemTime,
+    ) -> Post {
         self.with(|i| {
             i.next_id += 1;
             let post = Post {
@@ -145,7 +198,7 @@ impl Sandbox {
                 id: format!("{}", 1_800_000_000_000_000_000u64 + i.next_id),
                 text: text.to_string(),
                 in_reply_to,
-                created_at: crate::clock::format_ts(SystemTime::now()),
+                created_at: crate::clock::format_ts(at),
                 author: author.to_string(),
             };
             i.posts.push(post.clone());
@@ -153,16 +206,66 @@ impl Sandbox {
         })
     }
 
-    fn logged_in(&self, headers: &HeaderMap) -> bool {
-        let token = session_cookie(headers);
+    /// Pins `id` to the top of `author`'s profile.
+    pub fn pin(&self, author: &str, id: &str) {
+        self.with(|i| i.pinned.insert(author.to_string(), id.to_string()));
+    }
+
+    /// `author`'s posts (not replies), newest first, from after `cursor` (a post id): one page.
+    pub fn timeline(&self, author: &str, cursor: Option<&str>) -> TimelinePage {
+        let short = self.fault() == Some(Fault::ShortTimeline);
+        let mut posts: Vec<(usize, Post)> = self
+            .posts()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, p)| p.author == author && p.in_reply_to.is_none())
+            .collect();
+        // Newest first; same-millisecond posts in the order they were published.
+        posts.sort_by(|(ia, a), (ib, b)| (&b.created_at, ib).cmp(&(&a.created_at, ia)));
+        let posts: Vec<Post> = posts.into_iter().map(|(_, p)| p).collect();
+        let start = match cursor {
+            None => 0,
+            // A flaky site: older pages come back empty.
+            Some(_) if short => posts.len(),
+            Some(cursor) => match posts.iter().position(|p| p.id == cursor) {
+                Some(at) => at + 1,
+                None => {
+                    return TimelinePage {
+                        pinned: None,
+                        posts: Vec::new(),
+                        next: None,
+                        end: false,
+                    }
+                }
+            },
+        };
+        let page: Vec<Post> = posts.iter().skip(start).take(PAGE).cloned().collect();
+        let more = start + page.len() < posts.len();
+        let pinned = self.with(|i| i.pinned.get(author).cloned());
+        TimelinePage {
+            pinned: pinned
+                .filter(|_| cursor.is_none())
+                .and_then(|id| posts.iter().find(|p| p.id == id).cloned()),
+            next: page.last().filter(|_| more && !short).map(|p| p.id.clone()),
+            end: !more && !short,
+            posts: page,
+        }
+    }
+
+    /// The user the request's session is logged in as.
+    fn user(&self, headers: &HeaderMap) -> Option<String> {
+        let token = session_cookie(headers)?;
         self.with(|i| {
-            i.fault != Some(Fault::LoggedOut) && token.is_some_and(|t| i.sessions.contains(&t))
+            if i.fault == Some(Fault::LoggedOut) {
+                return None;
+            }
+            i.sessions.get(&token).cloned()
         })
     }
 
-    fn new_session(&self) -> String {
+    fn new_session(&self, user: &str) -> String {
         let token = uuid::Uuid::new_v4().simple().to_string();
-        self.with(|i| i.sessions.insert(token.clone()));
+        self.with(|i| i.sessions.insert(token.clone(), user.to_string()));
         token
     }
 
@@ -234,25 +337,41 @@ fn to_login() -> Response {
 
 async fn home(State(sandbox): State<Sandbox>, headers: HeaderMap) -> Response {
     let extra = page_fault_on(&sandbox, true).await;
-    if !sandbox.logged_in(&headers) {
+    let Some(user) = sandbox.user(&headers) else {
         return to_login();
-    }
-    Html(pages::home(&sandbox.posts(), extra)).into_response()
+    };
+    Html(pages::home(&user, &sandbox.posts(), extra)).into_response()
 }
 
 async fn login_page(State(sandbox): State<Sandbox>) -> Response {
     let extra = page_fault_on(&sandbox, true).await;
-    Html(pages::login(extra)).into_response()
+    Html(pages::login(None, extra)).into_response()
 }
 
 #[derive(Deserialize)]
 struct LoginForm {
-    #[allow(dead_code)]
     username: Option<String>,
 }
 
-async fn login(State(sandbox): State<Sandbox>, Form(_form): Form<LoginForm>) -> Response {
-    let token = sandbox.new_session();
+/// A handle as x.com allows them: 1 to 15 letters, digits or underscores.
+fn valid_handle(name: &str) -> bool {
+    (1..=15).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Logs in as the named user (a leading `@` is allowed; empty means [`HANDLE`]).
+async fn login(State(sandbox): State<Sandbox>, Form(form): Form<LoginForm>) -> Response {
+    let name = form.username.unwrap_or_default();
+    let name = name.trim().trim_start_matches('@');
+    let user = if name.is_empty() { HANDLE } else { name };
+    if !valid_handle(user) {
+        let message = format!("{user:?} is not a user name: use 1 to 15 letters, digits or _");
+        return (
+            StatusCode::BAD_REQUEST,
+            Html(pages::login(Some(&message), "")),
+        )
+            .into_response();
+    }
+    let token = sandbox.new_session(user);
     let mut response = Redirect::to("/home").into_response();
     if let Ok(cookie) = HeaderValue::from_str(&format!(
         "auth_token={token}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax"
@@ -280,9 +399,9 @@ async fn status_page_of(
 
 async fn show_status(sandbox: Sandbox, id: String, headers: HeaderMap) -> Response {
     let extra = page_fault(&sandbox).await;
-    if !sandbox.logged_in(&headers) {
+    let Some(user) = sandbox.user(&headers) else {
         return to_login();
-    }
+    };
     let posts = sandbox.posts();
     match posts.iter().find(|p| p.id == id) {
         Some(post) => {
@@ -291,27 +410,29 @@ async fn show_status(sandbox: Sandbox, id: String, headers: HeaderMap) -> Respon
                 .filter(|p| p.in_reply_to.as_deref() == Some(&id))
                 .cloned()
                 .collect();
-            Html(pages::status(post, &replies, extra)).into_response()
+            Html(pages::status(&user, post, &replies, extra)).into_response()
         }
-        None => (StatusCode::NOT_FOUND, Html(pages::not_found())).into_response(),
+        None => (StatusCode::NOT_FOUND, Html(pages::not_found(&user))).into_response(),
     }
+}
+
+#[derive(Deserialize)]
+struct ProfileQuery {
+    cursor: Option<String>,
 }
 
 async fn profile(
     State(sandbox): State<Sandbox>,
     Path(handle): Path<String>,
+    Query(query): Query<ProfileQuery>,
     headers: HeaderMap,
 ) -> Response {
     let extra = page_fault(&sandbox).await;
-    if !sandbox.logged_in(&headers) {
+    let Some(user) = sandbox.user(&headers) else {
         return to_login();
-    }
-    let posts: Vec<Post> = sandbox
-        .posts()
-        .into_iter()
-        .filter(|p| p.author == handle)
-        .collect();
-    Html(pages::profile(&handle, &posts, extra)).into_response()
+    };
+    let page = sandbox.timeline(&handle, query.cursor.as_deref());
+    Html(pages::profile(&user, &handle, &page, extra)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -326,13 +447,13 @@ async fn create_post(
     headers: HeaderMap,
     Json(body): Json<CreatePost>,
 ) -> Response {
-    if !sandbox.logged_in(&headers) {
+    let Some(user) = sandbox.user(&headers) else {
         return (
             StatusCode::UNAUTHORIZED,
             Json(serde_json::json!({ "errors": [{ "message": "login required" }] })),
         )
             .into_response();
-    }
+    };
     if sandbox.fault() == Some(Fault::RateLimit)
         && body.in_reply_to.as_deref().is_none_or(str::is_empty)
     {
@@ -349,18 +470,17 @@ async fn create_post(
         }
         return response;
     }
-    if body.text.trim().is_empty() {
+    // The site's own rule, as x.com's: trailing white space (a last empty paragraph, spaces) is
+    // not published; everything else is, as typed.
+    let text = body.text.trim_end();
+    if text.is_empty() {
         return (
             StatusCode::BAD_REQUEST,
             Json(serde_json::json!({ "errors": [{ "message": "empty" }] })),
         )
             .into_response();
     }
-    let post = sandbox.publish(
-        &body.text,
-        body.in_reply_to.filter(|t| !t.is_empty()),
-        HANDLE,
-    );
+    let post = sandbox.publish(text, body.in_reply_to.filter(|t| !t.is_empty()), &user);
     match sandbox.fault() {
         Some(Fault::LateAnswer) => tokio::time::sleep(Duration::from_secs(10)).await,
         Some(Fault::NoAnswer) => std::future::pending::<()>().await,
@@ -419,4 +539,272 @@ async fn api_seed(State(sandbox): State<Sandbox>, Json(body): Json<Seed>) -> Jso
         None,
         body.author.as_deref().unwrap_or("someone"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The sandbox's HTTP API over a real socket: logins as named users, who authors a post, the
+    //! profile's pages and cursor, and the fault switch.
+
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Answer {
+        status: u16,
+        head: String,
+        body: String,
+    }
+
+    /// One HTTP/1.1 request with `Connection: close`, read to the end.
+    async fn request(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Answer {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut text = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        text.push_str("\r\n");
+        text.push_str(body);
+        stream.write_all(text.as_bytes()).await.expect("send");
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
+            .await
+            .expect("answered in time")
+            .expect("read");
+        let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status");
+        Answer {
+            status,
+            head: head.to_string(),
+            body: body.to_string(),
+        }
+    }
+
+    async fn serve(sandbox: &Sandbox) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (addr, _task) = sandbox
+            .serve(([127, 0, 0, 1], 0).into(), async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("serve");
+        (addr, stop)
+    }
+
+    /// Logs in through the form; the session cookie to send back.
+    async fn log_in(addr: SocketAddr, form: &str) -> String {
+        let answer = request(
+            addr,
+            "POST",
+            "/i/flow/login",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            form,
+        )
+        .await;
+        assert_eq!(answer.status, 303, "{}", answer.body);
+        let cookie = answer
+            .head
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: "))
+            .and_then(|c| c.split(';').next())
+            .expect("a session cookie");
+        cookie.to_string()
+    }
+
+    async fn post(addr: SocketAddr, cookie: &str, text: &str) -> Answer {
+        request(
+            addr,
+            "POST",
+            "/i/api/graphql/sandbox/CreateTweet",
+            &[("content-type", "application/json"), ("cookie", cookie)],
+            &serde_json::json!({ "text": text }).to_string(),
+        )
+        .await
+    }
+
+    async fn set_fault(addr: SocketAddr, body: &str) -> Answer {
+        let json = [("content-type", "application/json")];
+        request(addr, "POST", "/api/fault", &json, body).await
+    }
+
+    fn api_posts(body: &str) -> Vec<Post> {
+        serde_json::from_str(body).expect("posts as JSON")
+    }
+
+    #[tokio::test]
+    async fn each_login_is_its_user_who_authors_the_posts_and_the_side_bar_names_them() {
+        let sandbox = Sandbox::new(None);
+        let (addr, _stop) = serve(&sandbox).await;
+        let alice = log_in(addr, "username=alice").await;
+        let bob = log_in(addr, "username=%40bob").await;
+        let default = log_in(addr, "username=").await;
+
+        for (cookie, user) in [(&alice, "alice"), (&bob, "bob"), (&default, HANDLE)] {
+            let home = request(addr, "GET", "/home", &[("cookie", cookie)], "").await;
+            assert_eq!(home.status, 200);
+            assert!(
+                home.body.contains(&format!(
+                    "href=\"/{user}\" aria-label=\"Profile\" role=\"link\" data-testid=\"AppTabBar_Profile_Link\""
+                )),
+                "{user}'s side bar: {}",
+                home.body
+            );
+            assert_eq!(
+                post(addr, cookie, &format!("hello from {user}"))
+                    .await
+                    .status,
+                200
+            );
+        }
+        let listed = request(addr, "GET", "/api/posts", &[], "").await;
+        assert_eq!(listed.status, 200);
+        let authors: Vec<(String, String)> = api_posts(&listed.body)
+            .into_iter()
+            .map(|p| (p.author, p.text))
+            .collect();
+        assert_eq!(
+            authors,
+            [
+                ("alice".to_string(), "hello from alice".to_string()),
+                ("bob".into(), "hello from bob".into()),
+                (HANDLE.into(), format!("hello from {HANDLE}")),
+            ]
+        );
+
+        let nobody = post(addr, "auth_token=forged", "who am I").await;
+        assert_eq!(nobody.status, 401);
+        let bad = request(
+            addr,
+            "POST",
+            "/i/flow/login",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "username=not+a+handle",
+        )
+        .await;
+        assert_eq!(bad.status, 400);
+        assert!(bad.body.contains("is not a user name"), "{}", bad.body);
+        assert_eq!(
+            api_posts(&request(addr, "GET", "/api/posts", &[], "").await.body).len(),
+            3
+        );
+    }
+
+    /// The `ShowMoreCursor` link's cursor on a profile page, if it offers one.
+    fn cursor_in(page: &str) -> Option<String> {
+        let at = page.find("data-testid=\"ShowMoreCursor\"")?;
+        let rest = &page[at..];
+        let href = rest.split("href=\"").nth(1)?.split('"').next()?;
+        Some(href.to_string())
+    }
+
+    fn shown_texts(page: &str) -> Vec<String> {
+        page.split("data-testid=\"tweetText\"")
+            .skip(1)
+            .filter_map(|s| s.split_once('>').map(|(_, text)| text))
+            .filter_map(|s| s.split("</div>").next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_profile_pages_back_20_at_a_time_newest_first_and_marks_its_end() {
+        let sandbox = Sandbox::new(None);
+        let (addr, _stop) = serve(&sandbox).await;
+        let alice = log_in(addr, "username=alice").await;
+        for i in 0..45 {
+            sandbox.publish(&format!("alice {i}"), None, "alice");
+        }
+        sandbox.publish("bob's", None, "bob");
+        let target = sandbox.publish("alice's own target", None, "someone").id;
+        sandbox.publish("a reply is not on the profile", Some(target), "alice");
+
+        let mut path = "/alice".to_string();
+        let mut pages = Vec::new();
+        loop {
+            let page = request(addr, "GET", &path, &[("cookie", &alice)], "").await;
+            assert_eq!(page.status, 200);
+            assert!(page.body.contains("<time datetime=\""), "times shown");
+            pages.push(shown_texts(&page.body));
+            match cursor_in(&page.body) {
+                Some(next) => {
+                    assert!(next.starts_with("/alice?cursor="), "{next}");
+                    assert!(!page.body.contains("data-testid=\"TimelineEnd\""));
+                    path = next;
+                }
+                None => {
+                    assert!(
+                        page.body.contains("data-testid=\"TimelineEnd\""),
+                        "the end is marked"
+                    );
+                    break;
+                }
+            }
+        }
+        let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [20, 20, 5]);
+        let all: Vec<String> = pages.concat();
+        let expected: Vec<String> = (0..45).rev().map(|i| format!("alice {i}")).collect();
+        assert_eq!(all, expected, "newest first, each once, only alice's posts");
+
+        let empty = request(addr, "GET", "/carol", &[("cookie", &alice)], "").await;
+        assert!(empty.body.contains("data-testid=\"emptyState\""));
+        assert!(empty.body.contains("data-testid=\"TimelineEnd\""));
+    }
+
+    #[tokio::test]
+    async fn the_short_timeline_fault_ends_the_cursor_after_the_first_page() {
+        let sandbox = Sandbox::new(None);
+        let (addr, _stop) = serve(&sandbox).await;
+        let alice = log_in(addr, "username=alice").await;
+        for i in 0..30 {
+            sandbox.publish(&format!("alice {i}"), None, "alice");
+        }
+        let first = request(addr, "GET", "/alice", &[("cookie", &alice)], "").await;
+        let cursor = cursor_in(&first.body).expect("a cursor without the fault");
+
+        let set = set_fault(addr, r#"{"fault":"short_timeline"}"#).await;
+        assert_eq!(
+            (set.status, set.body.as_str()),
+            (200, r#"{"fault":"short_timeline"}"#)
+        );
+        let shown = request(addr, "GET", "/api/fault", &[], "").await;
+        assert_eq!(shown.body, r#"{"fault":"short_timeline"}"#);
+
+        let short = request(addr, "GET", "/alice", &[("cookie", &alice)], "").await;
+        assert_eq!(
+            shown_texts(&short.body).len(),
+            20,
+            "the first page is still shown"
+        );
+        assert_eq!(cursor_in(&short.body), None, "no cursor");
+        assert!(
+            !short.body.contains("TimelineEnd"),
+            "and no claim that the list is complete"
+        );
+        let older = request(addr, "GET", &cursor, &[("cookie", &alice)], "").await;
+        assert!(shown_texts(&older.body).is_empty() && !older.body.contains("TimelineEnd"));
+
+        let unknown = set_fault(addr, r#"{"fault":"no_such_fault"}"#).await;
+        assert_eq!(unknown.status, 400);
+        assert!(
+            unknown.body.contains("short_timeline"),
+            "lists the faults: {}",
+            unknown.body
+        );
+        let cleared = set_fault(addr, r#"{"fault":null}"#).await;
+        assert_eq!(cleared.body, r#"{"fault":null}"#);
+        assert_eq!(sandbox.fault(), None);
+    }
 }

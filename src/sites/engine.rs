@@ -1,22 +1,32 @@
 //! The engine: drives the single page through a [`SiteDefinition`].
 //!
 //! - prepare: open the composer (home, or the target's reply dialog), type the text through CDP
-//!   input (`Input.insertText`), then read it back and refuse to go on if it differs — all before
-//!   the irreversible step, so any failure here is safe to retry;
+//!   input (`Input.insertText`), then read it back as the editor holds it and refuse to go on if
+//!   it differs in what the site would publish ([`super::text`]) — all before the irreversible
+//!   step, so any failure here is safe to retry;
 //! - publish: start watching the page's network, click the submit button with real mouse events,
 //!   and read the new post's id from the site's own create-post answer; HTTP 429 is reported as a
 //!   rate limit with the site's reset time; no answer in time is an unknown outcome;
-//! - find: does the post exist? (the account's recent posts, or the target's replies);
-//! - session: is the browser logged in, or on a login wall / challenge?
+//! - find: does the post exist? The account's timeline is read newest first and paged back (the
+//!   site's "show more" link, or scrolling, as the definition says) until the post is found, or an
+//!   item older than the attempt proves it absent, or the site says the list is complete. A
+//!   timeline that ends early, a page that does not load, or the page bound reached is
+//!   [`Lookup::Incomplete`]: the job stays uncertain rather than being published again blind.
+//!   Replies are looked up among the target's replies, which are in no promised order: only the
+//!   site's "complete" marker proves one absent. Texts are compared as the site shows them
+//!   (trimmed, links rewritten), never as raw characters;
+//! - session: is the browser logged in, or on a login wall / challenge, and as whom?
 //!
 //! Values reach page scripts only as call arguments, never spliced into source, so quotes, emoji,
 //! newlines, `</script>` and right-to-left text are published exactly as written.
 
-use super::SiteDefinition;
+use super::{text, More, SiteDefinition};
 use crate::browser::{Browser, BrowserError};
+use crate::clock::{format_ts, parse_ts};
 use crate::jobs::{Job, Kind};
 use crate::lanes::{ActionError, Lookup, Published, Session, Site};
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
 
 const NAVIGATE: Duration = Duration::from_secs(30);
@@ -24,6 +34,11 @@ const APPEAR: Duration = Duration::from_secs(20);
 const CALL: Duration = Duration::from_secs(10);
 /// How long the create-post answer may take before the outcome is called unknown.
 pub const ANSWER: Duration = Duration::from_secs(20);
+/// How long a list (a timeline page, older items after a scroll) may take to show.
+const LIST: Duration = Duration::from_secs(10);
+/// How long one lookup may search in all, well inside a tick's runtime cap; past it the answer is
+/// `Incomplete` and the lookup is tried again on a later tick.
+const LOOKUP_BUDGET: Duration = Duration::from_secs(120);
 
 pub struct SiteEngine {
     def: SiteDefinition,
@@ -35,12 +50,10 @@ fn failed(context: &str) -> impl Fn(BrowserError) -> ActionError + '_ {
     move |err| ActionError::Failed(format!("{context}: {err}"))
 }
 
-/// Texts as the site shows them: no trailing newline, non-breaking spaces as spaces.
-fn normalise(text: &str) -> String {
-    text.replace("\r\n", "\n")
-        .replace('\u{a0}', " ")
-        .trim_end_matches(['\n', ' '])
-        .to_string()
+/// `function (…) { const read = <text.js>; … }`: a page script that can read texts as
+/// [`text::READ_TEXT_JS`] does.
+fn with_reader(body: &str) -> String {
+    body.replace("READ_TEXT", text::READ_TEXT_JS)
 }
 
 impl SiteEngine {
@@ -134,20 +147,26 @@ impl SiteEngine {
             .insert_text(text, CALL)
             .await
             .map_err(failed("typing"))?;
-        let typed = browser
+        // Read back as the site's editor holds it (each paragraph a line), and compare what the
+        // site would publish: not `innerText`, which counts an empty paragraph twice.
+        let held = browser
             .call_function(
-                "function (s) { const el = this.querySelector(s); return el.isContentEditable ? el.innerText : el.value; }",
+                &with_reader(
+                    "function (s) { const el = this.querySelector(s); if (!el.isContentEditable) return el.value; \
+                     const read = READ_TEXT; return read.call(el, null); }",
+                ),
                 &[json!(composer)],
                 CALL,
             )
             .await
             .map_err(failed("reading the composer"))?;
-        let typed = typed.as_str().unwrap_or_default();
-        if normalise(typed) != normalise(text) {
+        let held = text::published_form(held.as_str().unwrap_or_default(), &self.def.text);
+        let typed = text::published_form(text, &self.def.text);
+        if held != typed {
             return Err(ActionError::Failed(format!(
-                "the composer holds {} characters, not the {} typed; not publishing",
-                typed.chars().count(),
-                text.chars().count()
+                "the composer holds {} characters, not the {} typed (as the site publishes them); not publishing",
+                held.chars().count(),
+                typed.chars().count()
             )));
         }
         Ok(())
@@ -320,9 +339,35 @@ impl Site for SiteEngine {
         self.open(browser, &self.url(&self.def.session.check_url, None, None))
             .await?;
         match browser.wait_for(&self.def.session.logged_in, APPEAR).await {
-            Ok(()) => Ok(Session::default()),
-            Err(_) if self.on_login_wall(browser).await => Err(ActionError::AuthRequired),
-            Err(err) => Err(ActionError::Failed(format!("checking the session: {err}"))),
+            Ok(()) => {}
+            Err(_) if self.on_login_wall(browser).await => return Err(ActionError::AuthRequired),
+            Err(err) => return Err(ActionError::Failed(format!("checking the session: {err}"))),
+        }
+        let Some(selector) = &self.def.session.account else {
+            return Ok(Session::default());
+        };
+        browser.wait_for(selector, APPEAR).await.map_err(|_| {
+            ActionError::Failed(format!(
+                "the page does not say who is logged in: nothing matches session.account {selector}"
+            ))
+        })?;
+        let named = browser
+            .call_function(
+                "function (s) { const el = this.querySelector(s); if (!el) return null; \
+                 return el.getAttribute('href') || el.textContent; }",
+                &[json!(selector)],
+                CALL,
+            )
+            .await
+            .map_err(failed("reading who is logged in"))?;
+        let named = named.as_str().unwrap_or_default();
+        match handle_in(named) {
+            Some(handle) => Ok(Session {
+                account: Some(handle),
+            }),
+            None => Err(ActionError::Failed(format!(
+                "session.account {selector} names no account ({named:?})"
+            ))),
         }
     }
 
@@ -374,62 +419,371 @@ impl Site for SiteEngine {
         &self,
         browser: &Browser,
         job: &Job,
-        _account: Option<&str>,
-        _since: SystemTime,
+        account: Option<&str>,
+        since: SystemTime,
     ) -> Result<Lookup, ActionError> {
-        let template = match job.kind {
-            Kind::Post => &self.def.find.posts_url,
-            Kind::Reply => &self.def.find.replies_url,
+        let account = [
+            account,
+            Some(job.account.as_str()),
+            Some(&self.def.default_account),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|a| a.trim().trim_start_matches('@'))
+        .find(|a| !a.is_empty());
+        let (template, ordered) = match job.kind {
+            Kind::Post => (&self.def.find.posts_url, true),
+            Kind::Reply => (&self.def.find.replies_url, false),
         };
-        self.open(browser, &self.url(template, Some(job), None))
-            .await?;
-        let find = &self.def.find;
-        if browser
-            .wait_for(&find.item, Duration::from_secs(10))
-            .await
-            .is_err()
-        {
-            return if find.empty_means_absent {
-                Ok(Lookup::NotFound)
-            } else {
-                Err(ActionError::Failed(
-                    "the page shows no posts yet; checking again later".into(),
-                ))
-            };
+        if template.contains("{account}") && account.is_none() {
+            return Ok(Lookup::Incomplete {
+                reason: "no account to look the post up under: the session does not say who is logged in, and neither the job nor the site definition names one".into(),
+            });
         }
-        let items = browser
-            .call_function(
-                "function (item, text, link) { return Array.from(this.querySelectorAll(item)).map(a => { \
-                 const t = a.querySelector(text); const l = a.querySelector(link); \
-                 return { text: t ? t.innerText : '', href: l ? l.getAttribute('href') : null }; }); }",
-                &[json!(find.item), json!(find.text), json!(find.link)],
-                CALL,
-            )
-            .await
-            .map_err(failed("reading the posts"))?;
-        let wanted = normalise(&job.text);
-        let found = items.as_array().into_iter().flatten().find(|item| {
-            normalise(item["text"].as_str().unwrap_or_default()) == wanted
-                && !(job.kind == Kind::Reply && status_id(item) == job.reply_to)
-        });
-        Ok(match found {
-            Some(item) => {
-                let id = status_id(item);
-                Lookup::Found(Published {
+        let url = self.url(
+            &template.replace("{account}", account.unwrap_or_default()),
+            Some(job),
+            None,
+        );
+        let mut search = Search {
+            typed: job.text.clone(),
+            rules: self.def.text.clone(),
+            target: match job.kind {
+                Kind::Post => None,
+                Kind::Reply => job.reply_to.clone(),
+            },
+            account: account.map(str::to_string),
+            since,
+            ordered,
+            seen: HashSet::new(),
+            items: 0,
+            oldest: None,
+            passed: false,
+        };
+        self.search(browser, &url, &mut search).await
+    }
+}
+
+/// What one lookup has seen so far.
+struct Search {
+    /// The job's text, compared with what items show in the site's published form.
+    typed: String,
+    rules: super::TextDef,
+    /// For a reply: its target, which is on the same page and never the match.
+    target: Option<String>,
+    /// Whose post it is: items by others (reposts, other people's replies) do not count.
+    account: Option<String>,
+    /// When the attempt began (minus a margin): a match must be newer, and an older item of an
+    /// ordered list proves that nothing newer is further down.
+    since: SystemTime,
+    /// The list is newest first (a timeline), so an older item ends the search.
+    ordered: bool,
+    /// Items already judged (a scrolled page shows some of them again).
+    seen: HashSet<String>,
+    items: usize,
+    oldest: Option<SystemTime>,
+    /// An item older than `since` was seen in an ordered list.
+    passed: bool,
+}
+
+/// One item as the page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Item {
+    text: String,
+    href: Option<String>,
+    time: Option<String>,
+    skip: bool,
+}
+
+/// What a list page shows now.
+#[derive(Debug, Default)]
+struct View {
+    items: Vec<Item>,
+    /// The next older page's URL (the definition's `more` link), absolute.
+    more: Option<String>,
+    /// The site says the list is complete.
+    end: bool,
+}
+
+impl Search {
+    /// Judges the items not seen before; returns the match, if one is among them.
+    fn judge(&mut self, items: &[Item]) -> Option<Item> {
+        for item in items {
+            let key = item.href.clone().unwrap_or_else(|| {
+                format!(
+                    "{}\u{0}{}",
+                    item.time.as_deref().unwrap_or_default(),
+                    item.text
+                )
+            });
+            // A skipped item is remembered too, so that seeing it again is not news.
+            if !self.seen.insert(key) || item.skip {
+                continue;
+            }
+            let id = item.href.as_deref().and_then(status_id_of);
+            if id.is_some() && id == self.target {
+                continue;
+            }
+            let by_account = match (item.href.as_deref().and_then(author_of), &self.account) {
+                (Some(author), Some(account)) => author.eq_ignore_ascii_case(account),
+                _ => true,
+            };
+            if !by_account {
+                continue;
+            }
+            self.items += 1;
+            let time = item.time.as_deref().and_then(parse_ts);
+            if let Some(time) = time {
+                self.oldest = Some(self.oldest.map_or(time, |oldest| oldest.min(time)));
+            }
+            let before = time.is_some_and(|time| time < self.since);
+            if !before && text::shows(&item.text, &self.typed, &self.rules) {
+                return Some(item.clone());
+            }
+            if before && self.ordered {
+                self.passed = true;
+            }
+        }
+        None
+    }
+
+    /// Why the search cannot conclude, for the operator.
+    fn incomplete(&self, pages: usize, why: &str) -> Lookup {
+        let oldest = self
+            .oldest
+            .map(|t| format!(", the oldest from {}", format_ts(t)))
+            .unwrap_or_default();
+        Lookup::Incomplete {
+            reason: format!(
+                "{why} after {pages} page(s) ({} item(s){oldest}), before reaching the attempt's start {}: the post's absence is not proven",
+                self.items,
+                format_ts(self.since)
+            ),
+        }
+    }
+}
+
+impl SiteEngine {
+    /// Reads the list at `url`, paging back as the definition says, until the post is found or
+    /// proven absent, or the search can go no further.
+    async fn search(
+        &self,
+        browser: &Browser,
+        url: &str,
+        search: &mut Search,
+    ) -> Result<Lookup, ActionError> {
+        let find = &self.def.find;
+        let started = Instant::now();
+        self.open(browser, url).await?;
+        if !self.list_shown(browser).await? {
+            return Ok(search.incomplete(
+                0,
+                &format!("{url} showed no posts within {} s", LIST.as_secs()),
+            ));
+        }
+        let mut pages = 1;
+        loop {
+            let view = self.read_view(browser).await?;
+            if let Some(item) = search.judge(&view.items) {
+                let id = item.href.as_deref().and_then(status_id_of);
+                return Ok(Lookup::Found(Published {
                     url: id
                         .as_deref()
                         .map(|id| self.url(&self.def.result.post_url, None, Some(id))),
                     post_id: id,
-                })
+                }));
             }
-            None => Lookup::NotFound,
-        })
+            if search.passed || view.end {
+                return Ok(Lookup::NotFound);
+            }
+            if pages >= find.max_pages {
+                return Ok(search.incomplete(
+                    pages,
+                    &format!("stopped at find.max_pages = {}", find.max_pages),
+                ));
+            }
+            if started.elapsed() >= LOOKUP_BUDGET {
+                return Ok(search.incomplete(
+                    pages,
+                    &format!("stopped after {} s", LOOKUP_BUDGET.as_secs()),
+                ));
+            }
+            match &find.more {
+                None => {
+                    return Ok(search
+                        .incomplete(pages, "the definition reads one page only (no find.more)"));
+                }
+                Some(More::Link(_)) => {
+                    let Some(next) = view.more else {
+                        return Ok(search.incomplete(
+                            pages,
+                            "the site offers no older page and does not say the list is complete",
+                        ));
+                    };
+                    self.open(browser, &next).await?;
+                    if !self.list_shown(browser).await? {
+                        return Ok(search.incomplete(
+                            pages,
+                            &format!(
+                                "the next page {next} showed nothing within {} s",
+                                LIST.as_secs()
+                            ),
+                        ));
+                    }
+                }
+                Some(More::Scroll) => {
+                    if !self.scroll_for_more(browser, search).await? {
+                        return Ok(search.incomplete(
+                            pages,
+                            &format!("scrolling showed nothing older within {} s", LIST.as_secs()),
+                        ));
+                    }
+                }
+            }
+            pages += 1;
+        }
+    }
+
+    /// Waits until the page shows an item or says the list is complete; false at the deadline.
+    async fn list_shown(&self, browser: &Browser) -> Result<bool, ActionError> {
+        let find = &self.def.find;
+        let selector = match &find.end {
+            Some(end) => format!("{}, {end}", find.item),
+            None => find.item.clone(),
+        };
+        match browser.wait_for(&selector, LIST).await {
+            Ok(()) => Ok(true),
+            Err(BrowserError::NoPage(_)) => Ok(false),
+            Err(err) => Err(ActionError::Failed(format!("reading the posts: {err}"))),
+        }
+    }
+
+    /// Everything the list page shows now, in one script run (the page cannot change midway).
+    async fn read_view(&self, browser: &Browser) -> Result<View, ActionError> {
+        let find = &self.def.find;
+        let more = match &find.more {
+            Some(More::Link(selector)) => Some(selector.as_str()),
+            _ => None,
+        };
+        let view = browser
+            .call_function(
+                &with_reader(
+                "function (item, text, link, time, skip, more, end, links) { const read = READ_TEXT; \
+                 const items = Array.from(this.querySelectorAll(item)).map(a => { \
+                   const t = a.querySelector(text); const l = a.querySelector(link); const w = a.querySelector(time); \
+                   return { text: t ? read.call(t, links) : '', href: l ? l.getAttribute('href') : null, \
+                            time: w ? w.getAttribute('datetime') : null, skip: !!(skip && a.querySelector(skip)) }; }); \
+                 const m = more ? this.querySelector(more) : null; const href = m ? m.getAttribute('href') : null; \
+                 return { items: items, more: href ? new URL(href, location.href).href : null, \
+                          end: !!(end && this.querySelector(end)) }; }",
+                ),
+                &[
+                    json!(find.item),
+                    json!(find.text),
+                    json!(find.link),
+                    json!(find.time),
+                    json!(find.skip),
+                    json!(more),
+                    json!(find.end),
+                    json!(self.def.text.links),
+                ],
+                CALL,
+            )
+            .await
+            .map_err(failed("reading the posts"))?;
+        Ok(view_from(&view))
+    }
+
+    /// Scrolls to the bottom and waits until an item not seen before appears, or the site says
+    /// the list is complete; false at the deadline.
+    async fn scroll_for_more(
+        &self,
+        browser: &Browser,
+        search: &Search,
+    ) -> Result<bool, ActionError> {
+        let find = &self.def.find;
+        browser
+            .call_function(
+                "function () { window.scrollTo(0, document.documentElement.scrollHeight); \
+                 window.dispatchEvent(new Event('scroll')); return true; }",
+                &[],
+                CALL,
+            )
+            .await
+            .map_err(failed("scrolling"))?;
+        let seen: Vec<&String> = search.seen.iter().collect();
+        let end = Instant::now() + LIST;
+        loop {
+            let news = browser
+                .call_function(
+                    "function (item, link, end, seen) { if (end && this.querySelector(end)) return true; \
+                     const known = new Set(seen); \
+                     return Array.from(this.querySelectorAll(item)).some(a => { \
+                       const l = a.querySelector(link); return l && !known.has(l.getAttribute('href')); }); }",
+                    &[json!(find.item), json!(find.link), json!(find.end), json!(seen)],
+                    CALL,
+                )
+                .await
+                .map_err(failed("waiting for older posts"))?;
+            if news.as_bool() == Some(true) {
+                return Ok(true);
+            }
+            if Instant::now() >= end {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
+/// The page script's answer as a [`View`]; anything missing or malformed reads as absent.
+fn view_from(value: &Value) -> View {
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    View {
+        items: value["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| Item {
+                text: text(&item["text"]).unwrap_or_default(),
+                href: text(&item["href"]),
+                time: text(&item["time"]),
+                skip: item["skip"].as_bool().unwrap_or(false),
+            })
+            .collect(),
+        more: text(&value["more"]),
+        end: value["end"].as_bool().unwrap_or(false),
+    }
+}
+
+/// The path of an absolute URL (`https://x.com/a` → `/a`); anything else as it is.
+fn url_path(href: &str) -> &str {
+    match href.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |at| &rest[at..]),
+        None => href,
+    }
+}
+
+/// The handle in what names the logged-in account: `/alice`, `https://x.com/alice`, `@alice`.
+fn handle_in(named: &str) -> Option<String> {
+    let handle = url_path(named.trim())
+        .trim_start_matches('/')
+        .trim_start_matches('@')
+        .split(['/', '?', '#'])
+        .next()?
+        .trim();
+    (!handle.is_empty()).then(|| handle.to_string())
+}
+
+/// The author in a `/HANDLE/status/ID` link (`None` for `/i/status/ID` and other shapes).
+fn author_of(href: &str) -> Option<String> {
+    let (before, _) = url_path(href).split_once("/status/")?;
+    let author = before.trim_start_matches('/');
+    (!author.is_empty() && author != "i" && !author.contains('/')).then(|| author.to_string())
+}
+
 /// The id in a `…/status/ID` link.
-fn status_id(item: &Value) -> Option<String> {
-    let href = item["href"].as_str()?;
+fn status_id_of(href: &str) -> Option<String> {
     let id = href
         .split("/status/")
         .nth(1)?
@@ -442,19 +796,99 @@ fn status_id(item: &Value) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn item(author: &str, id: u32, text: &str, ago_s: u64, skip: bool) -> Item {
+        Item {
+            text: text.into(),
+            href: Some(format!("/{author}/status/{id}")),
+            time: Some(format_ts(SystemTime::now() - Duration::from_secs(ago_s))),
+            skip,
+        }
+    }
+
+    fn search(ordered: bool, target: Option<&str>) -> Search {
+        Search {
+            typed: "ours".into(),
+            rules: crate::sites::TextDef::default(),
+            target: target.map(str::to_string),
+            account: Some("Alice".into()),
+            since: SystemTime::now() - Duration::from_secs(600),
+            ordered,
+            seen: HashSet::new(),
+            items: 0,
+            oldest: None,
+            passed: false,
+        }
+    }
+
     #[test]
-    fn texts_compare_as_the_site_shows_them() {
-        assert_eq!(normalise("a\u{a0} b\n"), "a  b");
-        assert_eq!(normalise("line1\r\nline2"), "line1\nline2");
+    fn a_match_must_be_ours_and_newer_than_the_attempt() {
+        let mut s = search(true, None);
+        let old_same_text = item("alice", 1, "ours", 3600, false);
+        let by_someone_else = item("bob", 2, "ours", 10, false);
+        let pinned = item("alice", 3, "ours", 10, true);
+        assert_eq!(s.judge(&[by_someone_else, pinned]), None);
+        assert!(
+            !s.passed,
+            "neither a repost nor a pinned post says how far back we are"
+        );
+        assert_eq!(
+            s.judge(&[old_same_text]),
+            None,
+            "the same text from before is not ours"
+        );
+        assert!(s.passed, "an older item of our timeline ends the search");
+
+        let mut s = search(true, None);
+        let ours = item("alice", 4, "ours\n", 10, false);
+        assert_eq!(s.judge(&[ours.clone(), ours.clone()]), Some(ours.clone()));
+        assert_eq!(
+            s.judge(&[ours]),
+            None,
+            "an item seen before is not judged again"
+        );
+    }
+
+    #[test]
+    fn an_unordered_list_is_never_passed_and_the_target_is_never_the_match() {
+        let mut s = search(false, Some("9"));
+        let target = item("someone", 9, "ours", 10, false);
+        let old = item("alice", 1, "other", 3600, false);
+        assert_eq!(s.judge(&[target, old]), None);
+        assert!(!s.passed, "replies are in no promised order");
+        let ours = item("ALICE", 2, "ours", 5, false);
+        assert_eq!(
+            s.judge(std::slice::from_ref(&ours)),
+            Some(ours),
+            "handles compare without case"
+        );
+        let Lookup::Incomplete { reason } = s.incomplete(3, "the site offers no older page") else {
+            panic!("incomplete")
+        };
+        assert!(
+            reason.starts_with(
+                "the site offers no older page after 3 page(s) (2 item(s), the oldest from "
+            ),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn the_account_is_read_from_a_profile_link() {
+        assert_eq!(handle_in("/alice"), Some("alice".into()));
+        assert_eq!(handle_in(" @bob "), Some("bob".into()));
+        assert_eq!(handle_in("https://x.com/carol?s=1"), Some("carol".into()));
+        assert_eq!(handle_in("/"), None);
+        assert_eq!(handle_in("https://x.com"), None);
+        assert_eq!(author_of("/alice/status/1"), Some("alice".into()));
+        assert_eq!(author_of("https://x.com/bob/status/2"), Some("bob".into()));
+        assert_eq!(author_of("/i/status/3"), None);
+        assert_eq!(author_of("/i/web/status/3"), None);
     }
 
     #[test]
     fn ids_come_from_status_links_and_reset_from_the_header() {
-        assert_eq!(
-            status_id(&json!({ "href": "/demo/status/123?x=1" })),
-            Some("123".into())
-        );
-        assert_eq!(status_id(&json!({ "href": "/demo" })), None);
+        assert_eq!(status_id_of("/demo/status/123?x=1"), Some("123".into()));
+        assert_eq!(status_id_of("/demo"), None);
         let reset = rate_limit_reset(&json!({ "X-Rate-Limit-Reset": "1800000000" }));
         assert_eq!(
             reset,

@@ -1,10 +1,12 @@
 //! Sites as data (SPEC §7): a TOML file says how to detect a logged-in session and the login
-//! walls, how to post and reply, where the new post's id is in the site's own create-post answer,
-//! how to check whether a post exists, and the text limit. One engine ([`engine::SiteEngine`])
+//! walls and who is logged in, how to post and reply, where the new post's id is in the site's own
+//! create-post answer, how to look a post up again (and page back through the account's
+//! timeline), and the text limit. One engine ([`engine::SiteEngine`])
 //! interprets any definition through the single page. Built in: `x` and `sandbox`
 //! (`sites/*.toml`, embedded); `--site FILE` loads another without recompiling.
 
 pub mod engine;
+pub mod text;
 
 use serde::Deserialize;
 use std::path::Path;
@@ -27,6 +29,9 @@ pub struct SiteDefinition {
     pub reply: ReplyDef,
     pub result: ResultDef,
     pub find: FindDef,
+    /// What the site does to a text it publishes (default: drops trailing white space).
+    #[serde(default)]
+    pub text: TextDef,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +40,10 @@ pub struct SessionDef {
     pub check_url: String,
     pub logged_in: String,
     pub login_walls: Vec<String>,
+    /// The element whose `href` (or else text) names the logged-in account, e.g. the side bar's
+    /// profile link. `None`: the definition does not say who is logged in.
+    #[serde(default)]
+    pub account: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,8 +79,81 @@ pub struct FindDef {
     pub item: String,
     pub text: String,
     pub link: String,
+    /// Inside an item, the element whose `datetime` attribute is when it was posted.
+    #[serde(default = "default_time")]
+    pub time: String,
+    /// Items holding this element are neither matched nor taken as a sign of the timeline's
+    /// age: a pinned post, a repost (x.com's `socialContext`).
     #[serde(default)]
-    pub empty_means_absent: bool,
+    pub skip: Option<String>,
+    /// How to reach older items; `None`: the first page only.
+    #[serde(default)]
+    pub more: Option<More>,
+    /// An element the site shows only when a list holds everything there is (the end of a
+    /// timeline, an empty profile, all of a post's replies).
+    #[serde(default)]
+    pub end: Option<String>,
+    /// The most pages (or scroll steps) one lookup reads.
+    #[serde(default = "default_max_pages")]
+    pub max_pages: usize,
+    /// Replaced by `end`; kept only to refuse old files with a pointer to the new key.
+    #[serde(default)]
+    empty_means_absent: Option<bool>,
+}
+
+/// How the site turns a typed text into the one it publishes and shows. The typed text, the
+/// composer's contents and the posts read back are all compared in that form ([`text`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextDef {
+    /// White space (spaces, tabs, newlines) the site drops from the ends of a text.
+    #[serde(default)]
+    pub trim: Trim,
+    /// At most this many blank lines in a row; `None`: kept as typed.
+    #[serde(default)]
+    pub max_blank_lines: Option<usize>,
+    /// Inside a shown post's text, the elements that show a link the site rewrote (x.com: t.co
+    /// links with a shortened text); each stands for one typed link.
+    #[serde(default)]
+    pub links: Option<String>,
+}
+
+impl Default for TextDef {
+    fn default() -> TextDef {
+        TextDef {
+            trim: Trim::End,
+            max_blank_lines: None,
+            links: None,
+        }
+    }
+}
+
+/// Which ends of a text the site trims.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trim {
+    None,
+    #[default]
+    End,
+    Both,
+}
+
+/// How a lookup reaches older items.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum More {
+    /// `more = { link = "SELECTOR" }`: the link whose `href` is the next older page.
+    Link(String),
+    /// `more = "scroll"`: scroll to the bottom; the page loads older items by itself.
+    Scroll,
+}
+
+fn default_time() -> String {
+    "time".into()
+}
+
+fn default_max_pages() -> usize {
+    50
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +193,38 @@ impl SiteDefinition {
                 "post.submit and reply.submit need at least one selector".into(),
             ));
         }
+        let blank = |value: Option<&String>| value.is_some_and(|v| v.trim().is_empty());
+        if blank(def.session.account.as_ref()) {
+            return Err(invalid(
+                "session.account is empty: give the CSS selector of the element whose href or text names the logged-in account, or leave the key out".into(),
+            ));
+        }
+        let find = &def.find;
+        let more_link = match &find.more {
+            Some(More::Link(selector)) => Some(selector),
+            _ => None,
+        };
+        for (key, value) in [
+            ("find.time", Some(&find.time)),
+            ("find.skip", find.skip.as_ref()),
+            ("find.end", find.end.as_ref()),
+            ("find.more.link", more_link),
+            ("text.links", def.text.links.as_ref()),
+        ] {
+            if blank(value) {
+                return Err(invalid(format!(
+                    "{key} is empty: give a CSS selector, or leave the key out"
+                )));
+            }
+        }
+        if find.max_pages == 0 {
+            return Err(invalid("find.max_pages must be at least 1".into()));
+        }
+        if find.empty_means_absent.is_some() {
+            return Err(invalid(
+                "find.empty_means_absent is replaced by find.end, the element the site shows when a list is complete (docs/extending.md)".into(),
+            ));
+        }
         if !def.base_url.starts_with("http://") && !def.base_url.starts_with("https://") {
             return Err(invalid(format!(
                 "base_url {:?} is not an http(s) URL",
@@ -146,6 +260,71 @@ mod tests {
             assert!(x.session.login_walls.contains(&wall.to_string()));
         }
         assert!(SiteDefinition::load("sandbox").is_ok());
+    }
+
+    #[test]
+    fn built_ins_say_who_is_logged_in_and_how_to_page_back() {
+        for name in ["x", "sandbox"] {
+            let def = SiteDefinition::load(name).expect("loads");
+            assert_eq!(
+                def.session.account.as_deref(),
+                Some("[data-testid=\"AppTabBar_Profile_Link\"]"),
+                "{name}"
+            );
+            assert_eq!(def.find.max_pages, 50);
+        }
+        assert_eq!(
+            SiteDefinition::load("x").expect("x").find.more,
+            Some(More::Scroll)
+        );
+        assert_eq!(
+            SiteDefinition::load("sandbox").expect("sandbox").find.more,
+            Some(More::Link("a[data-testid=\"ShowMoreCursor\"]".into()))
+        );
+    }
+
+    #[test]
+    fn empty_selectors_and_the_old_key_are_one_line_load_errors() {
+        let x = include_str!("../../sites/x.toml");
+        let cases = [
+            (
+                x.replace(
+                    "account = '[data-testid=\"AppTabBar_Profile_Link\"]'",
+                    "account = ' '",
+                ),
+                "session.account is empty",
+            ),
+            (
+                x.replace("more = \"scroll\"", "more = { link = '' }"),
+                "find.more.link is empty",
+            ),
+            (
+                x.replace("more = \"scroll\"", "more = \"sideways\""),
+                "unknown variant",
+            ),
+            (
+                x.replace("max_pages = 50", "max_pages = 0"),
+                "find.max_pages must be at least 1",
+            ),
+            (
+                x.replace(
+                    "max_pages = 50",
+                    "max_pages = 50\nempty_means_absent = true",
+                ),
+                "replaced by find.end",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = SiteDefinition::parse("my.toml", &text)
+                .expect_err(expected)
+                .to_string();
+            assert!(err.starts_with("site file my.toml: "), "{err}");
+            assert!(err.contains(expected), "{err}");
+            assert!(!err.trim_end().contains('\n'), "one line: {err}");
+        }
+        let without = x.replace("account = '[data-testid=\"AppTabBar_Profile_Link\"]'", "");
+        let def = SiteDefinition::parse("my.toml", &without).expect("the key is optional");
+        assert_eq!(def.session.account, None);
     }
 
     #[test]
