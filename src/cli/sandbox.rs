@@ -8,7 +8,7 @@ pub struct SandboxArgs {
     /// Port on 127.0.0.1 (0: any free port; the URL is printed)
     #[arg(long, default_value_t = 8088)]
     pub port: u16,
-    /// Start with a fault switched on: popups, slow, hang, script_hang, rate_limit, logged_out, late_answer, no_answer, short_timeline (change it later with POST /api/fault)
+    /// Start with a fault switched on: popups, slow, hang, script_hang, rate_limit, logged_out, late_answer, no_answer, short_timeline, garble (change it later with POST /api/fault)
     #[arg(long, value_name = "NAME")]
     pub fault: Option<String>,
 }

@@ -76,10 +76,13 @@ pub enum Fault {
     /// Profiles show their first page only: no "Show more" cursor, no end marker, and cursor
     /// pages come back empty — a timeline that cannot be paged back.
     ShortTimeline,
+    /// The composer adds a character to any text containing `GARBLE`: the readback before the
+    /// click does not match, so that job fails before publishing while others go through.
+    Garble,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 9] = [
+    pub const ALL: [Fault; 10] = [
         Fault::Popups,
         Fault::Slow,
         Fault::Hang,
@@ -89,6 +92,7 @@ impl Fault {
         Fault::LateAnswer,
         Fault::NoAnswer,
         Fault::ShortTimeline,
+        Fault::Garble,
     ];
 
     pub fn name(self) -> &'static str {
@@ -102,6 +106,7 @@ impl Fault {
             Fault::LateAnswer => "late_answer",
             Fault::NoAnswer => "no_answer",
             Fault::ShortTimeline => "short_timeline",
+            Fault::Garble => "garble",
         }
     }
 
@@ -327,6 +332,7 @@ async fn page_fault_on(sandbox: &Sandbox, home: bool) -> &'static str {
         Some(Fault::Hang) if !home => std::future::pending().await,
         Some(Fault::Popups) => pages::POPUPS,
         Some(Fault::ScriptHang) => pages::SCRIPT_HANG,
+        Some(Fault::Garble) => pages::GARBLE,
         _ => "",
     }
 }

@@ -6,6 +6,10 @@ use super::{Post, TimelinePage, HANDLE};
 /// Opens three popups as the page loads (fault `popups`).
 pub const POPUPS: &str =
     "<script>for (let i = 0; i < 3; i++) window.open('/home', '_blank');</script>";
+/// Composers that add a `~` to any text containing `GARBLE` (fault `garble`).
+pub const GARBLE: &str = "<script>document.addEventListener('input', e => { const t = e.target; \
+    if (t.isContentEditable && t.textContent.includes('GARBLE') && !t.textContent.endsWith('~')) \
+    t.append('~'); }, true);</script>";
 /// A script that never returns (fault `script_hang`).
 pub const SCRIPT_HANG: &str = "<script>while (true) {}</script>";
 

@@ -92,7 +92,8 @@ pub async fn logged_in_chrome(profile: &Profile, url: &str) -> LoggedInChrome {
 }
 
 /// A daemon process on `profile`, attached to `chrome`, acting on the sandbox at `url`, with its
-/// store at `database`. `extra` goes before the subcommand (e.g. `--account`, `--tick-timeout`).
+/// store at `database`. `extra` are more `--flag value` pairs (e.g. `--account`,
+/// `--tick-timeout`); one that is also set here replaces it.
 pub fn site_daemon(
     profile: &Profile,
     chrome: &LoggedInChrome,
@@ -101,31 +102,27 @@ pub fn site_daemon(
     extra: &[&str],
 ) -> Running {
     let port = chrome.port.to_string();
-    let mut args = vec![
-        "--browser-mode",
-        "cdp",
-        "--cdp-port",
-        &port,
-        "--site",
-        "sandbox",
-        "--site-url",
-        url,
-        "--database",
-        database,
-        "--tick-interval",
-        "300ms",
-        "--backoff",
-        "200ms",
-        "--max-failures",
-        "1000",
-        "--posts-per-hour",
-        "1000",
-        "--replies-per-hour",
-        "1000",
-        "--min-gap",
-        "0s",
+    let mut flags: Vec<(&str, &str)> = vec![
+        ("--browser-mode", "cdp"),
+        ("--cdp-port", &port),
+        ("--site", "sandbox"),
+        ("--site-url", url),
+        ("--database", database),
+        ("--tick-interval", "300ms"),
+        ("--backoff", "200ms"),
+        ("--max-failures", "1000"),
+        ("--posts-per-hour", "1000"),
+        ("--replies-per-hour", "1000"),
+        ("--min-gap", "0s"),
     ];
-    args.extend_from_slice(extra);
+    for pair in extra.chunks(2) {
+        let (flag, value) = (pair[0], pair.get(1).copied().unwrap_or(""));
+        match flags.iter_mut().find(|(f, _)| *f == flag) {
+            Some(slot) => slot.1 = value,
+            None => flags.push((flag, value)),
+        }
+    }
+    let mut args: Vec<&str> = flags.iter().flat_map(|(f, v)| [*f, *v]).collect();
     args.push("daemon");
     let mut cmd = command(&profile.dir, &args);
     cmd.env_remove("EXECUTOR_SITE");
