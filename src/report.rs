@@ -630,3 +630,124 @@ impl Criterion {
         }
     }
 }
+
+/// What the site shows, compared with what the store says was published (`verify --on-site`):
+/// `jobs` are the window's succeeded jobs, `timelines` each account's timeline back to the
+/// window's start, `shows(shown, typed)` the site definition's text comparison.
+///
+/// A post is matched to a job by the id the site gave it, else by its text as the site shows it.
+/// Fails on a job whose post is on its account's timeline twice, a job's post on another
+/// account's timeline (one that no job of that account explains), and a job whose post is
+/// missing — or cannot be proven there, when the timeline could not be read back far enough.
+pub fn on_site_checklist(
+    jobs: &[crate::jobs::Job],
+    timelines: &BTreeMap<String, crate::sites::engine::Timeline>,
+    shows: impl Fn(&str, &str) -> bool,
+) -> Vec<Criterion> {
+    use crate::jobs::JobState;
+    let post_id = |job: &crate::jobs::Job| match &job.state {
+        JobState::Succeeded { post_id, .. } => post_id.clone(),
+        _ => None,
+    };
+    let matches = |job: &crate::jobs::Job, post: &crate::sites::engine::SitePost| match (
+        post_id(job),
+        &post.id,
+    ) {
+        (Some(ours), Some(theirs)) if ours == *theirs => true,
+        _ => shows(&post.text, &job.text),
+    };
+    let mut twice = Vec::new();
+    let mut elsewhere = Vec::new();
+    let mut missing = Vec::new();
+    for job in jobs {
+        let own = timelines.get(&job.account);
+        let found = own.map_or(0, |t| t.posts.iter().filter(|p| matches(job, p)).count());
+        if found > 1 {
+            twice.push(format!(
+                "job {} ({:?}) is on {}'s timeline {found} times",
+                job.id,
+                crate::tick::one_line(&job.text),
+                job.account
+            ));
+        }
+        if found == 0 {
+            match own.and_then(|t| t.incomplete.as_deref()) {
+                _ if own.is_none() => missing.push(format!(
+                    "job {}: {}'s timeline was not read",
+                    job.id, job.account
+                )),
+                Some(why) => missing.push(format!(
+                    "job {} not found, and {}'s timeline could not prove it absent: {why}",
+                    job.id, job.account
+                )),
+                None => missing.push(format!(
+                    "job {} ({:?}) is not on {}'s timeline",
+                    job.id,
+                    crate::tick::one_line(&job.text),
+                    job.account
+                )),
+            }
+        }
+        for (account, timeline) in timelines {
+            if *account == job.account {
+                continue;
+            }
+            let theirs: Vec<&crate::jobs::Job> =
+                jobs.iter().filter(|j| j.account == *account).collect();
+            let unexplained = timeline
+                .posts
+                .iter()
+                .filter(|p| matches(job, p) && !theirs.iter().any(|j| matches(j, p)))
+                .count();
+            if unexplained > 0 {
+                elsewhere.push(format!(
+                    "job {} of {} ({:?}) is on {account}'s timeline",
+                    job.id,
+                    job.account,
+                    crate::tick::one_line(&job.text)
+                ));
+            }
+        }
+    }
+    let evidence = |failures: &[String], ok: String| {
+        if failures.is_empty() {
+            ok
+        } else {
+            failures
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+                + &if failures.len() > 5 {
+                    format!(" (and {} more)", failures.len() - 5)
+                } else {
+                    String::new()
+                }
+        }
+    };
+    let accounts = timelines.len();
+    vec![
+        Criterion::new(
+            "on the site: no post twice",
+            twice.is_empty(),
+            evidence(
+                &twice,
+                format!(
+                    "{} published job(s), each once on its account's timeline",
+                    jobs.len()
+                ),
+            ),
+        ),
+        Criterion::new(
+            "on the site: every post under its own account",
+            elsewhere.is_empty(),
+            evidence(&elsewhere, format!("{accounts} account timeline(s) read")),
+        ),
+        Criterion::new(
+            "on the site: every published job is there",
+            missing.is_empty(),
+            evidence(&missing, format!("all {} found", jobs.len())),
+        ),
+    ]
+}

@@ -14,6 +14,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 const LONG: Duration = Duration::from_secs(90);
+const FLEET: Duration = Duration::from_secs(300);
+
+/// Where a fleet test keeps its store: a schema of its own on the server, or (`pooled`) a
+/// database of its own reached through the transaction-mode pooler. `None`: skipped (recorded).
+async fn fleet_database(pooled: bool) -> Option<String> {
+    if pooled {
+        pooler_database().await
+    } else {
+        Some(postgres_schema(&postgres_base_url()?).await)
+    }
+}
 
 async fn store_at(url: &str) -> Arc<dyn Store> {
     executor::store::open(&DatabaseUrl::Postgres(url.to_string()))
@@ -189,4 +200,358 @@ async fn an_orderly_stop_hands_the_account_to_the_standby() {
     assert_eq!(copies(&site.sandbox, "after the handover"), 1);
     assert!(events(store.as_ref(), "EXECUTOR_FAILOVER").await.is_empty());
     drop(b);
+}
+
+/// Three accounts, an executor each and a standby for one of them, one database: 150 posts are
+/// each published exactly once, under their own author, none by another account's browser —
+/// and the fleet's checklist passes for every executor.
+async fn three_accounts_publish_each_post_once_under_its_own_author(pooled: bool) {
+    let Some(database) = fleet_database(pooled).await else {
+        return;
+    };
+    let site = sandbox_rig().await;
+    let accounts = ["alice", "bob", "carol"];
+    // (profile, account): one executor per account, and a standby for alice.
+    let mut members = Vec::new();
+    for (name, account) in accounts
+        .iter()
+        .map(|a| (format!("fleet3-{a}"), *a))
+        .chain([("fleet3-alice-standby".to_string(), "alice")])
+    {
+        let profile = Profile::new(&name);
+        let chrome = logged_in_chrome_as(&profile, &site.url, account).await;
+        members.push((profile, chrome, account));
+    }
+    let mut daemons = Vec::new();
+    for (i, (profile, chrome, account)) in members.iter().enumerate() {
+        let daemon = site_daemon(
+            profile,
+            chrome,
+            &site.url,
+            &database,
+            &["--account", account],
+        );
+        if i < accounts.len() {
+            let lines = daemon.lines.clone();
+            let acting = format!("Acting for account {account:?}");
+            tokio::task::block_in_place(|| lines.wait_for(LONG, |l| l.contains(&acting)));
+        } else {
+            let lines = daemon.lines.clone();
+            tokio::task::block_in_place(|| lines.wait_for(LONG, is_standby_tick));
+        }
+        daemons.push(daemon);
+    }
+    let store = store_at(&database).await;
+    for i in 0..50 {
+        for account in accounts {
+            enqueue_post(
+                store.as_ref(),
+                account,
+                &format!("fleet post {i} of {account}"),
+            )
+            .await;
+        }
+    }
+    eventually("150 posts published", FLEET, || async {
+        succeeded(store.as_ref()).await == 150
+    })
+    .await;
+    for daemon in &daemons {
+        daemon.signal(libc::SIGTERM);
+    }
+    for daemon in &mut daemons {
+        let status = tokio::task::block_in_place(|| daemon.wait_exit(Duration::from_secs(20)));
+        assert_eq!(status.code(), Some(0));
+    }
+    let posts = site.sandbox.posts();
+    assert_eq!(posts.len(), 150, "nothing published twice, nothing extra");
+    for i in 0..50 {
+        for account in accounts {
+            let text = format!("fleet post {i} of {account}");
+            let found: Vec<_> = posts.iter().filter(|p| p.text == text).collect();
+            assert_eq!(found.len(), 1, "{text}");
+            assert_eq!(found[0].author, account, "{text} under its own author");
+        }
+    }
+    let (alice, _, _) = &members[0];
+    let (code, out) = run(
+        &mut command(
+            &alice.dir,
+            &[
+                "--database",
+                &database,
+                "verify",
+                "--fleet",
+                "--since",
+                "30m",
+            ],
+        ),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("== executor").count(), 4, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_accounts_and_a_standby_publish_150_posts_each_once_under_its_own_author() {
+    three_accounts_publish_each_post_once_under_its_own_author(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_accounts_and_a_standby_through_pgbouncer_publish_each_post_once() {
+    three_accounts_publish_each_post_once_under_its_own_author(true).await;
+}
+
+/// An executor for alice whose browser is logged in as bob claims nothing and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executor_whose_browser_is_another_account_claims_nothing_and_says_so() {
+    let Some(database) = fleet_database(false).await else {
+        return;
+    };
+    let site = sandbox_rig().await;
+    let profile = Profile::new("mismatch");
+    let chrome = logged_in_chrome_as(&profile, &site.url, "bob").await;
+    let store = store_at(&database).await;
+    enqueue_post(
+        store.as_ref(),
+        "alice",
+        "alice's post, never from bob's browser",
+    )
+    .await;
+    let daemon = site_daemon(
+        &profile,
+        &chrome,
+        &site.url,
+        &database,
+        &["--account", "alice"],
+    );
+    let lines = daemon.lines.clone();
+    let said =
+        tokio::task::block_in_place(|| lines.wait_for(LONG, |l| l.contains("ACCOUNT_MISMATCH:")));
+    assert!(
+        said.contains("\"bob\"") && said.contains("\"alice\""),
+        "{said}"
+    );
+    // Several ticks later: still nothing claimed, nothing published.
+    let seen = lines.all().iter().filter(|l| is_tick_line(l)).count();
+    tokio::task::block_in_place(|| lines.wait_for_nth(seen + 3, LONG, is_tick_line));
+    assert!(site.sandbox.posts().is_empty());
+    let jobs = store.job_list(&JobQuery::default()).await.expect("jobs");
+    assert_eq!(jobs[0].state, executor::jobs::JobState::Queued);
+    assert_eq!(jobs[0].attempts, 0, "never claimed");
+    assert!(profile.path("ACCOUNT_MISMATCH").exists());
+    assert_eq!(
+        events(store.as_ref(), "ACCOUNT_MISMATCH").await.len(),
+        1,
+        "once per episode"
+    );
+    let (code, out) = run(
+        &mut command(
+            &profile.dir,
+            &["--database", &database, "--account", "alice", "status"],
+        ),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ACCOUNT:     mismatch"), "{out}");
+    drop(daemon);
+}
+
+/// A 429 on one account pauses that account's posting lane only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_on_one_account_pauses_only_that_accounts_lane() {
+    let Some(database) = fleet_database(false).await else {
+        return;
+    };
+    let site = sandbox_rig().await;
+    site.sandbox.rate_limit_user("alice", true);
+    let store = store_at(&database).await;
+    let mut daemons = Vec::new();
+    let mut keep = Vec::new();
+    for account in ["alice", "bob"] {
+        let profile = Profile::new(&format!("429-{account}"));
+        let chrome = logged_in_chrome_as(&profile, &site.url, account).await;
+        daemons.push(site_daemon(
+            &profile,
+            &chrome,
+            &site.url,
+            &database,
+            &["--account", account],
+        ));
+        keep.push((profile, chrome));
+    }
+    for i in 0..2 {
+        for account in ["alice", "bob"] {
+            enqueue_post(store.as_ref(), account, &format!("post {i} of {account}")).await;
+        }
+    }
+    eventually(
+        "bob's posts published and alice's lane paused",
+        LONG,
+        || async {
+            succeeded(store.as_ref()).await == 2
+                && !events(store.as_ref(), "RATE_LIMIT_DETECTED")
+                    .await
+                    .is_empty()
+        },
+    )
+    .await;
+    let posts = site.sandbox.posts();
+    assert!(posts.iter().all(|p| p.author == "bob"), "{posts:?}");
+    let detected = events(store.as_ref(), "RATE_LIMIT_DETECTED").await;
+    assert!(
+        detected.iter().all(|e| e["account"] == "alice"),
+        "{detected:?}"
+    );
+    let now = SystemTime::now();
+    let alice = store
+        .lane_breaker("alice", Kind::Post)
+        .await
+        .expect("breaker");
+    assert!(
+        alice.is_some_and(|until| until > now),
+        "alice's lane paused"
+    );
+    assert_eq!(
+        store
+            .lane_breaker("bob", Kind::Post)
+            .await
+            .expect("breaker"),
+        None
+    );
+    drop(daemons);
+}
+
+/// A crash storm across the fleet: 300 posts flow on three accounts while random executors are
+/// killed with SIGKILL (at least 50 times) and restarted, and the site's answers now and then
+/// come late or never. Afterwards the site shows every post exactly once under its author, and
+/// `verify --fleet --on-site` passes; then a duplicate put straight on the site makes
+/// `verify --on-site` fail, naming the post.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_storm_across_the_fleet_publishes_every_post_once_and_the_proof_says_so() {
+    let Some(database) = fleet_database(false).await else {
+        return;
+    };
+    let site = sandbox_rig().await;
+    let accounts = ["alice", "bob", "carol"];
+    let mut members = Vec::new();
+    for account in accounts {
+        let profile = Profile::new(&format!("storm-{account}"));
+        let chrome = logged_in_chrome_as(&profile, &site.url, account).await;
+        members.push((profile, chrome, account));
+    }
+    // A short tick cap: a tick waiting for an answer that never comes is cut at 5 s, and its job
+    // settled by a lookup.
+    let flags = |account: &'static str| ["--account", account, "--tick-timeout", "5s"];
+    let start = |i: usize| {
+        let (profile, chrome, account) = &members[i];
+        site_daemon(profile, chrome, &site.url, &database, &flags(account))
+    };
+    let mut daemons: Vec<Running> = (0..accounts.len()).map(start).collect();
+    let store = store_at(&database).await;
+    for i in 0..100 {
+        for account in accounts {
+            enqueue_post(
+                store.as_ref(),
+                account,
+                &format!("storm post {i} of {account}"),
+            )
+            .await;
+        }
+    }
+    let faults = [
+        None,
+        Some(Fault::LateAnswer),
+        None,
+        Some(Fault::NoAnswer),
+        None,
+    ];
+    let mut kills = 0;
+    while kills < 50 || succeeded(store.as_ref()).await < 300 {
+        assert!(
+            kills < 400,
+            "the storm does not end: {} of 300 published",
+            succeeded(store.as_ref()).await
+        );
+        site.sandbox.set_fault(faults[kills % faults.len()]);
+        let victim = fastrand::usize(..daemons.len());
+        // Let the victim get somewhere first: a random number of its ticks.
+        let lines = daemons[victim].lines.clone();
+        let seen = lines.all().iter().filter(|l| is_tick_line(l)).count();
+        let ticks = fastrand::usize(1..4);
+        tokio::task::block_in_place(|| lines.wait_for_nth(seen + ticks, LONG, is_tick_line));
+        if kills < 50 || fastrand::bool() {
+            daemons[victim].signal(libc::SIGKILL);
+            let _ =
+                tokio::task::block_in_place(|| daemons[victim].wait_exit(Duration::from_secs(10)));
+            kills += 1;
+            daemons[victim] = start(victim);
+        }
+        if kills >= 50 {
+            site.sandbox.set_fault(None);
+        }
+    }
+    site.sandbox.set_fault(None);
+    for daemon in &daemons {
+        daemon.signal(libc::SIGTERM);
+    }
+    for daemon in &mut daemons {
+        let status = tokio::task::block_in_place(|| daemon.wait_exit(Duration::from_secs(20)));
+        assert_eq!(status.code(), Some(0));
+    }
+    eprintln!("crash storm: {kills} kills");
+    let posts = site.sandbox.posts();
+    for i in 0..100 {
+        for account in accounts {
+            let text = format!("storm post {i} of {account}");
+            let found: Vec<_> = posts.iter().filter(|p| p.text == text).collect();
+            assert_eq!(found.len(), 1, "{text}: {found:?}");
+            assert_eq!(found[0].author, account, "{text}");
+        }
+    }
+    assert_eq!(posts.len(), 300);
+
+    let (alice, chrome, _) = &members[0];
+    let port = chrome.port.to_string();
+    let verify = || {
+        run(
+            &mut command(
+                &alice.dir,
+                &[
+                    "--database",
+                    &database,
+                    "--browser-mode",
+                    "cdp",
+                    "--cdp-port",
+                    &port,
+                    "--site",
+                    "sandbox",
+                    "--site-url",
+                    &site.url,
+                    "verify",
+                    "--fleet",
+                    "--on-site",
+                    "--since",
+                    "30m",
+                ],
+            ),
+            Duration::from_secs(300),
+        )
+    };
+    let (code, out) = tokio::task::block_in_place(verify);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("PASS  on the site: no post twice"), "{out}");
+
+    // A duplicate straight on the site: the store knows nothing of it, the site shows it.
+    site.sandbox.publish("storm post 42 of bob", None, "bob");
+    let (code, out) = tokio::task::block_in_place(verify);
+    assert_eq!(code, 1, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("on the site: no post twice"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("FAIL") && line.contains("storm post 42 of bob"),
+        "{out}"
+    );
 }

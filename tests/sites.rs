@@ -67,33 +67,6 @@ pub fn settings_for(profile: &Profile) -> executor::settings::Settings {
     executor::settings::resolve(Some(profile.dir.clone()), &flags, &|_| None).expect("settings")
 }
 
-/// Logs in through the sandbox's login form as `user`.
-pub async fn log_in_as(browser: &Browser, url: &str, user: &str) {
-    browser
-        .navigate(&format!("{url}/i/flow/login"), Duration::from_secs(20))
-        .await
-        .expect("login page");
-    browser
-        .call_function(
-            "function (u) { this.querySelector('[data-testid=\"username\"]').value = u; return true; }",
-            &[serde_json::json!(user)],
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("user name typed");
-    browser
-        .click(
-            "[data-testid=\"LoginForm_Login_Button\"]",
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("log in");
-    browser
-        .wait_for("[data-testid=\"tweetTextarea_0\"]", Duration::from_secs(20))
-        .await
-        .expect("logged in");
-}
-
 pub fn job(id: i64, kind: Kind, text: &str, reply_to: Option<&str>) -> Job {
     Job {
         id,
@@ -481,7 +454,7 @@ fn executor_demo_publishes_everything_once_and_exits_zero() {
 // The daemon, acting through the engine on the sandbox.
 // ---------------------------------------------------------------------------------------------
 
-use common::rig::{logged_in_chrome, LoggedInChrome};
+use common::rig::{log_in_as, logged_in_chrome, LoggedInChrome};
 
 struct SiteRig {
     sandbox: Sandbox,

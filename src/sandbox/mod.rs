@@ -37,7 +37,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -148,6 +148,9 @@ struct Inner {
     /// User → the id of their pinned post.
     pinned: HashMap<String, String>,
     fault: Option<Fault>,
+    /// Users whose posts are answered with HTTP 429 whatever the fault (a site rate-limits one
+    /// account, not all of them).
+    rate_limited: HashSet<String>,
     next_id: u64,
 }
 
@@ -173,6 +176,21 @@ impl Sandbox {
 
     pub fn set_fault(&self, fault: Option<Fault>) {
         self.with(|i| i.fault = fault);
+    }
+
+    /// Answers `user`'s posts with HTTP 429 (`true`) or not, whatever the fault.
+    pub fn rate_limit_user(&self, user: &str, limited: bool) {
+        self.with(|i| {
+            if limited {
+                i.rate_limited.insert(user.to_string());
+            } else {
+                i.rate_limited.remove(user);
+            }
+        });
+    }
+
+    fn is_rate_limited(&self, user: &str) -> bool {
+        self.with(|i| i.fault == Some(Fault::RateLimit) || i.rate_limited.contains(user))
     }
 
     pub fn fault(&self) -> Option<Fault> {
@@ -460,9 +478,7 @@ async fn create_post(
         )
             .into_response();
     };
-    if sandbox.fault() == Some(Fault::RateLimit)
-        && body.in_reply_to.as_deref().is_none_or(str::is_empty)
-    {
+    if sandbox.is_rate_limited(&user) && body.in_reply_to.as_deref().is_none_or(str::is_empty) {
         let reset = crate::clock::now_unix_ms() / 1000 + 900;
         let mut response = (
             StatusCode::TOO_MANY_REQUESTS,

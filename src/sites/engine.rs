@@ -459,8 +459,84 @@ impl Site for SiteEngine {
             items: 0,
             oldest: None,
             passed: false,
+            collected: None,
         };
         self.search(browser, &url, &mut search).await
+    }
+}
+
+/// What an account's timeline shows, back to a point in time (`executor verify --on-site`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timeline {
+    /// The account's own posts newer than the horizon, newest first as the site lists them.
+    pub posts: Vec<SitePost>,
+    /// `None`: the list reached back past the horizon (or the site said it is complete), so a
+    /// post missing from it is not on the site; otherwise why it could not.
+    pub incomplete: Option<String>,
+}
+
+/// One post as a timeline shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SitePost {
+    pub id: Option<String>,
+    /// The text as the site shows it.
+    pub text: String,
+    pub author: Option<String>,
+    pub time: Option<SystemTime>,
+}
+
+impl SiteEngine {
+    /// Every post of `account` its timeline shows back to `since`, paging back as the definition
+    /// says (the same reading as a lookup, collecting instead of matching).
+    pub async fn timeline(
+        &self,
+        browser: &Browser,
+        account: &str,
+        since: SystemTime,
+    ) -> Result<Timeline, ActionError> {
+        let account = account.trim().trim_start_matches('@');
+        let url = self.url(
+            &self.def.find.posts_url.replace("{account}", account),
+            None,
+            None,
+        );
+        let mut search = Search {
+            typed: String::new(),
+            rules: self.def.text.clone(),
+            target: None,
+            account: Some(account.to_string()),
+            since,
+            ordered: true,
+            seen: HashSet::new(),
+            items: 0,
+            oldest: None,
+            passed: false,
+            collected: Some(Vec::new()),
+        };
+        let lookup = self.search(browser, &url, &mut search).await?;
+        let posts = search
+            .collected
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| SitePost {
+                id: item.href.as_deref().and_then(status_id_of),
+                author: item.href.as_deref().and_then(author_of),
+                time: item.time.as_deref().and_then(parse_ts),
+                text: item.text,
+            })
+            .collect();
+        Ok(Timeline {
+            posts,
+            incomplete: match lookup {
+                Lookup::Incomplete { reason } => Some(reason),
+                _ => None,
+            },
+        })
+    }
+
+    /// Compares a job's text with a text as the site shows it, by the definition's rules.
+    pub fn shows(&self, shown: &str, typed: &str) -> bool {
+        text::shows(shown, typed, &self.def.text)
     }
 }
 
@@ -484,6 +560,9 @@ struct Search {
     oldest: Option<SystemTime>,
     /// An item older than `since` was seen in an ordered list.
     passed: bool,
+    /// Reading a whole timeline: every item of the account newer than `since` is kept here,
+    /// and nothing is a match.
+    collected: Option<Vec<Item>>,
 }
 
 /// One item as the page shows it.
@@ -537,7 +616,9 @@ impl Search {
                 self.oldest = Some(self.oldest.map_or(time, |oldest| oldest.min(time)));
             }
             let before = time.is_some_and(|time| time < self.since);
-            if !before && text::shows(&item.text, &self.typed, &self.rules) {
+            if let (false, Some(collected)) = (before, self.collected.as_mut()) {
+                collected.push(item.clone());
+            } else if !before && text::shows(&item.text, &self.typed, &self.rules) {
                 return Some(item.clone());
             }
             if before && self.ordered {
@@ -817,6 +898,7 @@ mod tests {
             items: 0,
             oldest: None,
             passed: false,
+            collected: None,
         }
     }
 

@@ -28,12 +28,25 @@ pub async fn sandbox_rig() -> SandboxRig {
     }
 }
 
-/// Logs `browser` in through the sandbox's login page.
+/// Logs `browser` in through the sandbox's login page as its default user.
 pub async fn log_in(browser: &Browser, url: &str) {
+    log_in_as(browser, url, executor::sandbox::HANDLE).await
+}
+
+/// Logs `browser` in through the sandbox's login form as `user`.
+pub async fn log_in_as(browser: &Browser, url: &str, user: &str) {
     browser
         .navigate(&format!("{url}/i/flow/login"), Duration::from_secs(20))
         .await
         .expect("login page");
+    browser
+        .call_function(
+            "function (u) { this.querySelector('[data-testid=\"username\"]').value = u; return true; }",
+            &[serde_json::json!(user)],
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("user name typed");
     browser
         .click(
             "[data-testid=\"LoginForm_Login_Button\"]",
@@ -63,6 +76,11 @@ impl Drop for LoggedInChrome {
 }
 
 pub async fn logged_in_chrome(profile: &Profile, url: &str) -> LoggedInChrome {
+    logged_in_chrome_as(profile, url, executor::sandbox::HANDLE).await
+}
+
+/// [`logged_in_chrome`], logged in as `user`.
+pub async fn logged_in_chrome_as(profile: &Profile, url: &str, user: &str) -> LoggedInChrome {
     use executor::browser::managed::{self, LaunchOptions, Managed};
     let options = LaunchOptions {
         binary: managed::find_binary(None).expect("chromium"),
@@ -83,7 +101,7 @@ pub async fn logged_in_chrome(profile: &Profile, url: &str) -> LoggedInChrome {
         .expect("settings");
     let browser = Browser::new(BrowserConfig::from_settings(&settings), Arc::new(|_| {}));
     browser.connect().await.expect("attach");
-    log_in(&browser, url).await;
+    log_in_as(&browser, url, user).await;
     browser.shutdown().await; // attach mode: the browser stays, logged in
     LoggedInChrome {
         managed: Some(launched),
