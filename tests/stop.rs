@@ -1,0 +1,165 @@
+//! STOP, as the README promises it: the STOP file, `STOP_EXECUTOR=true`, SIGTERM and SIGINT end
+//! the daemon gracefully (the four exit lines in order, an exit event, the lock released, the
+//! managed browser ended), a STOP present at start is refused, and `executor stop` waits for the
+//! daemon to be gone.
+
+mod common;
+
+use common::daemons::*;
+use common::*;
+
+fn exit_lines_in_order(lines: &[String]) {
+    let wanted = [
+        "[EXECUTOR_DAEMON] STOP switch triggered - exiting gracefully...",
+        "[EXECUTOR_DAEMON] Cleaning up...",
+        "[EXECUTOR_DAEMON] Lock released",
+        "[EXECUTOR_DAEMON] Exited gracefully",
+    ];
+    let positions: Vec<usize> = wanted
+        .iter()
+        .map(|w| {
+            lines
+                .iter()
+                .position(|l| l == w)
+                .unwrap_or_else(|| panic!("missing line {w:?} in:\n{}", lines.join("\n")))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|p| p[0] < p[1]),
+        "exit lines out of order: {positions:?}"
+    );
+}
+
+#[test]
+fn stop_file_while_idle_exits_zero_with_the_four_lines_and_an_exit_event() {
+    let profile = Profile::new("stopfile");
+    let mut daemon = launch_daemon(&profile, &[]);
+    daemon.lines.wait_for_nth(2, START, is_tick_line);
+    assert!(profile.path("executor.pid").exists());
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    let status = daemon.wait_exit(EXIT);
+    assert_eq!(status.code(), Some(0));
+    exit_lines_in_order(&daemon.lines.all());
+    assert!(
+        !profile.path("executor.pid").exists(),
+        "lock file must be gone"
+    );
+    assert!(
+        profile.path("STOP_EXECUTOR").exists(),
+        "the daemon never deletes the STOP file"
+    );
+    let exits = sqlite_events(&profile.db(), "EXECUTOR_DAEMON_EXIT");
+    assert_eq!(exits.len(), 1);
+    assert_eq!(exits[0]["exit_code"], 0);
+    assert_eq!(
+        sqlite_events(&profile.db(), "EXECUTOR_DAEMON_STOP").len(),
+        1
+    );
+    assert_eq!(
+        sqlite_events(&profile.db(), "EXECUTOR_DAEMON_BOOT").len(),
+        1
+    );
+    assert_eq!(
+        sqlite_events(&profile.db(), "EXECUTOR_DAEMON_READY").len(),
+        1
+    );
+    // The managed browser went with it.
+    let chrome = std::fs::read_to_string(profile.path("chrome.json"));
+    assert!(
+        chrome.is_err(),
+        "chrome.json is removed when the daemon ends its browser"
+    );
+}
+
+fn signal_stops_gracefully(signal: i32, name: &str) {
+    let profile = Profile::new(name);
+    let mut daemon = launch_daemon(&profile, &[]);
+    daemon.lines.wait_for(START, is_tick_line);
+    daemon.signal(signal);
+    assert_eq!(daemon.wait_exit(EXIT).code(), Some(0));
+    let lines = daemon.lines.all();
+    exit_lines_in_order(&lines);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("{name} received"))),
+        "{}",
+        lines.join("\n")
+    );
+    assert!(!profile.path("executor.pid").exists());
+    let exits = sqlite_events(&profile.db(), "EXECUTOR_DAEMON_EXIT");
+    assert_eq!(exits.len(), 1);
+    let stops = sqlite_events(&profile.db(), "EXECUTOR_DAEMON_STOP");
+    assert_eq!(stops[0]["reason"], name);
+}
+
+#[test]
+fn sigterm_stops_gracefully() {
+    signal_stops_gracefully(libc::SIGTERM, "SIGTERM");
+}
+
+#[test]
+fn sigint_stops_gracefully() {
+    signal_stops_gracefully(libc::SIGINT, "SIGINT");
+}
+
+#[test]
+fn stop_present_at_start_is_refused_clearly() {
+    let profile = Profile::new("stoppresent");
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    let (code, output) = run(&mut command(&profile.dir, &["daemon"]), EXIT);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("STOP switch present"), "{output}");
+    assert!(output.contains("refusing to start"), "{output}");
+    assert!(!profile.path("executor.pid").exists());
+
+    // The same when STOP_EXECUTOR is a directory, and when the environment says so.
+    std::fs::remove_file(profile.path("STOP_EXECUTOR")).expect("rm");
+    std::fs::create_dir(profile.path("STOP_EXECUTOR")).expect("mkdir");
+    let (code, output) = run(&mut command(&profile.dir, &["daemon"]), EXIT);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("a directory"), "{output}");
+    std::fs::remove_dir(profile.path("STOP_EXECUTOR")).expect("rmdir");
+    let mut env_stop = command(&profile.dir, &["daemon"]);
+    env_stop.env("STOP_EXECUTOR", "true");
+    let (code, output) = run(&mut env_stop, EXIT);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("STOP_EXECUTOR=true"), "{output}");
+}
+
+#[test]
+fn stop_command_waits_for_exit_and_status_reports_running_then_stopped() {
+    let profile = Profile::new("stopcmd");
+    let mut daemon = launch_daemon(&profile, &["--log-format", "text"]);
+    daemon.lines.wait_for_nth(2, START, is_tick_line);
+
+    let (code, output) = run(&mut command(&profile.dir, &["status", "--json"]), EXIT);
+    assert_eq!(code, 0, "{output}");
+    let status: serde_json::Value = serde_json::from_str(&output).expect("status --json is JSON");
+    assert_eq!(status["running"], true);
+    assert_eq!(status["pid"], daemon.pid());
+    assert!(status["last_tick_line"]
+        .as_str()
+        .is_some_and(|l| l.contains("pages=1")));
+    assert_eq!(status["last_tick"]["pages"], 1);
+
+    let (code, output) = run(
+        &mut command(&profile.dir, &["stop", "--timeout", "10s"]),
+        EXIT,
+    );
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("exited after"), "{output}");
+    assert_eq!(daemon.wait_exit(EXIT).code(), Some(0));
+    assert!(!profile.path("executor.pid").exists());
+
+    let (code, output) = run(&mut command(&profile.dir, &["status"]), EXIT);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("not running"), "{output}");
+    assert!(output.contains("STOP switch: present"), "{output}");
+
+    let (code, output) = run(
+        &mut command(&profile.dir, &["stop", "--timeout", "soon"]),
+        EXIT,
+    );
+    assert_eq!(code, 2, "{output}");
+}
