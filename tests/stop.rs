@@ -7,6 +7,9 @@ mod common;
 
 use common::daemons::*;
 use common::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn exit_lines_in_order(lines: &[String]) {
     let wanted = [
@@ -162,4 +165,118 @@ fn stop_command_waits_for_exit_and_status_reports_running_then_stopped() {
         EXIT,
     );
     assert_eq!(code, 2, "{output}");
+}
+
+/// The README's bound: after STOP the daemon is gone within 10 s, whatever it was doing.
+const STOP_BOUND: Duration = Duration::from_secs(10);
+
+/// The browser the daemon launched is gone: nothing runs on its profile (found the way the
+/// product finds leftovers), and its `chrome.json` is removed.
+fn assert_managed_browser_gone(profile: &Profile) {
+    let left = executor::browser::managed::leftovers(&profile.path("chrome-profile"), &[]);
+    let pids: Vec<u32> = left.iter().map(|p| p.pid).collect();
+    assert!(
+        pids.is_empty(),
+        "the managed browser outlived the daemon: pids {pids:?}"
+    );
+    assert!(
+        !profile.path("chrome.json").exists(),
+        "chrome.json is removed when the daemon ends its browser"
+    );
+}
+
+#[test]
+fn stop_at_the_default_60_s_interval_ends_the_sleeping_daemon_and_its_browser_within_10_s() {
+    let profile = Profile::new("stop-60s");
+    // No --tick-interval: the default 60 s, so after its first tick the daemon sleeps for a
+    // minute, and only a sleep that wakes on STOP meets the bound.
+    let mut daemon = spawn(command(
+        &profile.dir,
+        &["--browser-mode", "launch", "--cdp-port", "0", "daemon"],
+    ));
+    daemon.lines.wait_for(START, is_tick_line);
+    assert!(
+        executor::browser::managed::Identity::read(&profile.path("chrome.json")).is_some(),
+        "the daemon launched its browser"
+    );
+    let stopped_at = Instant::now();
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    let status = daemon.wait_exit(STOP_BOUND);
+    let took = stopped_at.elapsed();
+    assert_eq!(status.code(), Some(0));
+    assert!(took <= STOP_BOUND, "gone {took:?} after STOP");
+    exit_lines_in_order(&daemon.lines.all());
+    assert_managed_browser_gone(&profile);
+}
+
+/// A site that accepts connections and never answers: a page sent there waits forever.
+/// Returns its URL and the number of connections it has accepted so far.
+async fn silent_site() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the silent site");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new(); // kept open, never read, never answered
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (url, accepted)
+}
+
+/// Tick work stuck on a page that never answers: it opens the silent site with a deadline far
+/// beyond any test, so only the daemon's abort can end the tick.
+struct StuckOnSilentSite(String);
+
+#[async_trait::async_trait]
+impl executor::tick::TickWork for StuckOnSilentSite {
+    async fn ready(&self) -> Result<executor::tick::LaneCounts, String> {
+        Ok(Default::default())
+    }
+    async fn run(
+        &self,
+        browser: &executor::browser::Browser,
+        _shutdown: &executor::stop::Shutdown,
+    ) -> executor::tick::WorkReport {
+        let _ = browser.navigate(&self.0, Duration::from_secs(3600)).await;
+        Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_during_a_hanging_tick_aborts_it_after_the_grace_and_ends_the_daemon_and_its_browser_within_10_s(
+) {
+    let profile = Profile::new("stop-hanging");
+    let (url, accepted) = silent_site().await;
+    // The default runtime cap (5 min) is far away: only STOP, then the abort after its grace,
+    // can end this tick.
+    let (daemon, _shutdown) = in_process_daemon(&profile, &[], Arc::new(StuckOnSilentSite(url)));
+    eventually("the tick hangs on the silent site", START, || async {
+        accepted.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    let stopped_at = Instant::now();
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    let exit = tokio::time::timeout(STOP_BOUND, daemon)
+        .await
+        .expect("the daemon is gone within 10 s of STOP")
+        .expect("join")
+        .expect("run");
+    let took = stopped_at.elapsed();
+    assert!(
+        took >= executor::daemon::ABORT_GRACE,
+        "work in flight gets its grace first: gone after {took:?}"
+    );
+    assert_eq!(
+        exit,
+        executor::daemon::Exit::Stopped(executor::stop::StopReason::File)
+    );
+    let capped = sqlite_events(&profile.db(), "EXECUTOR_TICK_CAPPED");
+    assert_eq!(capped.len(), 1, "the hanging tick was aborted: {capped:?}");
+    assert_eq!(capped[0]["aborted_on_stop"], true);
+    assert_managed_browser_gone(&profile);
 }
