@@ -267,3 +267,23 @@ fn json_log_format_writes_one_object_per_line_with_the_tick_fields() {
         .lines()
         .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
 }
+
+#[test]
+fn a_store_unreachable_at_start_exits_1_naming_it_and_releases_the_lock() {
+    let profile = Profile::new("store-down");
+    // Port 1: nothing listens there, the connection is refused at once.
+    let (code, output) = run(
+        &mut command(
+            &profile.dir,
+            &["--database", "postgres://postgres@127.0.0.1:1/x", "daemon"],
+        ),
+        EXIT,
+    );
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("cannot open the store"), "{output}");
+    assert!(!output.contains("panicked"), "{output}");
+    assert!(
+        !profile.path("executor.pid").exists(),
+        "the lock is released on this exit too"
+    );
+}

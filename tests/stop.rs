@@ -280,3 +280,34 @@ async fn stop_during_a_hanging_tick_aborts_it_after_the_grace_and_ends_the_daemo
     assert_eq!(capped[0]["aborted_on_stop"], true);
     assert_managed_browser_gone(&profile);
 }
+
+#[test]
+fn stop_exits_1_when_the_daemon_is_still_running_at_the_timeout_and_leaves_the_switch() {
+    let profile = Profile::new("stop-timeout");
+    let mut daemon = failing_daemon(&profile, free_port(), &[]);
+    daemon.lines.wait_for(START, is_tick_line);
+    // Frozen, the daemon cannot see the switch: `stop` must give up at its timeout.
+    daemon.signal(libc::SIGSTOP);
+    let (code, output) = run(
+        &mut command(&profile.dir, &["stop", "--timeout", "1s"]),
+        EXIT,
+    );
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains(&format!(
+            "daemon (pid {}) still running after 1s",
+            daemon.pid()
+        )),
+        "{output}"
+    );
+    assert!(
+        profile.path("STOP_EXECUTOR").exists(),
+        "the STOP switch stays in place"
+    );
+    daemon.signal(libc::SIGCONT);
+    assert_eq!(
+        daemon.wait_exit(EXIT).code(),
+        Some(0),
+        "thawed, it obeys the switch"
+    );
+}
