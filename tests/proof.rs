@@ -8,6 +8,28 @@ use common::daemons::*;
 use common::*;
 use std::time::Duration;
 
+/// The three queries of `tests/seed_queries.sql` (recent ticks, page-count distribution,
+/// failure rate), as the original deployment runs them on PostgreSQL.
+fn seed_queries() -> Vec<String> {
+    let seed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/seed_queries.sql"
+    ))
+    .expect("seed sql");
+    let queries: Vec<String> = seed
+        .split(";\n")
+        .map(str::trim)
+        .filter(|q| q.contains("SELECT"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        queries.len(),
+        3,
+        "recent ticks, page-count distribution, failure rate"
+    );
+    queries
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_sql_runs_verbatim_on_postgres_and_shows_pages_1_for_every_tick() {
     let Some(base) = postgres_base_url() else {
@@ -28,24 +50,10 @@ async fn seed_sql_runs_verbatim_on_postgres_and_shows_pages_1_for_every_tick() {
     let ticks = tick_lines(&profile.path("executor.log"));
 
     let client = postgres_client(&url).await;
-    let seed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/seed_queries.sql"
-    ))
-    .expect("seed sql");
-    let queries: Vec<&str> = seed
-        .split(";\n")
-        .map(str::trim)
-        .filter(|q| q.contains("SELECT"))
-        .collect();
-    assert_eq!(
-        queries.len(),
-        3,
-        "recent ticks, page-count distribution, failure rate"
-    );
+    let queries = seed_queries();
 
     let recent = client
-        .query(queries[0], &[])
+        .query(&queries[0], &[])
         .await
         .expect("recent ticks query");
     assert_eq!(recent.len(), ticks.len().min(20));
@@ -57,7 +65,7 @@ async fn seed_sql_runs_verbatim_on_postgres_and_shows_pages_1_for_every_tick() {
             .is_some_and(|p| p.starts_with('[')));
     }
     let distribution = client
-        .query(queries[1], &[])
+        .query(&queries[1], &[])
         .await
         .expect("distribution query");
     assert_eq!(distribution.len(), 1, "only pages=1");
@@ -67,7 +75,7 @@ async fn seed_sql_runs_verbatim_on_postgres_and_shows_pages_1_for_every_tick() {
     );
     assert_eq!(distribution[0].get::<_, i64>("count") as usize, ticks.len());
     let failure = client
-        .query_one(queries[2], &[])
+        .query_one(&queries[2], &[])
         .await
         .expect("failure rate query");
     assert_eq!(failure.get::<_, i64>("total_ticks") as usize, ticks.len());
@@ -247,17 +255,8 @@ async fn report_gives_the_same_answers_on_sqlite_and_postgres_and_matches_the_se
 
     // The seed's SQL, verbatim, on PostgreSQL: the same numbers.
     let client = postgres_client(&url).await;
-    let seed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/seed_queries.sql"
-    ))
-    .expect("seed");
-    let queries: Vec<&str> = seed
-        .split(";\n")
-        .map(str::trim)
-        .filter(|q| q.contains("SELECT"))
-        .collect();
-    let distribution = client.query(queries[1], &[]).await.expect("distribution");
+    let queries = seed_queries();
+    let distribution = client.query(&queries[1], &[]).await.expect("distribution");
     let ours = from_postgres.page_distribution();
     assert_eq!(distribution.len(), ours.len());
     for (row, (pages, count, _, _)) in distribution.iter().zip(&ours) {
@@ -268,7 +267,7 @@ async fn report_gives_the_same_answers_on_sqlite_and_postgres_and_matches_the_se
         assert_eq!(row.get::<_, i64>("count") as usize, *count);
     }
     let failure = client
-        .query_one(queries[2], &[])
+        .query_one(&queries[2], &[])
         .await
         .expect("failure rate");
     let (total, failed, _) = from_postgres.failure_rate();
@@ -398,4 +397,79 @@ async fn the_html_report_opens_offline_and_draws_its_chart() {
     assert!(bytes.starts_with(b"\x89PNG"), "a PNG");
     std::fs::write(artifacts.join("report.png"), &bytes).expect("keep the screenshot");
     browser.shutdown().await;
+}
+
+/// The window the README gives for the seed's SQL on SQLite, in place of PostgreSQL's
+/// `NOW() - INTERVAL '60 minutes'`. It must be written in the stored `created_at` format
+/// (`2026-01-23T12:00:00.000Z`), which compares as text.
+const SQLITE_WINDOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-60 minutes')";
+
+#[test]
+fn seed_sql_runs_on_sqlite_with_the_readmes_window_and_shows_pages_1_for_every_tick() {
+    use rusqlite::types::Value;
+    let profile = Profile::new("seedsql-sqlite");
+    let mut daemon = launch_daemon(&profile, &[]);
+    daemon.lines.wait_for_nth(3, START, is_tick_line);
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    assert_eq!(daemon.wait_exit(EXIT).code(), Some(0));
+    let ticks = tick_lines(&profile.path("executor.log"));
+
+    let conn = rusqlite::Connection::open(profile.db()).expect("open db");
+    // A tick from before the window, which the window must leave out.
+    let old = std::time::SystemTime::now() - Duration::from_secs(61 * 60);
+    conn.execute(
+        "INSERT INTO system_events (id, event_type, severity, message, event_data, created_at) \
+         VALUES (?1, 'EXECUTOR_DAEMON_TICK', 'info', 'tick', '{\"pages\": 7}', ?2)",
+        (
+            uuid::Uuid::new_v4().to_string(),
+            humantime::format_rfc3339_millis(old).to_string(),
+        ),
+    )
+    .expect("insert an old tick");
+
+    let queries: Vec<String> = seed_queries()
+        .iter()
+        .map(|q| q.replace("NOW() - INTERVAL '60 minutes'", SQLITE_WINDOW))
+        .collect();
+    assert!(queries.iter().all(|q| q.contains(SQLITE_WINDOW)));
+
+    // Recent ticks: `event_data->>'pages'` reads the stored tick (SQLite gives the number).
+    let mut recent = conn.prepare(&queries[0]).expect("recent ticks query");
+    let rows: Vec<(Value, Value, Value)> = recent
+        .query_map([], |row| {
+            Ok((
+                row.get("pages")?,
+                row.get("chrome_pids")?,
+                row.get("last_error")?,
+            ))
+        })
+        .expect("run")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(rows.len(), ticks.len().min(20));
+    for (pages, pids, last_error) in &rows {
+        assert_eq!(*pages, Value::Integer(1));
+        assert!(
+            matches!(pids, Value::Text(p) if p.starts_with('[')),
+            "{pids:?}"
+        );
+        assert_eq!(*last_error, Value::Null);
+    }
+    // Page-count distribution: only pages=1, every tick of the run, not the old one.
+    let distribution: Vec<(Value, i64)> = conn
+        .prepare(&queries[1])
+        .expect("distribution query")
+        .query_map([], |row| Ok((row.get("pages")?, row.get("count")?)))
+        .expect("run")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(distribution, [(Value::Integer(1), ticks.len() as i64)]);
+    // Failure rate.
+    let (total, failed): (i64, i64) = conn
+        .query_row(&queries[2], [], |row| {
+            Ok((row.get("total_ticks")?, row.get("failed_ticks")?))
+        })
+        .expect("failure rate query");
+    assert_eq!(total as usize, ticks.len());
+    assert_eq!(failed, 0);
 }
