@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod daemons;
 pub mod rig;
 
 use std::io::{BufRead, BufReader};
@@ -36,14 +37,39 @@ impl Profile {
 
 impl Drop for Profile {
     fn drop(&mut self) {
-        // A failed test must not leave a browser behind: end whatever still uses this profile
-        // (verified by pid, start time and path, as the product itself does).
+        // Whatever a test (or a daemon it ran) starts on this profile, it must have ended by now:
+        // a browser still running here is a leak. It is ended (verified by pid, start time and
+        // path, as the product itself does), so that no test leaves one behind; and unless the
+        // test is failing already, the leak fails it by name. Ending it silently would let a
+        // daemon that leaks its browser pass.
         let chrome = self.dir.join("chrome-profile");
-        let left = executor::browser::managed::leftovers(&chrome, &[]);
-        executor::browser::managed::end_processes(&left, &chrome, Duration::from_secs(2));
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
+        let leaked = leaked_browser(&chrome);
+        executor::browser::managed::end_processes(&leaked, &chrome, Duration::from_secs(2));
+        if std::thread::panicking() {
+            return; // the test failed: its profile stays for a look
         }
+        if !leaked.is_empty() {
+            let pids: Vec<u32> = leaked.iter().map(|p| p.pid).collect();
+            panic!(
+                "browser process(es) leaked on {} (pids {pids:?}, ended now)",
+                chrome.display()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The processes still using `chrome` (a browser profile) once those on their way out have had
+/// a moment (bounded) to go: a browser's helpers may outlive its main process by a few
+/// milliseconds, a leaked browser does not go by itself.
+fn leaked_browser(chrome: &Path) -> Vec<executor::platform::ProcessInfo> {
+    let end = Instant::now() + Duration::from_secs(2);
+    loop {
+        let left = executor::browser::managed::leftovers(chrome, &[]);
+        if left.is_empty() || Instant::now() >= end {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -1,0 +1,101 @@
+//! The guard task: one per connection, the only reader of its event stream.
+//!
+//! It closes every page but ours the moment `Target.targetCreated` announces it (and sweeps
+//! with the page cap when it missed announcements), sends a heartbeat so that a frozen browser
+//! is noticed within `heartbeat_deadline`, and reports the loss of the connection once. A
+//! connection we close on purpose (restart, shutdown) is not reported as lost. The guard ends
+//! with its connection.
+
+use super::cdp::{CdpEvent, Connection};
+use super::targets::close_target;
+use super::{Browser, Notice};
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The guard: closes strays as they appear, sends the heartbeat, reports a loss once.
+pub(super) async fn run(
+    browser: Browser,
+    conn: Connection,
+    ours: Arc<Mutex<Option<String>>>,
+    mut events: tokio::sync::broadcast::Receiver<CdpEvent>,
+) {
+    let config = browser.shared.config.clone();
+    let mut heartbeat = tokio::time::interval(config.heartbeat_every);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut known_pages: HashSet<String> = HashSet::new();
+    let reason = loop {
+        tokio::select! {
+            _ = conn.closed() => break conn.close_reason(),
+            _ = heartbeat.tick() => {
+                let beat = conn.call("Browser.getVersion", json!({}), None, config.heartbeat_deadline).await;
+                if let Err(err) = beat {
+                    let reason = format!("heartbeat: {err}");
+                    conn.close(&reason);
+                    break reason;
+                }
+            }
+            event = events.recv() => match event {
+                Ok(event) => on_event(&browser, &conn, &ours, &mut known_pages, event),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // We missed announcements: sweep instead.
+                    let browser = browser.clone();
+                    tokio::spawn(async move { let _ = browser.enforce_page_cap().await; });
+                }
+                Err(_) => break conn.close_reason(),
+            },
+        }
+    };
+    if !browser.shared.closing.load(Ordering::SeqCst) {
+        (browser.shared.notify)(Notice::Lost { reason });
+    }
+}
+
+fn on_event(
+    browser: &Browser,
+    conn: &Connection,
+    ours: &Arc<Mutex<Option<String>>>,
+    known_pages: &mut HashSet<String>,
+    event: CdpEvent,
+) {
+    match event.method.as_str() {
+        "Target.targetCreated" | "Target.targetInfoChanged" => {
+            let info = &event.params["targetInfo"];
+            if info["type"].as_str() != Some("page") {
+                return;
+            }
+            let Some(id) = info["targetId"].as_str() else {
+                return;
+            };
+            let is_new = known_pages.insert(id.to_string());
+            let our_id = ours.lock().ok().and_then(|o| o.clone());
+            // While our page is being (re)created it has no name yet: leave sweeping to the
+            // explicit cap check that follows.
+            let Some(our_id) = our_id else { return };
+            if id == our_id || !is_new {
+                return;
+            }
+            let detected = known_pages.len().max(2);
+            let conn = conn.clone();
+            let id = id.to_string();
+            let browser = browser.clone();
+            tokio::spawn(async move {
+                if close_target(&conn, &id, Duration::from_secs(3)).await {
+                    browser.shared.strays_closed.fetch_add(1, Ordering::Relaxed);
+                    (browser.shared.notify)(Notice::StraysClosed {
+                        detected,
+                        closed: 1,
+                    });
+                }
+            });
+        }
+        "Target.targetDestroyed" => {
+            if let Some(id) = event.params["targetId"].as_str() {
+                known_pages.remove(id);
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,249 @@
+//! The connection's lifecycle: connect (attach mode) or launch and connect (launch mode), adopt
+//! or create our page, start the guard; restart on purpose; end in order.
+//!
+//! A connection is made only when there is none: a lost one is noticed by the guard and the next
+//! [`Browser::connect`] makes a new one. In launch mode a lost browser is relaunched at most once
+//! per `relaunch_interval` (a browser that dies at once must not be started in a loop), while a
+//! deliberate restart (halting a runaway page, the memory cap) is not rate limited. A browser we
+//! own that does not answer is ended, so the next attempt relaunches instead of waiting on it.
+//! Leftovers on our profile from an earlier run are ended before a launch: the profile lock
+//! makes this daemon their only possible owner.
+
+use super::cdp::{self, Connection};
+use super::managed::{self, Identity, LaunchOptions, Managed};
+use super::targets::{attach, create_page, page_targets};
+use super::{guard, Browser, BrowserError, Lifecycle, Live, Notice};
+use crate::platform;
+use crate::settings::BrowserMode;
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+impl Browser {
+    /// Makes sure there is a live connection and our page; (re)connects or (re)launches.
+    pub async fn connect(&self) -> Result<(), BrowserError> {
+        if self.live().is_some() {
+            return Ok(());
+        }
+        let mut lifecycle = self.shared.lifecycle.lock().await;
+        if self.live().is_some() {
+            return Ok(());
+        }
+        let config = &self.shared.config;
+        let port = match config.mode {
+            BrowserMode::Attach => config.port,
+            BrowserMode::Launch => self.ensure_launched(&mut lifecycle).await?,
+        };
+        let result = self.establish(port).await;
+        if result.is_err() && config.mode == BrowserMode::Launch {
+            // The browser we own does not answer (frozen, or half dead): end it so the next
+            // attempt relaunches instead of waiting on it forever.
+            if let Some(managed) = lifecycle.managed.take() {
+                let _ =
+                    tokio::task::spawn_blocking(move || managed.terminate(Duration::from_secs(2)))
+                        .await;
+            }
+        }
+        result
+    }
+
+    async fn ensure_launched(&self, lifecycle: &mut Lifecycle) -> Result<u16, BrowserError> {
+        let config = &self.shared.config;
+        if let Some(managed) = lifecycle.managed.as_mut() {
+            if managed.is_running() {
+                return Ok(managed.identity.port);
+            }
+            lifecycle.managed = None;
+        }
+        if let Some(last) = lifecycle.last_launch {
+            let elapsed = last.elapsed();
+            if elapsed < config.relaunch_interval {
+                return Err(BrowserError::RelaunchTooSoon {
+                    seconds: (config.relaunch_interval - elapsed).as_secs().max(1),
+                    interval: config.relaunch_interval.as_secs(),
+                });
+            }
+        }
+        let binary = managed::find_binary(config.chrome_path.as_deref())?;
+        let options = LaunchOptions {
+            binary,
+            profile_dir: config.profile_dir.clone(),
+            port: config.port,
+            headless: config.headless,
+            stderr_log: config.stderr_log.clone(),
+        };
+        let profile_dir = config.profile_dir.clone();
+        let (managed, ended) = tokio::task::spawn_blocking(move || {
+            // Anything still using our profile is a leftover of an earlier run (the lock makes
+            // this daemon the only owner of the profile in launch mode).
+            let left = managed::leftovers(&profile_dir, &[]);
+            let ended = managed::end_processes(&left, &profile_dir, Duration::from_secs(3));
+            Managed::launch(&options, Duration::from_secs(30)).map(|m| (m, ended))
+        })
+        .await
+        .map_err(|e| BrowserError::Launch(e.to_string()))??;
+        if ended > 0 {
+            (self.shared.notify)(Notice::LeftoversEnded { count: ended });
+        }
+        lifecycle.last_launch = Some(Instant::now());
+        lifecycle.launched_once = true;
+        let port = managed.identity.port;
+        let _ = managed.identity.write(&config.identity_path);
+        (self.shared.notify)(Notice::Launched {
+            pid: managed.identity.pid,
+            port,
+        });
+        lifecycle.managed = Some(managed);
+        Ok(port)
+    }
+
+    async fn establish(&self, port: u16) -> Result<(), BrowserError> {
+        let config = &self.shared.config;
+        let deadline = Duration::from_secs(3);
+        let ws_url = cdp::browser_ws_url(config.host, port, deadline).await?;
+        let conn = Connection::connect(&ws_url, deadline).await?;
+        // Discovery first, so a page opened from now on is announced to the guard.
+        let ours = Arc::new(Mutex::new(None::<String>));
+        let events = conn.subscribe();
+        conn.call(
+            "Target.setDiscoverTargets",
+            json!({ "discover": true }),
+            None,
+            deadline,
+        )
+        .await?;
+        let pages = page_targets(&conn, deadline).await?;
+        let target_id = match pages
+            .iter()
+            .find(|(_, url)| url == "about:blank")
+            .or(pages.first())
+        {
+            Some((id, _)) => id.clone(),
+            None => create_page(&conn, deadline).await?,
+        };
+        let session_id = attach(&conn, &target_id, deadline).await?;
+        if let Ok(mut slot) = ours.lock() {
+            *slot = Some(target_id.clone());
+        }
+        let browser_pid = browser_pid(&conn).await;
+        let live = Live {
+            conn: conn.clone(),
+            target_id,
+            session_id,
+            browser_pid,
+            ours: ours.clone(),
+        };
+        self.shared.closing.store(false, Ordering::SeqCst);
+        if let Ok(mut slot) = self.shared.live.lock() {
+            *slot = Some(live);
+        }
+        tokio::spawn(guard::run(self.clone(), conn, ours, events));
+        // Pages that were open before we started watching.
+        self.enforce_page_cap().await?;
+        Ok(())
+    }
+
+    /// The managed browser's main process id(s); in attach mode, the process serving the port.
+    pub fn pids(&self) -> Vec<u32> {
+        self.live()
+            .and_then(|l| l.browser_pid)
+            .into_iter()
+            .collect()
+    }
+
+    /// Memory of the whole browser process tree (proportional set size where the OS reports
+    /// it, so pages shared between Chromium's processes are not counted several times).
+    pub fn memory_bytes(&self) -> u64 {
+        self.pids()
+            .iter()
+            .flat_map(|pid| platform::process_tree(*pid))
+            .map(|p| platform::proportional_memory(p.pid).unwrap_or(p.rss_bytes))
+            .sum()
+    }
+
+    /// The identity of the browser we launched, if any.
+    pub async fn managed_identity(&self) -> Option<Identity> {
+        self.shared
+            .lifecycle
+            .lock()
+            .await
+            .managed
+            .as_ref()
+            .map(|m| m.identity.clone())
+    }
+
+    /// One cheap round trip to the browser process.
+    pub async fn heartbeat(&self) -> Result<(), BrowserError> {
+        let live = self.page()?;
+        live.conn
+            .call(
+                "Browser.getVersion",
+                json!({}),
+                None,
+                self.shared.config.heartbeat_deadline,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Launch mode: ends the browser we own and starts a fresh one. A deliberate restart is not
+    /// a loss, so the relaunch rate limit does not apply.
+    pub(super) async fn restart(&self) -> Result<(), BrowserError> {
+        self.drop_connection("restarting the browser");
+        let mut lifecycle = self.shared.lifecycle.lock().await;
+        if let Some(managed) = lifecycle.managed.take() {
+            let _ = tokio::task::spawn_blocking(move || managed.terminate(Duration::from_secs(2)))
+                .await;
+        }
+        lifecycle.last_launch = None;
+        drop(lifecycle);
+        self.connect().await
+    }
+
+    pub(super) fn drop_connection(&self, reason: &str) {
+        if let Ok(mut slot) = self.shared.live.lock() {
+            if let Some(live) = slot.take() {
+                self.shared.closing.store(true, Ordering::SeqCst);
+                live.conn.close(reason);
+            }
+        }
+    }
+
+    /// Orderly end: in launch mode the browser we own is ended; in attach mode our page is
+    /// parked and the connection closed, the browser left running.
+    pub async fn shutdown(&self) {
+        if self.shared.config.mode == BrowserMode::Attach && self.live().is_some() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.park()).await;
+        }
+        self.drop_connection("shutting down");
+        let mut lifecycle = self.shared.lifecycle.lock().await;
+        if let Some(managed) = lifecycle.managed.take() {
+            let identity_path = self.shared.config.identity_path.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                managed.terminate(Duration::from_secs(3));
+                let _ = std::fs::remove_file(identity_path);
+            })
+            .await;
+        }
+    }
+}
+
+/// The browser process id, as the browser itself reports it.
+async fn browser_pid(conn: &Connection) -> Option<u32> {
+    let answer = conn
+        .call(
+            "SystemInfo.getProcessInfo",
+            json!({}),
+            None,
+            Duration::from_secs(3),
+        )
+        .await
+        .ok()?;
+    answer["processInfo"]
+        .as_array()?
+        .iter()
+        .find(|p| p["type"].as_str() == Some("browser"))
+        .and_then(|p| p["id"].as_u64())
+        .and_then(|id| u32::try_from(id).ok())
+}

@@ -1,0 +1,475 @@
+//! The proof, from what a real run stored: the seed's SQL verbatim on PostgreSQL, `executor
+//! verify` (passing, and failing by name with its evidence), `executor report` (the same on
+//! SQLite and PostgreSQL, and its offline HTML page), `executor events`.
+
+mod common;
+
+use common::daemons::*;
+use common::*;
+use std::time::Duration;
+
+/// The three queries of `tests/seed_queries.sql` (recent ticks, page-count distribution,
+/// failure rate), as the original deployment runs them on PostgreSQL.
+fn seed_queries() -> Vec<String> {
+    let seed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/seed_queries.sql"
+    ))
+    .expect("seed sql");
+    let queries: Vec<String> = seed
+        .split(";\n")
+        .map(str::trim)
+        .filter(|q| q.contains("SELECT"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        queries.len(),
+        3,
+        "recent ticks, page-count distribution, failure rate"
+    );
+    queries
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_sql_runs_verbatim_on_postgres_and_shows_pages_1_for_every_tick() {
+    let Some(base) = postgres_base_url() else {
+        return;
+    };
+    let url = postgres_schema(&base).await;
+    let profile = Profile::new("seedsql");
+    let mut daemon = launch_daemon(&profile, &["--database", &url]);
+    let lines = daemon.lines.clone();
+    tokio::task::spawn_blocking(move || lines.wait_for_nth(4, START, is_tick_line))
+        .await
+        .expect("join");
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    let status = tokio::task::spawn_blocking(move || daemon.wait_exit(EXIT))
+        .await
+        .expect("join");
+    assert_eq!(status.code(), Some(0));
+    let ticks = tick_lines(&profile.path("executor.log"));
+
+    let client = postgres_client(&url).await;
+    let queries = seed_queries();
+
+    let recent = client
+        .query(&queries[0], &[])
+        .await
+        .expect("recent ticks query");
+    assert_eq!(recent.len(), ticks.len().min(20));
+    for row in &recent {
+        assert_eq!(row.get::<_, Option<String>>("pages").as_deref(), Some("1"));
+        assert_eq!(row.get::<_, Option<String>>("last_error"), None);
+        assert!(row
+            .get::<_, Option<String>>("chrome_pids")
+            .is_some_and(|p| p.starts_with('[')));
+    }
+    let distribution = client
+        .query(&queries[1], &[])
+        .await
+        .expect("distribution query");
+    assert_eq!(distribution.len(), 1, "only pages=1");
+    assert_eq!(
+        distribution[0].get::<_, Option<String>>("pages").as_deref(),
+        Some("1")
+    );
+    assert_eq!(distribution[0].get::<_, i64>("count") as usize, ticks.len());
+    let failure = client
+        .query_one(&queries[2], &[])
+        .await
+        .expect("failure rate query");
+    assert_eq!(failure.get::<_, i64>("total_ticks") as usize, ticks.len());
+    assert_eq!(failure.get::<_, i64>("failed_ticks"), 0);
+}
+
+fn verify(profile: &Profile, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["verify"];
+    args.extend_from_slice(extra);
+    run(&mut command(&profile.dir, &args), EXIT)
+}
+
+fn criterion<'a>(output: &'a str, name: &str) -> &'a str {
+    output
+        .lines()
+        .find(|l| l.contains(name))
+        .unwrap_or_else(|| panic!("no criterion {name:?} in:\n{output}"))
+}
+
+#[test]
+fn verify_passes_after_a_short_clean_run_and_fails_on_an_empty_window() {
+    let empty = Profile::new("verify-empty");
+    let (code, output) = verify(&empty, &[]);
+    assert_eq!(code, 1, "{output}");
+    assert!(criterion(&output, "every tick has pages=1").starts_with("FAIL"));
+    assert!(output.contains("no ticks in the window"), "{output}");
+
+    let profile = Profile::new("verify-clean");
+    let mut daemon = launch_daemon(&profile, &[]);
+    daemon.lines.wait_for_nth(5, START, is_tick_line);
+    assert!(
+        criterion(&verify(&profile, &[]).1, "lock present while running").starts_with("PASS"),
+        "lock held while running"
+    );
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    assert_eq!(daemon.wait_exit(EXIT).code(), Some(0));
+    let (code, output) = verify(&profile, &["--since", "10m"]);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("All 8 criteria pass."), "{output}");
+    assert!(
+        criterion(&output, "STOP honoured").contains("1 stop(s)"),
+        "{output}"
+    );
+
+    // executor events: filtered by type and window, as a table or JSON lines.
+    let (code, output) = run(
+        &mut command(
+            &profile.dir,
+            &["events", "--type", "EXECUTOR_DAEMON_STOP", "--json"],
+        ),
+        EXIT,
+    );
+    assert_eq!(code, 0, "{output}");
+    let stops: Vec<serde_json::Value> = output
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON event per line"))
+        .collect();
+    assert_eq!(stops.len(), 1);
+    assert_eq!(stops[0]["event_type"], "EXECUTOR_DAEMON_STOP");
+    let (code, output) = run(
+        &mut command(&profile.dir, &["events", "--since", "10m"]),
+        EXIT,
+    );
+    assert_eq!(code, 0);
+    assert!(
+        output.contains("EXECUTOR_DAEMON_BOOT") && output.contains("EXECUTOR_DAEMON_EXIT"),
+        "{output}"
+    );
+    let (code, output) = run(
+        &mut command(&profile.dir, &["events", "--since", "yesterday-ish"]),
+        EXIT,
+    );
+    assert_eq!(code, 2, "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_fails_naming_the_hard_cap_with_its_evidence() {
+    let profile = Profile::new("verify-hardcap");
+    let (daemon, _shutdown) = in_process_daemon(&profile, &[], std::sync::Arc::new(TabFlood));
+    let exit = tokio::time::timeout(START, daemon)
+        .await
+        .expect("ends")
+        .expect("join")
+        .expect("run");
+    assert_eq!(exit.code(), 1);
+    let (code, output) = tokio::task::spawn_blocking(move || {
+        let result = verify(&profile, &[]);
+        drop(profile);
+        result
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, 1, "{output}");
+    let line = criterion(&output, "no HARD CAP EXCEEDED");
+    assert!(
+        line.starts_with("FAIL") && line.contains("1 at 20"),
+        "{line}"
+    );
+}
+
+#[test]
+fn verify_fails_naming_a_tick_gap_when_the_daemon_was_paused() {
+    let profile = Profile::new("verify-gap");
+    let mut daemon = launch_daemon(&profile, &[]);
+    daemon.lines.wait_for_nth(3, START, is_tick_line);
+    daemon.signal(libc::SIGSTOP);
+    // The fault itself: the daemon is frozen for longer than any allowed gap (interval + 5 s slack).
+    std::thread::sleep(Duration::from_secs(7));
+    daemon.signal(libc::SIGCONT);
+    let seen = daemon
+        .lines
+        .all()
+        .iter()
+        .filter(|l| is_tick_line(l))
+        .count();
+    daemon.lines.wait_for_nth(seen + 2, START, is_tick_line);
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    assert_eq!(daemon.wait_exit(EXIT).code(), Some(0));
+    let (code, output) = verify(&profile, &[]);
+    assert_eq!(code, 1, "{output}");
+    let line = criterion(&output, "ticks regular");
+    assert!(
+        line.starts_with("FAIL") && line.contains("1 gap(s)"),
+        "{line}"
+    );
+    assert!(
+        criterion(&output, "every tick has pages=1").starts_with("PASS"),
+        "only the gap fails: {output}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_gives_the_same_answers_on_sqlite_and_postgres_and_matches_the_seed_sql() {
+    let Some(base) = postgres_base_url() else {
+        return;
+    };
+    let profile = Profile::new("report-both");
+    let mut daemon = launch_daemon(&profile, &[]);
+    let lines = daemon.lines.clone();
+    tokio::task::spawn_blocking(move || lines.wait_for_nth(5, START, is_tick_line))
+        .await
+        .expect("join");
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    tokio::task::spawn_blocking(move || daemon.wait_exit(EXIT))
+        .await
+        .expect("join");
+
+    // The same run's events, in both stores.
+    let sqlite = executor::store::open(&executor::settings::DatabaseUrl::Sqlite(profile.db()))
+        .await
+        .expect("sqlite");
+    let url = postgres_schema(&base).await;
+    let postgres = executor::store::open(&executor::settings::DatabaseUrl::Postgres(url.clone()))
+        .await
+        .expect("postgres");
+    for event in sqlite
+        .event_list(&Default::default())
+        .await
+        .expect("events")
+    {
+        postgres.event_insert(&event).await.expect("copy");
+    }
+    let since = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let from_sqlite = executor::report::Report::collect(sqlite.as_ref(), since)
+        .await
+        .expect("report");
+    let from_postgres = executor::report::Report::collect(postgres.as_ref(), since)
+        .await
+        .expect("report");
+    assert_eq!(from_sqlite.ticks, from_postgres.ticks);
+    assert_eq!(
+        from_sqlite.page_distribution(),
+        from_postgres.page_distribution()
+    );
+    assert_eq!(from_sqlite.failure_rate(), from_postgres.failure_rate());
+    assert!(from_sqlite.ticks.len() >= 5);
+
+    // The seed's SQL, verbatim, on PostgreSQL: the same numbers.
+    let client = postgres_client(&url).await;
+    let queries = seed_queries();
+    let distribution = client.query(&queries[1], &[]).await.expect("distribution");
+    let ours = from_postgres.page_distribution();
+    assert_eq!(distribution.len(), ours.len());
+    for (row, (pages, count, _, _)) in distribution.iter().zip(&ours) {
+        assert_eq!(
+            row.get::<_, Option<String>>("pages"),
+            Some(pages.to_string())
+        );
+        assert_eq!(row.get::<_, i64>("count") as usize, *count);
+    }
+    let failure = client
+        .query_one(&queries[2], &[])
+        .await
+        .expect("failure rate");
+    let (total, failed, _) = from_postgres.failure_rate();
+    assert_eq!(failure.get::<_, i64>("total_ticks") as usize, total);
+    assert_eq!(failure.get::<_, i64>("failed_ticks") as usize, failed);
+}
+
+#[test]
+fn verify_run_runs_the_daemon_with_these_settings_then_verifies_that_run() {
+    let profile = Profile::new("verify-run");
+    let (code, output) = run(
+        &mut command(
+            &profile.dir,
+            &[
+                "--browser-mode",
+                "launch",
+                "--cdp-port",
+                "0",
+                "--tick-interval",
+                "300ms",
+                "verify",
+                "--run",
+                "3s",
+            ],
+        ),
+        START,
+    );
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("run over: touching"), "{output}");
+    assert!(output.contains("All 8 criteria pass."), "{output}");
+    assert!(
+        tick_lines(&profile.path("executor.log")).len() >= 5,
+        "ticked every 300 ms for 3 s"
+    );
+    assert!(
+        !profile.path("STOP_EXECUTOR").exists(),
+        "the STOP switch it pulled is removed again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_report_opens_offline_and_draws_its_chart() {
+    let profile = Profile::new("report-html");
+    let mut daemon = launch_daemon(&profile, &[]);
+    let lines = daemon.lines.clone();
+    tokio::task::spawn_blocking(move || lines.wait_for_nth(4, START, is_tick_line))
+        .await
+        .expect("join");
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    tokio::task::spawn_blocking(move || daemon.wait_exit(EXIT))
+        .await
+        .expect("join");
+
+    let html_path = profile.path("report.html");
+    let html_arg = html_path.display().to_string();
+    let dir = profile.dir.clone();
+    let (code, output) = tokio::task::spawn_blocking(move || {
+        run(&mut command(&dir, &["report", "--html", &html_arg]), EXIT)
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, 0, "{output}");
+    let html = std::fs::read_to_string(&html_path).expect("html written");
+    for external in ["<script", "<link", " src=", "@import", "url("] {
+        assert!(
+            !html.contains(external),
+            "self-contained: found {external:?}"
+        );
+    }
+
+    // Open it in headless Chromium (a file: URL — no network) and look at the drawn chart.
+    let viewer = Profile::new("report-viewer");
+    let mut flags = executor::settings::Layer::default();
+    flags.flag("browser_mode", Some("launch".into()));
+    flags.flag("cdp_port", Some("0".into()));
+    let settings =
+        executor::settings::resolve(Some(viewer.dir.clone()), &flags, &|_| None).expect("settings");
+    let browser = executor::browser::Browser::new(
+        executor::browser::BrowserConfig::from_settings(&settings),
+        std::sync::Arc::new(|_| {}),
+    );
+    browser.connect().await.expect("browser");
+    browser
+        .navigate(
+            &format!("file://{}", html_path.display()),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("open");
+    let drawn = browser
+        .evaluate(
+            "({ series: document.querySelectorAll('#timeline polyline.series').length, \
+                points: document.querySelectorAll('#timeline circle.point').length, \
+                stops: document.querySelectorAll('#timeline line.stop').length, \
+                width: document.getElementById('timeline').getBoundingClientRect().width, \
+                rows: document.querySelectorAll('#ticks tr').length })",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("inspect");
+    assert_eq!(drawn["series"], 3, "pages, queue depth, backoff: {drawn}");
+    assert!(
+        drawn["points"].as_u64().unwrap_or(0) >= 12,
+        "a point per tick per series: {drawn}"
+    );
+    assert_eq!(drawn["stops"], 1, "the STOP is marked: {drawn}");
+    assert!(
+        drawn["width"].as_f64().unwrap_or(0.0) > 500.0,
+        "laid out: {drawn}"
+    );
+    assert!(
+        drawn["rows"].as_u64().unwrap_or(0) >= 5,
+        "the tick table: {drawn}"
+    );
+    let shot = browser
+        .page_call(
+            "Page.captureScreenshot",
+            serde_json::json!({ "format": "png" }),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("screenshot");
+    let png = shot["data"].as_str().expect("png data");
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
+    let bytes = base64_decode(png);
+    assert!(bytes.starts_with(b"\x89PNG"), "a PNG");
+    std::fs::write(artifacts.join("report.png"), &bytes).expect("keep the screenshot");
+    browser.shutdown().await;
+}
+
+/// The window the README gives for the seed's SQL on SQLite, in place of PostgreSQL's
+/// `NOW() - INTERVAL '60 minutes'`. It must be written in the stored `created_at` format
+/// (`2026-01-23T12:00:00.000Z`), which compares as text.
+const SQLITE_WINDOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-60 minutes')";
+
+#[test]
+fn seed_sql_runs_on_sqlite_with_the_readmes_window_and_shows_pages_1_for_every_tick() {
+    use rusqlite::types::Value;
+    let profile = Profile::new("seedsql-sqlite");
+    let mut daemon = launch_daemon(&profile, &[]);
+    daemon.lines.wait_for_nth(3, START, is_tick_line);
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    assert_eq!(daemon.wait_exit(EXIT).code(), Some(0));
+    let ticks = tick_lines(&profile.path("executor.log"));
+
+    let conn = rusqlite::Connection::open(profile.db()).expect("open db");
+    // A tick from before the window, which the window must leave out.
+    let old = std::time::SystemTime::now() - Duration::from_secs(61 * 60);
+    conn.execute(
+        "INSERT INTO system_events (id, event_type, severity, message, event_data, created_at) \
+         VALUES (?1, 'EXECUTOR_DAEMON_TICK', 'info', 'tick', '{\"pages\": 7}', ?2)",
+        (
+            uuid::Uuid::new_v4().to_string(),
+            humantime::format_rfc3339_millis(old).to_string(),
+        ),
+    )
+    .expect("insert an old tick");
+
+    let queries: Vec<String> = seed_queries()
+        .iter()
+        .map(|q| q.replace("NOW() - INTERVAL '60 minutes'", SQLITE_WINDOW))
+        .collect();
+    assert!(queries.iter().all(|q| q.contains(SQLITE_WINDOW)));
+
+    // Recent ticks: `event_data->>'pages'` reads the stored tick (SQLite gives the number).
+    let mut recent = conn.prepare(&queries[0]).expect("recent ticks query");
+    let rows: Vec<(Value, Value, Value)> = recent
+        .query_map([], |row| {
+            Ok((
+                row.get("pages")?,
+                row.get("chrome_pids")?,
+                row.get("last_error")?,
+            ))
+        })
+        .expect("run")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(rows.len(), ticks.len().min(20));
+    for (pages, pids, last_error) in &rows {
+        assert_eq!(*pages, Value::Integer(1));
+        assert!(
+            matches!(pids, Value::Text(p) if p.starts_with('[')),
+            "{pids:?}"
+        );
+        assert_eq!(*last_error, Value::Null);
+    }
+    // Page-count distribution: only pages=1, every tick of the run, not the old one.
+    let distribution: Vec<(Value, i64)> = conn
+        .prepare(&queries[1])
+        .expect("distribution query")
+        .query_map([], |row| Ok((row.get("pages")?, row.get("count")?)))
+        .expect("run")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(distribution, [(Value::Integer(1), ticks.len() as i64)]);
+    // Failure rate.
+    let (total, failed): (i64, i64) = conn
+        .query_row(&queries[2], [], |row| {
+            Ok((row.get("total_ticks")?, row.get("failed_ticks")?))
+        })
+        .expect("failure rate query");
+    assert_eq!(total as usize, ticks.len());
+    assert_eq!(failed, 0);
+}
