@@ -211,19 +211,25 @@ async fn three_accounts_publish_each_post_once_under_its_own_author(pooled: bool
     };
     let site = sandbox_rig().await;
     let accounts = ["alice", "bob", "carol"];
-    // (profile, account): one executor per account, and a standby for alice.
+    // One executor per account, and a standby for alice.
     let mut members = Vec::new();
     for (name, account) in accounts
         .iter()
         .map(|a| (format!("fleet3-{a}"), *a))
         .chain([("fleet3-alice-standby".to_string(), "alice")])
     {
-        let profile = Profile::new(&name);
-        let chrome = logged_in_chrome_as(&profile, &site.url, account).await;
-        members.push((profile, chrome, account));
+        members.push(Member::new(&name, &site.url, account).await);
     }
     let mut daemons = Vec::new();
-    for (i, (profile, chrome, account)) in members.iter().enumerate() {
+    for (
+        i,
+        Member {
+            profile,
+            chrome,
+            account,
+        },
+    ) in members.iter().enumerate()
+    {
         let daemon = site_daemon(
             profile,
             chrome,
@@ -273,7 +279,7 @@ async fn three_accounts_publish_each_post_once_under_its_own_author(pooled: bool
             assert_eq!(found[0].author, account, "{text} under its own author");
         }
     }
-    let (alice, _, _) = &members[0];
+    let alice = &members[0].profile;
     let (code, out) = run(
         &mut command(
             &alice.dir,
@@ -436,16 +442,20 @@ async fn a_crash_storm_across_the_fleet_publishes_every_post_once_and_the_proof_
     let accounts = ["alice", "bob", "carol"];
     let mut members = Vec::new();
     for account in accounts {
-        let profile = Profile::new(&format!("storm-{account}"));
-        let chrome = logged_in_chrome_as(&profile, &site.url, account).await;
-        members.push((profile, chrome, account));
+        members.push(Member::new(&format!("storm-{account}"), &site.url, account).await);
     }
     // A short tick cap: a tick waiting for an answer that never comes is cut at 5 s, and its job
     // settled by a lookup.
     let flags = |account: &'static str| ["--account", account, "--tick-timeout", "5s"];
     let start = |i: usize| {
-        let (profile, chrome, account) = &members[i];
-        site_daemon(profile, chrome, &site.url, &database, &flags(account))
+        let member = &members[i];
+        site_daemon(
+            &member.profile,
+            &member.chrome,
+            &site.url,
+            &database,
+            &flags(member.account),
+        )
     };
     let mut daemons: Vec<Running> = (0..accounts.len()).map(start).collect();
     let store = store_at(&database).await;
@@ -492,7 +502,10 @@ async fn a_crash_storm_across_the_fleet_publishes_every_post_once_and_the_proof_
         }
     }
     site.sandbox.set_fault(None);
+    // Each one up and ticking (one restarted just now must have its signal handlers), then STOP.
     for daemon in &daemons {
+        let lines = daemon.lines.clone();
+        tokio::task::block_in_place(|| lines.wait_for(LONG, is_tick_line));
         daemon.signal(libc::SIGTERM);
     }
     for daemon in &mut daemons {
@@ -511,8 +524,7 @@ async fn a_crash_storm_across_the_fleet_publishes_every_post_once_and_the_proof_
     }
     assert_eq!(posts.len(), 300);
 
-    let (alice, chrome, _) = &members[0];
-    let port = chrome.port.to_string();
+    let (alice, port) = (&members[0].profile, members[0].chrome.port.to_string());
     let verify = || {
         run(
             &mut command(

@@ -146,3 +146,23 @@ pub fn site_daemon(
     cmd.env_remove("EXECUTOR_SITE");
     spawn(cmd)
 }
+
+/// One executor's place in a fleet test: its logged-in browser and its profile. The browser is
+/// declared first, so it is ended before the profile checks that nothing was left running.
+pub struct Member {
+    pub chrome: LoggedInChrome,
+    pub profile: Profile,
+    pub account: &'static str,
+}
+
+impl Member {
+    pub async fn new(name: &str, url: &str, account: &'static str) -> Member {
+        let profile = Profile::new(name);
+        let chrome = logged_in_chrome_as(&profile, url, account).await;
+        Member {
+            chrome,
+            profile,
+            account,
+        }
+    }
+}
