@@ -894,6 +894,31 @@ pub fn parse_bytes(value: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// Takes `pgbouncer=true` (the flag users of other PostgreSQL clients know for a transaction-mode
+/// pooler) out of the URL's query: the driver does not know it.
+pub fn without_pooler_flag(url: &str) -> (String, bool) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), false);
+    };
+    let mut pooler = false;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.split_once('=') {
+            Some(("pgbouncer", value)) => {
+                pooler = matches!(value, "true" | "1" | "yes");
+                false
+            }
+            _ => !pair.is_empty(),
+        })
+        .collect();
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (url, pooler)
+}
+
 fn parse_database_url(value: &str) -> Result<DatabaseUrl, String> {
     if let Some(path) = value.strip_prefix("sqlite://") {
         if path.is_empty() {
@@ -908,7 +933,8 @@ fn parse_database_url(value: &str) -> Result<DatabaseUrl, String> {
         return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
     }
     if value.starts_with("postgres://") || value.starts_with("postgresql://") {
-        value
+        without_pooler_flag(value)
+            .0
             .parse::<tokio_postgres::Config>()
             .map_err(|err| format!("not a valid PostgreSQL URL: {err}"))?;
         return Ok(DatabaseUrl::Postgres(value.to_string()));
@@ -1128,6 +1154,23 @@ mod tests {
         assert!(err.to_string().contains("no control characters"), "{err}");
         let err = account("a\u{7f}b").expect_err("DEL");
         assert!(!err.to_string().contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn the_pooler_flag_is_taken_out_of_the_url() {
+        assert_eq!(
+            without_pooler_flag("postgres://u@h/db?pgbouncer=true&sslmode=disable"),
+            ("postgres://u@h/db?sslmode=disable".into(), true)
+        );
+        assert_eq!(
+            without_pooler_flag("postgres://u@h/db?pgbouncer=true"),
+            ("postgres://u@h/db".into(), true)
+        );
+        assert_eq!(
+            without_pooler_flag("postgres://u@h/db"),
+            ("postgres://u@h/db".into(), false)
+        );
+        assert!(parse_database_url("postgres://u@h/db?pgbouncer=true").is_ok());
     }
 
     #[test]

@@ -373,18 +373,17 @@ async fn a_429_on_one_account_pauses_only_that_accounts_lane() {
     site.sandbox.rate_limit_user("alice", true);
     let store = store_at(&database).await;
     let mut daemons = Vec::new();
-    let mut keep = Vec::new();
+    let mut members = Vec::new();
     for account in ["alice", "bob"] {
-        let profile = Profile::new(&format!("429-{account}"));
-        let chrome = logged_in_chrome_as(&profile, &site.url, account).await;
+        let member = Member::new(&format!("429-{account}"), &site.url, account).await;
         daemons.push(site_daemon(
-            &profile,
-            &chrome,
+            &member.profile,
+            &member.chrome,
             &site.url,
             &database,
             &["--account", account],
         ));
-        keep.push((profile, chrome));
+        members.push(member);
     }
     for i in 0..2 {
         for account in ["alice", "bob"] {
@@ -426,6 +425,7 @@ async fn a_429_on_one_account_pauses_only_that_accounts_lane() {
         None
     );
     drop(daemons);
+    drop(members);
 }
 
 /// A crash storm across the fleet: 300 posts flow on three accounts while random executors are

@@ -56,7 +56,7 @@ fn pg(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
 
 impl PostgresStore {
     pub fn new(url: &str) -> Result<PostgresStore, StoreError> {
-        let (url, behind_pooler) = without_pooler_flag(url);
+        let (url, behind_pooler) = crate::settings::without_pooler_flag(url);
         let mut config: Config = url.parse().map_err(pg("parse url"))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(3));
@@ -86,31 +86,6 @@ impl PostgresStore {
         }
         Ok(guard)
     }
-}
-
-/// Takes `pgbouncer=true` (the flag users of other PostgreSQL clients know for a transaction-mode
-/// pooler) out of the URL's query: the driver does not know it.
-fn without_pooler_flag(url: &str) -> (String, bool) {
-    let Some((base, query)) = url.split_once('?') else {
-        return (url.to_string(), false);
-    };
-    let mut pooler = false;
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| match pair.split_once('=') {
-            Some(("pgbouncer", value)) => {
-                pooler = matches!(value, "true" | "1" | "yes");
-                false
-            }
-            _ => !pair.is_empty(),
-        })
-        .collect();
-    let url = if kept.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    };
-    (url, pooler)
 }
 
 /// Runs one of the queue's steps on the live connection; the events it committed then go to the
@@ -380,26 +355,5 @@ impl Store for PostgresStore {
         kind: Kind,
     ) -> Result<Option<SystemTime>, StoreError> {
         run!(self, |c| queue::breaker(c, account, kind))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::without_pooler_flag;
-
-    #[test]
-    fn the_pooler_flag_is_taken_out_of_the_url() {
-        assert_eq!(
-            without_pooler_flag("postgres://u@h/db?pgbouncer=true&sslmode=disable"),
-            ("postgres://u@h/db?sslmode=disable".into(), true)
-        );
-        assert_eq!(
-            without_pooler_flag("postgres://u@h/db?pgbouncer=true"),
-            ("postgres://u@h/db".into(), true)
-        );
-        assert_eq!(
-            without_pooler_flag("postgres://u@h/db"),
-            ("postgres://u@h/db".into(), false)
-        );
     }
 }
