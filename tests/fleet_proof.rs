@@ -176,3 +176,84 @@ async fn a_job_published_by_two_executors_fails_for_both() {
     assert_eq!(only_c.len(), 1);
     assert_eq!(only_c[0].1.published.len(), 1);
 }
+
+/// Each criterion that the daemon tests cannot easily provoke is shown failing here on events
+/// written as a misbehaving daemon would have written them: a tick with two pages, browser pids
+/// that keep changing, a STOP that took 12 s, a lock left behind.
+#[tokio::test]
+async fn pages_pid_growth_a_slow_stop_and_a_stale_lock_each_fail_their_criterion() {
+    let profile = Profile::new("fleet-proof-criteria");
+    let store: Arc<dyn Store> = executor::store::open(&DatabaseUrl::Sqlite(profile.db()))
+        .await
+        .expect("store");
+    let me = identity("bad");
+    let now = SystemTime::now();
+    let ago = |s: u64| now - Duration::from_secs(s);
+    write(
+        store.as_ref(),
+        Event::at(
+            &me,
+            "EXECUTOR_DAEMON_BOOT",
+            Severity::Info,
+            "boot",
+            json!({ "tick_interval_ms": 1000, "tick_timeout_ms": 5000, "backoff_ms": [1000] }),
+            ago(40),
+        ),
+    )
+    .await;
+    for (i, s) in (20..=30).rev().enumerate() {
+        let pages = if i == 3 { 2 } else { 1 };
+        write(
+            store.as_ref(),
+            Event::at(
+                &me,
+                "EXECUTOR_DAEMON_TICK",
+                Severity::Info,
+                "tick",
+                json!({ "pages": pages, "chrome_pids": [100 + i], "posting_ready": 0,
+                        "posting_attempts": 0, "reply_ready": 0, "reply_attempts": 0,
+                        "backoff_seconds": 0, "last_error": null, "duration_ms": 5 }),
+                ago(s),
+            ),
+        )
+        .await;
+    }
+    write(
+        store.as_ref(),
+        Event::at(
+            &me,
+            "EXECUTOR_DAEMON_STOP",
+            Severity::Info,
+            "stop",
+            json!({ "reason": "STOP file", "ms_since_request": 2000 }),
+            ago(19),
+        ),
+    )
+    .await;
+    write(
+        store.as_ref(),
+        Event::at(
+            &me,
+            "EXECUTOR_DAEMON_EXIT",
+            Severity::Info,
+            "exit",
+            json!({ "exit_code": 0 }),
+            ago(9),
+        ),
+    )
+    .await;
+    let report = Report::collect(store.as_ref(), ago(60))
+        .await
+        .expect("report");
+    let checklist = report.checklist(&LockState::Stale { pid: 4242 });
+    for (name, evidence) in [
+        ("every tick has pages=1", "pages=2"),
+        ("managed browser pids stable", "distinct pid set"),
+        ("STOP honoured within 10 s", "took 12.0s"),
+        ("lock present while running", "4242"),
+    ] {
+        let c = criterion(&checklist, name);
+        assert!(!c.pass, "{name} must fail: {c:?}");
+        assert!(c.evidence.contains(evidence), "{name}: {c:?}");
+    }
+}
