@@ -1,5 +1,6 @@
 //! `executor chrome`: start (or `--stop`) the managed browser for this profile.
 
+use super::CliError;
 use crate::browser::managed::{self, Identity, LaunchOptions, Managed};
 use crate::settings::Settings;
 use clap::Args;
@@ -15,11 +16,8 @@ pub struct ChromeArgs {
     pub stop: bool,
 }
 
-pub async fn run(settings: &Settings, args: &ChromeArgs) -> i32 {
-    if let Err(err) = crate::daemon::prepare_profile(settings) {
-        eprintln!("error: {err}");
-        return super::EXIT_USAGE;
-    }
+pub async fn run(settings: &Settings, args: &ChromeArgs) -> Result<(), CliError> {
+    crate::daemon::prepare_profile(settings).map_err(|err| CliError::usage(err.to_string()))?;
     let identity_path = settings.chrome_identity_path();
     let profile_dir = settings.chrome_profile_dir();
     let recorded = Identity::read(&identity_path).filter(Identity::is_alive);
@@ -32,7 +30,7 @@ pub async fn run(settings: &Settings, args: &ChromeArgs) -> i32 {
                 settings.profile.display()
             );
             let _ = std::fs::remove_file(&identity_path);
-            return super::EXIT_OK;
+            return Ok(());
         }
         let pid = recorded.as_ref().map(|r| r.pid);
         let done = tokio::task::spawn_blocking(move || {
@@ -44,39 +42,25 @@ pub async fn run(settings: &Settings, args: &ChromeArgs) -> i32 {
         })
         .await;
         let _ = std::fs::remove_file(&identity_path);
-        return match (done, pid) {
-            (Ok(()), Some(pid)) => {
-                println!("Managed browser (pid {pid}) stopped.");
-                super::EXIT_OK
-            }
-            (Ok(()), None) => {
-                println!("Leftover browser processes on this profile were ended.");
-                super::EXIT_OK
-            }
-            (Err(err), _) => {
-                eprintln!("error: {err}");
-                super::EXIT_FAILURE
-            }
-        };
+        done.map_err(|err| CliError::failure(err.to_string()))?;
+        match pid {
+            Some(pid) => println!("Managed browser (pid {pid}) stopped."),
+            None => println!("Leftover browser processes on this profile were ended."),
+        }
+        return Ok(());
     }
 
     if let Some(identity) = recorded {
-        eprintln!(
-            "error: {}",
+        return Err(CliError::failure(
             managed::LaunchError::AlreadyRunning {
                 pid: identity.pid,
-                port: identity.port
+                port: identity.port,
             }
-        );
-        return super::EXIT_FAILURE;
+            .to_string(),
+        ));
     }
-    let binary = match managed::find_binary(settings.chrome_path.as_deref()) {
-        Ok(binary) => binary,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return super::EXIT_USAGE;
-        }
-    };
+    let binary = managed::find_binary(settings.chrome_path.as_deref())
+        .map_err(|err| CliError::usage(err.to_string()))?;
     let options = LaunchOptions {
         binary,
         profile_dir: profile_dir.clone(),
@@ -90,36 +74,29 @@ pub async fn run(settings: &Settings, args: &ChromeArgs) -> i32 {
         Managed::launch(&options, Duration::from_secs(30)).map(|m| (m.detach(), ended))
     })
     .await;
-    match launched {
-        Ok(Ok((identity, ended))) => {
-            if ended > 0 {
-                println!("Ended {ended} leftover browser process(es) on this profile from an earlier run.");
-            }
-            if let Err(err) = identity.write(&identity_path) {
-                eprintln!("error: cannot write {}: {err}", identity_path.display());
-                Managed::adopt(identity).terminate(Duration::from_secs(3));
-                return super::EXIT_FAILURE;
-            }
-            println!(
-                "Managed browser started: pid={} cdp=http://127.0.0.1:{} profile={} ({})",
-                identity.pid,
-                identity.port,
-                identity.profile_dir.display(),
-                if identity.headless {
-                    "headless"
-                } else {
-                    "headed"
-                }
-            );
-            super::EXIT_OK
-        }
-        Ok(Err(err)) => {
-            eprintln!("error: {err}");
-            super::EXIT_FAILURE
-        }
-        Err(err) => {
-            eprintln!("error: {err}");
-            super::EXIT_FAILURE
-        }
+    let (identity, ended) = launched
+        .map_err(|err| CliError::failure(err.to_string()))?
+        .map_err(|err| CliError::failure(err.to_string()))?;
+    if ended > 0 {
+        println!("Ended {ended} leftover browser process(es) on this profile from an earlier run.");
     }
+    if let Err(err) = identity.write(&identity_path) {
+        Managed::adopt(identity).terminate(Duration::from_secs(3));
+        return Err(CliError::failure(format!(
+            "cannot write {}: {err}",
+            identity_path.display()
+        )));
+    }
+    println!(
+        "Managed browser started: pid={} cdp=http://127.0.0.1:{} profile={} ({})",
+        identity.pid,
+        identity.port,
+        identity.profile_dir.display(),
+        if identity.headless {
+            "headless"
+        } else {
+            "headed"
+        }
+    );
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! `executor daemon`: the daemon in the foreground.
 
+use super::CliError;
 use crate::daemon::{self, RunOptions};
 use crate::lanes::Site;
 use crate::log::Logger;
@@ -20,14 +21,10 @@ pub fn site_for(settings: &Settings) -> Result<Option<Arc<dyn Site>>, String> {
     ))))
 }
 
-pub async fn run(settings: Settings) -> i32 {
-    let site = match site_for(&settings) {
-        Ok(site) => site,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return super::EXIT_USAGE;
-        }
-    };
+/// Exit 0 when the daemon stopped as asked (or found another running, or STOP present); a
+/// daemon that gave up after failed ticks has logged why and only its exit code is left.
+pub async fn run(settings: Settings) -> Result<(), CliError> {
+    let site = site_for(&settings).map_err(CliError::usage)?;
     let logger = Logger::new(settings.log_format, Some(&settings.log_path()));
     let options = RunOptions {
         logger: logger.clone(),
@@ -36,11 +33,11 @@ pub async fn run(settings: Settings) -> i32 {
         browser: None,
     };
     match daemon::run(settings, Shutdown::new(), options).await {
-        Ok(exit) => exit.code(),
+        Ok(exit) if exit.code() == super::EXIT_OK => Ok(()),
+        Ok(exit) => Err(CliError::already_reported(exit.code())),
         Err(err) => {
             logger.error(&err.to_string());
-            eprintln!("error: {err}");
-            err.code()
+            Err(CliError::with_code(err.code(), err.to_string()))
         }
     }
 }

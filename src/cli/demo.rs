@@ -7,6 +7,7 @@
 //! what was published and the proof: every post exactly once, the page-count distribution, the
 //! failure rate. Everything runs in `<profile>/demo` (wiped at start) and nothing is left running.
 
+use super::CliError;
 use crate::browser::managed::{self, LaunchOptions, Managed};
 use crate::browser::{Browser, BrowserConfig};
 use crate::daemon::{self, RunOptions};
@@ -90,21 +91,14 @@ fn demo_settings(
     settings::resolve(Some(dir.to_path_buf()), &flags, &|_| None).map_err(|e| e.to_string())
 }
 
-pub async fn run(base: &Settings, args: &DemoArgs) -> i32 {
-    let timeout = match settings::parse_duration(&args.timeout) {
-        Ok(t) => t,
-        Err(reason) => {
-            eprintln!("error: --timeout={:?}: {reason}", args.timeout);
-            return super::EXIT_USAGE;
-        }
-    };
+pub async fn run(base: &Settings, args: &DemoArgs) -> Result<(), CliError> {
+    let timeout = settings::parse_duration(&args.timeout)
+        .map_err(|reason| CliError::usage(format!("--timeout={:?}: {reason}", args.timeout)))?;
     match demo(base, timeout).await {
-        Ok(true) => super::EXIT_OK,
-        Ok(false) => super::EXIT_FAILURE,
-        Err(err) => {
-            eprintln!("error: {err}");
-            super::EXIT_FAILURE
-        }
+        Ok(true) => Ok(()),
+        // The demo printed its verdict (the checklist) itself.
+        Ok(false) => Err(CliError::already_reported(super::EXIT_FAILURE)),
+        Err(err) => Err(CliError::failure(err)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `executor enqueue post|reply|bulk`: add jobs (SPEC §1, §5). Everything is validated before
 //! anything is stored: a bad job is one clear line (exit 2) and nothing is added.
 
+use super::CliError;
 use crate::jobs::{Kind, NewJob, DEFAULT_MAX_ATTEMPTS};
 use crate::settings::Settings;
 use crate::store::{Enqueued, Store};
@@ -164,7 +165,7 @@ fn due_text(at: SystemTime) -> String {
     }
 }
 
-pub async fn run(settings: &Settings, args: &EnqueueArgs) -> i32 {
+pub async fn run(settings: &Settings, args: &EnqueueArgs) -> Result<(), CliError> {
     let now = SystemTime::now();
     let (ready, json) = match &args.what {
         What::Post { text, options } => (
@@ -184,39 +185,23 @@ pub async fn run(settings: &Settings, args: &EnqueueArgs) -> i32 {
         ),
         What::Bulk => return bulk(settings, now).await,
     };
-    let ready = match ready {
-        Ok(ready) => ready,
-        Err(reason) => {
-            eprintln!("error: {reason}; nothing was queued");
-            return super::EXIT_USAGE;
+    let ready = ready.map_err(|reason| CliError::usage(format!("{reason}; nothing was queued")))?;
+    let store = super::open_store(settings).await?;
+    let result = store.job_enqueue(&ready.job, now).await?;
+    let (line, value) = describe(&result);
+    if json {
+        println!("{value}");
+    } else {
+        if ready.was_past {
+            println!("--at is in the past: the job is due now");
         }
-    };
-    let store = match super::open_store(settings).await {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
-    match store.job_enqueue(&ready.job, now).await {
-        Ok(result) => {
-            let (line, value) = describe(&result);
-            if json {
-                println!("{value}");
-            } else {
-                if ready.was_past {
-                    println!("--at is in the past: the job is due now");
-                }
-                println!("{line}");
-            }
-            super::EXIT_OK
-        }
-        Err(err) => {
-            eprintln!("error: {err}");
-            super::EXIT_FAILURE
-        }
+        println!("{line}");
     }
+    Ok(())
 }
 
 /// JSON lines on stdin; every line is checked first, and nothing is stored unless all pass.
-async fn bulk(settings: &Settings, now: SystemTime) -> i32 {
+async fn bulk(settings: &Settings, now: SystemTime) -> Result<(), CliError> {
     let stdin = std::io::stdin();
     let mut accepted: Vec<(usize, Ready)> = Vec::new();
     let mut rejected = 0usize;
@@ -258,31 +243,35 @@ async fn bulk(settings: &Settings, now: SystemTime) -> i32 {
         }
     }
     if rejected > 0 {
-        eprintln!("error: {rejected} of {lines} line(s) rejected; nothing was queued");
-        return super::EXIT_USAGE;
+        return Err(CliError::usage(format!(
+            "{rejected} of {lines} line(s) rejected; nothing was queued"
+        )));
     }
     if accepted.is_empty() {
-        eprintln!("error: no jobs on stdin (one JSON object per line)");
-        return super::EXIT_USAGE;
+        return Err(CliError::usage(
+            "no jobs on stdin (one JSON object per line)",
+        ));
     }
-    let store = match super::open_store(settings).await {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+    let store = super::open_store(settings).await?;
     enqueue_all(store.as_ref(), &accepted, now).await
 }
 
-async fn enqueue_all(store: &dyn Store, accepted: &[(usize, Ready)], now: SystemTime) -> i32 {
+async fn enqueue_all(
+    store: &dyn Store,
+    accepted: &[(usize, Ready)],
+    now: SystemTime,
+) -> Result<(), CliError> {
     for (number, ready) in accepted {
         match store.job_enqueue(&ready.job, now).await {
             Ok(result) => println!("line {number}: {}", describe(&result).0),
             Err(err) => {
+                // Said per line, like the rejections above, because some lines were stored.
                 eprintln!("line {number}: error: {err} (lines before it were queued)");
-                return super::EXIT_FAILURE;
+                return Err(CliError::already_reported(super::EXIT_FAILURE));
             }
         }
     }
-    super::EXIT_OK
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `executor events [--type T] [--since 60m]`: recent `system_events` rows.
 
+use super::CliError;
 use crate::settings::Settings;
 use crate::store::EventQuery;
 use clap::Args;
@@ -31,30 +32,15 @@ pub fn parse_since(text: &str) -> Result<std::time::SystemTime, String> {
     })
 }
 
-pub async fn run(settings: &Settings, args: &EventsArgs) -> i32 {
-    let since = match parse_since(&args.since) {
-        Ok(since) => since,
-        Err(reason) => {
-            eprintln!("error: {reason}");
-            return super::EXIT_USAGE;
-        }
-    };
-    let store = match super::open_store(settings).await {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+pub async fn run(settings: &Settings, args: &EventsArgs) -> Result<(), CliError> {
+    let since = parse_since(&args.since).map_err(CliError::usage)?;
+    let store = super::open_store(settings).await?;
     let query = EventQuery {
         types: args.types.clone(),
         since: Some(since),
         limit: Some(args.limit),
     };
-    let events = match store.event_list(&query).await {
-        Ok(events) => events,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return super::EXIT_FAILURE;
-        }
-    };
+    let events = store.event_list(&query).await?;
     for event in &events {
         if args.json {
             println!("{}", serde_json::to_string(event).unwrap_or_default());
@@ -71,5 +57,5 @@ pub async fn run(settings: &Settings, args: &EventsArgs) -> i32 {
     if events.is_empty() && !args.json {
         println!("(no events in the window)");
     }
-    super::EXIT_OK
+    Ok(())
 }

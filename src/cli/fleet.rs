@@ -5,6 +5,7 @@
 //! within its account lease's time (plus a tick of slack) has crashed, been killed, or lost its
 //! machine — its account is (or soon will be) taken over by a standby.
 
+use super::CliError;
 use crate::fleet::FleetMember;
 use crate::settings::Settings;
 use clap::Args;
@@ -53,18 +54,9 @@ fn cell(value: &Value) -> String {
     }
 }
 
-pub async fn run(settings: &Settings, args: &FleetArgs) -> i32 {
-    let store = match super::open_store(settings).await {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
-    let members = match store.fleet().await {
-        Ok(members) => members,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return super::EXIT_FAILURE;
-        }
-    };
+pub async fn run(settings: &Settings, args: &FleetArgs) -> Result<(), CliError> {
+    let store = super::open_store(settings).await?;
+    let members = store.fleet().await?;
     let now = SystemTime::now();
     let silence = silence(settings);
     let rows: Vec<Value> = members.iter().map(|m| row(m, now, silence)).collect();
@@ -72,11 +64,11 @@ pub async fn run(settings: &Settings, args: &FleetArgs) -> i32 {
         for row in &rows {
             println!("{row}");
         }
-        return super::EXIT_OK;
+        return Ok(());
     }
     if rows.is_empty() {
         println!("(no executor has registered in this store yet)");
-        return super::EXIT_OK;
+        return Ok(());
     }
     let header = [
         "EXECUTOR",
@@ -135,5 +127,5 @@ pub async fn run(settings: &Settings, args: &FleetArgs) -> i32 {
     for line in &table {
         print(line);
     }
-    super::EXIT_OK
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! `executor jobs`: list (with filters), `show ID`, `retry ID`, `cancel ID`.
 
+use super::CliError;
 use crate::clock::format_ts;
 use crate::jobs::{Job, JobQuery, JobState, Kind, STATE_NAMES};
 use crate::settings::Settings;
@@ -116,28 +117,25 @@ fn print_job(job: &Job) {
     }
 }
 
-pub async fn run(settings: &Settings, args: &JobsArgs) -> i32 {
+pub async fn run(settings: &Settings, args: &JobsArgs) -> Result<(), CliError> {
     for state in &args.state {
         if !STATE_NAMES.contains(&state.as_str()) {
-            eprintln!(
-                "error: --state {state:?} is not one of {}",
+            return Err(CliError::usage(format!(
+                "--state {state:?} is not one of {}",
                 STATE_NAMES.join(", ")
-            );
-            return super::EXIT_USAGE;
+            )));
         }
     }
     let kind = match args.kind.as_deref().map(|k| Kind::parse(k).ok_or(k)) {
         Some(Err(k)) => {
-            eprintln!("error: --kind {k:?} is not `post` or `reply`");
-            return super::EXIT_USAGE;
+            return Err(CliError::usage(format!(
+                "--kind {k:?} is not `post` or `reply`"
+            )));
         }
         Some(Ok(kind)) => Some(kind),
         None => None,
     };
-    let store = match super::open_store(settings).await {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+    let store = super::open_store(settings).await?;
     let now = SystemTime::now();
     let result = match &args.action {
         None => {
@@ -146,20 +144,13 @@ pub async fn run(settings: &Settings, args: &JobsArgs) -> i32 {
                 kind,
                 limit: Some(args.limit),
             };
-            return match store.job_list(&query).await {
-                Ok(jobs) if args.json => {
-                    println!("{}", Value::Array(jobs.iter().map(job_json).collect()));
-                    super::EXIT_OK
-                }
-                Ok(jobs) => {
-                    print_table(&jobs);
-                    super::EXIT_OK
-                }
-                Err(err) => {
-                    eprintln!("error: {err}");
-                    super::EXIT_FAILURE
-                }
-            };
+            let jobs = store.job_list(&query).await?;
+            if args.json {
+                println!("{}", Value::Array(jobs.iter().map(job_json).collect()));
+            } else {
+                print_table(&jobs);
+            }
+            return Ok(());
         }
         Some(Action::Show { id }) => match store.job_get(*id).await {
             Ok(Some(job)) => Ok(job),
@@ -169,30 +160,22 @@ pub async fn run(settings: &Settings, args: &JobsArgs) -> i32 {
         Some(Action::Retry { id }) => store.job_retry(*id, now).await,
         Some(Action::Cancel { id }) => store.job_cancel(*id, now).await,
     };
-    match result {
-        Ok(job) if args.json => {
-            println!("{}", job_json(&job));
-            super::EXIT_OK
+    let job = result.map_err(|err| match err {
+        // An id that does not exist, or a retry/cancel the job's state forbids: bad input.
+        crate::store::StoreError::NotFound { .. } | crate::store::StoreError::Transition { .. } => {
+            CliError::usage(err.to_string())
         }
-        Ok(job) => {
-            match &args.action {
-                Some(Action::Retry { .. }) => println!("Job {} is queued again", job.id),
-                Some(Action::Cancel { .. }) => println!("Job {} is cancelled", job.id),
-                _ => {}
-            }
-            print_job(&job);
-            super::EXIT_OK
-        }
-        Err(
-            err @ (crate::store::StoreError::NotFound { .. }
-            | crate::store::StoreError::Transition { .. }),
-        ) => {
-            eprintln!("error: {err}");
-            super::EXIT_USAGE
-        }
-        Err(err) => {
-            eprintln!("error: {err}");
-            super::EXIT_FAILURE
-        }
+        err => CliError::from(err),
+    })?;
+    if args.json {
+        println!("{}", job_json(&job));
+        return Ok(());
     }
+    match &args.action {
+        Some(Action::Retry { .. }) => println!("Job {} is queued again", job.id),
+        Some(Action::Cancel { .. }) => println!("Job {} is cancelled", job.id),
+        _ => {}
+    }
+    print_job(&job);
+    Ok(())
 }

@@ -11,6 +11,7 @@ mod chrome;
 mod daemon;
 mod demo;
 mod enqueue;
+mod error;
 mod events;
 mod fleet;
 mod jobs;
@@ -20,6 +21,8 @@ mod service;
 mod status;
 mod stop;
 mod verify;
+
+pub use error::CliError;
 
 use crate::settings::{self, Flag, Info, Layer, Settings};
 use clap::{Arg, ArgAction, Parser, Subcommand};
@@ -192,21 +195,25 @@ pub enum Command {
     Service(service::ServiceArgs),
 }
 
-/// Opens the store for a command, or prints why not and returns the exit code.
+/// Opens the store for a command (a failure to open it is exit 1).
 pub(crate) async fn open_store(
     settings: &Settings,
-) -> Result<std::sync::Arc<dyn crate::store::Store>, i32> {
+) -> Result<std::sync::Arc<dyn crate::store::Store>, CliError> {
     crate::store::open(&settings.database).await.map_err(|err| {
-        eprintln!("error: cannot open the store {}: {err}", settings.database);
-        EXIT_FAILURE
+        CliError::failure(format!(
+            "cannot open the store {}: {err}",
+            settings.database
+        ))
     })
 }
 
-/// Parses the command line and runs the command; returns the process exit code.
+/// Parses the command line and runs the command; returns the process exit code. The one place
+/// a command's error is printed (`error: …`) and turned into its code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
+            // clap prints its own usage errors, in its own format.
             let _ = err.print();
             return match err.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
@@ -216,25 +223,24 @@ pub fn main() -> i32 {
             };
         }
     };
-    let settings = match cli.global.resolve() {
-        Ok(settings) => settings,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return EXIT_USAGE;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    match run(cli) {
+        Ok(()) => EXIT_OK,
+        Err(err) => err.report(),
+    }
+}
+
+/// Resolves the settings and runs the command on a fresh runtime.
+fn run(cli: Cli) -> Result<(), CliError> {
+    let settings = cli
+        .global
+        .resolve()
+        .map_err(|err| CliError::usage(err.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return EXIT_FAILURE;
-        }
-    };
-    let code = runtime.block_on(async move {
+        .map_err(|err| CliError::failure(format!("cannot start the async runtime: {err}")))?;
+    let result = runtime.block_on(async move {
         match cli.command {
             Command::Chrome(args) => chrome::run(&settings, &args).await,
             Command::Daemon => daemon::run(settings).await,
@@ -253,7 +259,7 @@ pub fn main() -> i32 {
     });
     // Do not wait for blocking tasks still parked on I/O (e.g. a stopped browser's pipe).
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
-    code
+    result
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! what was published, uncertain and dead jobs, browser restarts and stray pages closed. With a
 //! scope, one report per executor.
 
+use super::CliError;
 use crate::clock::format_ts;
 use crate::report::{Report, Scope};
 use crate::settings::Settings;
@@ -139,64 +140,38 @@ pub fn print_report(report: &Report) {
     );
 }
 
-pub async fn run(settings: &Settings, args: &ReportArgs) -> i32 {
-    let since = match super::events::parse_since(&args.since) {
-        Ok(since) => since,
-        Err(reason) => {
-            eprintln!("error: {reason}");
-            return super::EXIT_USAGE;
-        }
-    };
-    let store = match super::open_store(settings).await {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+pub async fn run(settings: &Settings, args: &ReportArgs) -> Result<(), CliError> {
+    let since = super::events::parse_since(&args.since).map_err(CliError::usage)?;
+    let store = super::open_store(settings).await?;
     if let Some(scope) = args.scope() {
-        return match Report::collect_by_executor(store.as_ref(), since, &scope).await {
-            Ok(reports) if args.json => {
-                let all: Vec<_> = reports
-                    .iter()
-                    .map(|(id, report)| json!({ "executor": id, "report": report_json(report) }))
-                    .collect();
-                println!("{:#}", json!(all));
-                super::EXIT_OK
-            }
-            Ok(reports) => {
-                if reports.is_empty() {
-                    println!("(no executor in this scope)");
-                }
-                for (id, report) in &reports {
-                    println!("\n######## executor {id}");
-                    print_report(report);
-                }
-                super::EXIT_OK
-            }
-            Err(err) => {
-                eprintln!("error: {err}");
-                super::EXIT_FAILURE
-            }
-        };
-    }
-    let collected = Report::collect(store.as_ref(), since).await;
-    if let (Ok(report), Some(path)) = (&collected, &args.html) {
-        if let Err(err) = std::fs::write(path, crate::report_html::render(report)) {
-            eprintln!("error: cannot write {}: {err}", path.display());
-            return super::EXIT_FAILURE;
+        let reports = Report::collect_by_executor(store.as_ref(), since, &scope).await?;
+        if args.json {
+            let all: Vec<_> = reports
+                .iter()
+                .map(|(id, report)| json!({ "executor": id, "report": report_json(report) }))
+                .collect();
+            println!("{:#}", json!(all));
+            return Ok(());
         }
+        if reports.is_empty() {
+            println!("(no executor in this scope)");
+        }
+        for (id, report) in &reports {
+            println!("\n######## executor {id}");
+            print_report(report);
+        }
+        return Ok(());
+    }
+    let report = Report::collect(store.as_ref(), since).await?;
+    if let Some(path) = &args.html {
+        std::fs::write(path, crate::report_html::render(&report))
+            .map_err(|err| CliError::failure(format!("cannot write {}: {err}", path.display())))?;
         eprintln!("HTML report written to {}", path.display());
     }
-    match collected {
-        Ok(report) if args.json => {
-            println!("{:#}", report_json(&report));
-            super::EXIT_OK
-        }
-        Ok(report) => {
-            print_report(&report);
-            super::EXIT_OK
-        }
-        Err(err) => {
-            eprintln!("error: {err}");
-            super::EXIT_FAILURE
-        }
+    if args.json {
+        println!("{:#}", report_json(&report));
+    } else {
+        print_report(&report);
     }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! `executor sandbox`: serve the bundled test site on 127.0.0.1 until SIGINT/SIGTERM.
 
+use super::CliError;
 use crate::sandbox::{Fault, Sandbox};
 use clap::Args;
 
@@ -13,12 +14,14 @@ pub struct SandboxArgs {
     pub fault: Option<String>,
 }
 
-pub async fn run(args: &SandboxArgs) -> i32 {
+pub async fn run(args: &SandboxArgs) -> Result<(), CliError> {
     let fault = match args.fault.as_deref().map(|n| Fault::parse(n).ok_or(n)) {
         Some(Err(name)) => {
             let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
-            eprintln!("error: --fault {name:?} is not one of {}", names.join(", "));
-            return super::EXIT_USAGE;
+            return Err(CliError::usage(format!(
+                "--fault {name:?} is not one of {}",
+                names.join(", ")
+            )));
         }
         Some(Ok(fault)) => Some(fault),
         None => None,
@@ -36,17 +39,14 @@ pub async fn run(args: &SandboxArgs) -> i32 {
         }
     };
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
-    let (bound, task) = match sandbox.serve(addr, stop).await {
-        Ok(served) => served,
-        Err(err) => {
-            eprintln!("error: cannot listen on {addr}: {err}");
-            return super::EXIT_FAILURE;
-        }
-    };
+    let (bound, task) = sandbox
+        .serve(addr, stop)
+        .await
+        .map_err(|err| CliError::failure(format!("cannot listen on {addr}: {err}")))?;
     println!(
         "Sandbox serving on http://{bound} (fault: {}); published posts: http://{bound}/api/posts",
         fault.map(Fault::name).unwrap_or("none")
     );
     let _ = task.await;
-    super::EXIT_OK
+    Ok(())
 }

@@ -7,6 +7,7 @@
 //! 10 s bound before they kill it. systemd also watches progress: the daemon sends WATCHDOG after
 //! every completed tick.
 
+use super::CliError;
 use crate::settings::{to_env, Settings};
 use clap::{Args, Subcommand};
 use std::time::Duration;
@@ -152,7 +153,7 @@ pub fn launchd_plist(settings: &Settings, binary: &str) -> String {
     )
 }
 
-pub fn run(settings: &Settings, args: &ServiceArgs) -> i32 {
+pub fn run(settings: &Settings, args: &ServiceArgs) -> Result<(), CliError> {
     let binary = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "/usr/local/bin/executor".to_string());
@@ -160,5 +161,5 @@ pub fn run(settings: &Settings, args: &ServiceArgs) -> i32 {
         ServiceKind::Systemd => print!("{}", systemd_unit(settings, &binary)),
         ServiceKind::Launchd => print!("{}", launchd_plist(settings, &binary)),
     }
-    super::EXIT_OK
+    Ok(())
 }

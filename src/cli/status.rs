@@ -1,6 +1,7 @@
 //! `executor status`: is a daemon running (lock verified against the live process), its last
 //! tick line, queue depths, backoff and last error.
 
+use super::CliError;
 use crate::events;
 use crate::jobs::Kind;
 use crate::lock::LockOwner;
@@ -65,7 +66,7 @@ fn read_marker(path: &std::path::Path) -> Option<String> {
     Some(text)
 }
 
-pub async fn run(settings: &Settings, args: &StatusArgs) -> i32 {
+pub async fn run(settings: &Settings, args: &StatusArgs) -> Result<(), CliError> {
     let lock_path = settings.lock_path();
     let recorded = LockOwner::read(&lock_path);
     let running = recorded.filter(LockOwner::is_alive);
@@ -130,7 +131,7 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> i32 {
             "store_error": store_error,
         });
         println!("{out:#}");
-        return super::EXIT_OK;
+        return Ok(());
     }
     match (running, recorded) {
         (Some(owner), _) => println!(
@@ -198,5 +199,5 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> i32 {
     if let Some(error) = store_error {
         println!("store error: {error}");
     }
-    super::EXIT_OK
+    Ok(())
 }

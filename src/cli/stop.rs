@@ -1,5 +1,6 @@
 //! `executor stop`: create the STOP switch and wait until the daemon is gone.
 
+use super::CliError;
 use crate::lock::LockOwner;
 use crate::settings::{parse_duration, Settings};
 use clap::Args;
@@ -12,14 +13,9 @@ pub struct StopArgs {
     pub timeout: String,
 }
 
-pub async fn run(settings: &Settings, args: &StopArgs) -> i32 {
-    let timeout = match parse_duration(&args.timeout) {
-        Ok(timeout) => timeout,
-        Err(reason) => {
-            eprintln!("error: --timeout={:?}: {reason}", args.timeout);
-            return super::EXIT_USAGE;
-        }
-    };
+pub async fn run(settings: &Settings, args: &StopArgs) -> Result<(), CliError> {
+    let timeout = parse_duration(&args.timeout)
+        .map_err(|reason| CliError::usage(format!("--timeout={:?}: {reason}", args.timeout)))?;
     let stop_path = settings.stop_path();
     if let Err(err) = std::fs::create_dir_all(&settings.profile).and_then(|_| {
         std::fs::OpenOptions::new()
@@ -27,11 +23,10 @@ pub async fn run(settings: &Settings, args: &StopArgs) -> i32 {
             .append(true)
             .open(&stop_path)
     }) {
-        eprintln!(
-            "error: cannot create the STOP switch {}: {err}",
+        return Err(CliError::failure(format!(
+            "cannot create the STOP switch {}: {err}",
             stop_path.display()
-        );
-        return super::EXIT_FAILURE;
+        )));
     }
     let lock_path = settings.lock_path();
     let owner = LockOwner::read(&lock_path).filter(LockOwner::is_alive);
@@ -41,7 +36,7 @@ pub async fn run(settings: &Settings, args: &StopArgs) -> i32 {
             settings.profile.display(),
             stop_path.display()
         );
-        return super::EXIT_OK;
+        return Ok(());
     };
     println!(
         "STOP switch created; waiting up to {} for pid {} to exit...",
@@ -56,13 +51,12 @@ pub async fn run(settings: &Settings, args: &StopArgs) -> i32 {
                 started.elapsed().as_millis(),
                 stop_path.display()
             );
-            return super::EXIT_OK;
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    eprintln!(
-        "error: daemon (pid {}) still running after {}; the STOP switch stays in place",
+    Err(CliError::failure(format!(
+        "daemon (pid {}) still running after {}; the STOP switch stays in place",
         owner.pid, args.timeout
-    );
-    super::EXIT_FAILURE
+    )))
 }

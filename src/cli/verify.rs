@@ -9,6 +9,7 @@
 //! stderr), stops it through the STOP switch, then verifies that run: the seed's 60-minute test
 //! as one command.
 
+use super::CliError;
 use crate::report::{LockState, Report, Scope};
 use crate::settings::Settings;
 use clap::Args;
@@ -50,45 +51,22 @@ impl VerifyArgs {
     }
 }
 
-pub async fn run(settings: &Settings, args: &VerifyArgs) -> i32 {
-    let mut since = match super::events::parse_since(&args.since) {
-        Ok(since) => since,
-        Err(reason) => {
-            eprintln!("error: {reason}");
-            return super::EXIT_USAGE;
-        }
-    };
+pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<(), CliError> {
+    let mut since = super::events::parse_since(&args.since).map_err(CliError::usage)?;
     if let Some(duration) = &args.run {
         let duration = match crate::settings::parse_duration(duration) {
             Ok(d) if !d.is_zero() => d,
             _ => {
-                eprintln!("error: --run {duration:?} is not a duration such as 10m or 60m");
-                return super::EXIT_USAGE;
+                return Err(CliError::usage(format!(
+                    "--run {duration:?} is not a duration such as 10m or 60m"
+                )));
             }
         };
-        match run_for(settings, duration).await {
-            Ok(started) => since = started,
-            Err(code) => return code,
-        }
+        since = run_for(settings, duration).await?;
     }
-    let store = match super::open_store(settings).await {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
-    let whole = match Report::collect(store.as_ref(), since).await {
-        Ok(report) => report,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return super::EXIT_FAILURE;
-        }
-    };
-    let executors = match Report::collect_by_executor(store.as_ref(), since, &args.scope()).await {
-        Ok(executors) => executors,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return super::EXIT_FAILURE;
-        }
-    };
+    let store = super::open_store(settings).await?;
+    let whole = Report::collect(store.as_ref(), since).await?;
+    let executors = Report::collect_by_executor(store.as_ref(), since, &args.scope()).await?;
     println!(
         "Stability checklist, {} → {}",
         crate::clock::format_ts(whole.since),
@@ -124,13 +102,9 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> i32 {
     }
     if args.on_site {
         println!("\n== on the site");
-        let checklist = match on_site(settings, store.as_ref(), since, &args.scope()).await {
-            Ok(checklist) => checklist,
-            Err(reason) => {
-                eprintln!("error: --on-site: {reason}");
-                return super::EXIT_FAILURE;
-            }
-        };
+        let checklist = on_site(settings, store.as_ref(), since, &args.scope())
+            .await
+            .map_err(|reason| CliError::failure(format!("--on-site: {reason}")))?;
         for criterion in &checklist {
             println!(
                 "{}  {:<56} {}",
@@ -144,10 +118,11 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> i32 {
     }
     if failed == 0 {
         println!("All {criteria} criteria pass.");
-        super::EXIT_OK
+        Ok(())
     } else {
+        // The FAIL lines above are the report; only the exit code is left.
         println!("{failed} of {criteria} criteria fail.");
-        super::EXIT_FAILURE
+        Err(CliError::already_reported(super::EXIT_FAILURE))
     }
 }
 
@@ -232,13 +207,12 @@ async fn on_site(
 
 /// Runs the daemon for `duration` with a progress bar, then the STOP switch. Returns when the run
 /// started (the window to verify).
-async fn run_for(settings: &Settings, duration: Duration) -> Result<SystemTime, i32> {
+async fn run_for(settings: &Settings, duration: Duration) -> Result<SystemTime, CliError> {
     if crate::stop::stop_file_present(&settings.stop_path()).is_some() {
-        eprintln!(
-            "error: the STOP switch {} is present; remove it to run",
+        return Err(CliError::usage(format!(
+            "the STOP switch {} is present; remove it to run",
             settings.stop_path().display()
-        );
-        return Err(super::EXIT_USAGE);
+        )));
     }
     let started_at = SystemTime::now();
     let mut child = match std::env::current_exe().and_then(|exe| {
@@ -253,8 +227,7 @@ async fn run_for(settings: &Settings, duration: Duration) -> Result<SystemTime, 
     }) {
         Ok(child) => child,
         Err(err) => {
-            eprintln!("error: cannot start the daemon: {err}");
-            return Err(super::EXIT_FAILURE);
+            return Err(CliError::failure(format!("cannot start the daemon: {err}")));
         }
     };
     let started = Instant::now();
