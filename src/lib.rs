@@ -12,6 +12,7 @@
 //! - [`jobs`] — the job model; [`lanes`] — the posting and reply lanes of a tick;
 //! - [`tick`] — one tick and its result struct; [`daemon`] — the loop and the lifecycle;
 //! - [`platform`] — the only OS-specific code (process identity, memory, signals);
+//! - [`proof`] — reports and the stability checklist from the stored events;
 //! - [`cli`] — one file per subcommand.
 
 pub mod browser;
@@ -28,8 +29,7 @@ pub mod log;
 pub mod metrics;
 pub mod notify;
 pub mod platform;
-pub mod report;
-pub mod report_html;
+pub mod proof;
 pub mod sandbox;
 pub mod settings;
 pub mod sink;

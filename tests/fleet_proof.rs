@@ -6,7 +6,8 @@ mod common;
 
 use common::*;
 use executor::events::{Event, Identity, Severity};
-use executor::report::{LockState, Report, Scope};
+use executor::proof::checklist::LockState;
+use executor::proof::{Report, Scope};
 use executor::settings::DatabaseUrl;
 use executor::store::Store;
 use serde_json::json;
@@ -90,9 +91,9 @@ async fn published(store: &dyn Store, executor: &str, job: i64, post: &str) {
 }
 
 fn criterion<'a>(
-    checklist: &'a [executor::report::Criterion],
+    checklist: &'a [executor::proof::checklist::Criterion],
     name: &str,
-) -> &'a executor::report::Criterion {
+) -> &'a executor::proof::checklist::Criterion {
     checklist
         .iter()
         .find(|c| c.name.contains(name))

@@ -239,10 +239,10 @@ async fn report_gives_the_same_answers_on_sqlite_and_postgres_and_matches_the_se
         postgres.event_insert(&event).await.expect("copy");
     }
     let since = std::time::SystemTime::now() - Duration::from_secs(3600);
-    let from_sqlite = executor::report::Report::collect(sqlite.as_ref(), since)
+    let from_sqlite = executor::proof::Report::collect(sqlite.as_ref(), since)
         .await
         .expect("report");
-    let from_postgres = executor::report::Report::collect(postgres.as_ref(), since)
+    let from_postgres = executor::proof::Report::collect(postgres.as_ref(), since)
         .await
         .expect("report");
     assert_eq!(from_sqlite.ticks, from_postgres.ticks);

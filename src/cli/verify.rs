@@ -10,7 +10,9 @@
 //! as one command.
 
 use super::CliError;
-use crate::report::{LockState, Report, Scope};
+use crate::proof::checklist::LockState;
+use crate::proof::text::print_checklist;
+use crate::proof::{Report, Scope};
 use crate::settings::Settings;
 use clap::Args;
 use std::io::Write;
@@ -89,30 +91,17 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<(), CliError>
             println!("\n== executor {}", id.unwrap_or("-"));
         }
         let checklist = report.checklist_in(local.then_some(&lock), &whole.published);
-        for criterion in &checklist {
-            println!(
-                "{}  {:<56} {}",
-                if criterion.pass { "PASS" } else { "FAIL" },
-                criterion.name,
-                criterion.evidence
-            );
-        }
+        print_checklist(&checklist);
         criteria += checklist.len();
         failed += checklist.iter().filter(|c| !c.pass).count();
     }
     if args.on_site {
         println!("\n== on the site");
-        let checklist = on_site(settings, store.as_ref(), since, &args.scope())
-            .await
-            .map_err(|reason| CliError::failure(format!("--on-site: {reason}")))?;
-        for criterion in &checklist {
-            println!(
-                "{}  {:<56} {}",
-                if criterion.pass { "PASS" } else { "FAIL" },
-                criterion.name,
-                criterion.evidence
-            );
-        }
+        let checklist =
+            crate::proof::on_site::check(settings, store.as_ref(), since, &args.scope())
+                .await
+                .map_err(|reason| CliError::failure(format!("--on-site: {reason}")))?;
+        print_checklist(&checklist);
         criteria += checklist.len();
         failed += checklist.iter().filter(|c| !c.pass).count();
     }
@@ -124,85 +113,6 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<(), CliError>
         println!("{failed} of {criteria} criteria fail.");
         Err(CliError::already_reported(super::EXIT_FAILURE))
     }
-}
-
-/// Reads each account's timeline on the site back to `since` through this profile's browser,
-/// and compares it with the jobs the store says were published since then.
-async fn on_site(
-    settings: &Settings,
-    store: &dyn crate::store::Store,
-    since: SystemTime,
-    scope: &Scope,
-) -> Result<Vec<crate::report::Criterion>, String> {
-    use crate::browser::{Browser, BrowserConfig};
-    use crate::jobs::{JobQuery, JobState};
-    use crate::lanes::Site;
-    if let LockState::HeldByLiveDaemon { pid } = LockState::read(&settings.lock_path()) {
-        return Err(format!(
-            "the daemon (pid {pid}) is running on this profile and owns its browser's page; stop it first (executor stop)"
-        ));
-    }
-    let definition =
-        crate::sites::SiteDefinition::load(&settings.site).map_err(|e| e.to_string())?;
-    let engine = crate::sites::engine::SiteEngine::new(definition, settings.site_url.as_deref());
-    let registry = store.fleet().await.map_err(|e| e.to_string())?;
-    let wanted = |account: &str| match scope {
-        Scope::Account(name) => name == account,
-        Scope::Executor(id) => registry.iter().any(|m| m.id == *id && m.account == account),
-        Scope::Window | Scope::Fleet => true,
-    };
-    let jobs: Vec<crate::jobs::Job> = store
-        .job_list(&JobQuery {
-            states: vec!["succeeded".into()],
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter(|j| j.updated_at >= since && wanted(&j.account))
-        .filter(|j| matches!(j.state, JobState::Succeeded { .. }))
-        .collect();
-    let browser = Browser::new(
-        BrowserConfig::from_settings(settings),
-        std::sync::Arc::new(|_| {}),
-    );
-    let read = async {
-        browser.connect().await.map_err(|e| e.to_string())?;
-        // The default account is whoever the browser is logged in as.
-        let logged_in = engine
-            .session(&browser)
-            .await
-            .map_err(|e| format!("checking the session: {e}"))?
-            .account;
-        let mut timelines = std::collections::BTreeMap::new();
-        let accounts: std::collections::BTreeSet<&str> =
-            jobs.iter().map(|j| j.account.as_str()).collect();
-        for account in accounts {
-            let handle =
-                match (account, logged_in.as_deref()) {
-                    ("", Some(handle)) => handle,
-                    ("", None) => return Err(
-                        "jobs of the default account, and the site does not say who is logged in"
-                            .to_string(),
-                    ),
-                    (name, _) => name,
-                };
-            let timeline = engine
-                .timeline(&browser, handle, since)
-                .await
-                .map_err(|e| format!("reading {handle}'s timeline: {e}"))?;
-            timelines.insert(account.to_string(), timeline);
-        }
-        Ok::<_, String>(timelines)
-    };
-    let timelines = read.await;
-    browser.shutdown().await;
-    let timelines = timelines?;
-    Ok(crate::report::on_site_checklist(
-        &jobs,
-        &timelines,
-        |shown, typed| engine.shows(shown, typed),
-    ))
 }
 
 /// Runs the daemon for `duration` with a progress bar, then the STOP switch. Returns when the run

@@ -4,9 +4,9 @@
 //! The chart stacks three panels on one time axis — pages, queue depth (posting + reply due),
 //! backoff — and marks failed ticks (red), stray pages closed (orange) and STOP (a dashed line).
 
+use super::Report;
 use crate::clock::format_ts;
 use crate::events;
-use crate::report::Report;
 use crate::sandbox::escape_html as escape;
 use std::fmt::Write;
 use std::time::SystemTime;
