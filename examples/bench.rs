@@ -609,8 +609,8 @@ mod jobs_bench {
 mod sites_bench {
     use executor::browser::{Browser, BrowserConfig};
     use executor::jobs::{Job, JobState, Kind};
-    use executor::lanes::Site;
     use executor::sandbox::Sandbox;
+    use executor::sites::Site;
     use executor::sites::{engine::SiteEngine, SiteDefinition};
     use std::sync::Arc;
     use std::time::{Duration, Instant, SystemTime};

@@ -84,7 +84,7 @@ impl DaemonError {
 pub struct RunOptions {
     pub logger: Logger,
     /// The site actions go through; without one the lanes start no action.
-    pub site: Option<Arc<dyn crate::lanes::Site>>,
+    pub site: Option<Arc<dyn crate::sites::Site>>,
     /// Replaces the job lanes entirely (tests that need a tick to hang, flood, …).
     pub work: Option<Arc<dyn TickWork>>,
     /// Overrides of the browser defaults (tests shorten the relaunch interval).

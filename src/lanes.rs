@@ -16,77 +16,12 @@
 use crate::browser::Browser;
 use crate::events::Identity;
 use crate::jobs::{Claim, ClaimOutcome, Job, Kind, Limits, Outcome};
+use crate::sites::{ActionError, Lookup, Session, Site};
 use crate::stop::Shutdown;
 use crate::store::Store;
 use crate::tick::{LaneCounts, TickWork, WorkError, WorkReport};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-/// What a published post is known by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Published {
-    pub post_id: Option<String>,
-    pub url: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ActionError {
-    /// The site answered 429; `reset` is when it said to come back, if it said.
-    #[error("the site is rate limiting (HTTP 429)")]
-    RateLimited { reset: Option<SystemTime> },
-    /// A login wall or challenge.
-    #[error("the site wants a login")]
-    AuthRequired,
-    #[error("{0}")]
-    Failed(String),
-}
-
-/// Who the browser is logged in as.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Session {
-    /// The account's handle as the site shows it; `None` when the site definition does not say
-    /// where to read it.
-    pub account: Option<String>,
-}
-
-/// What a lookup of an unknown outcome found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
-    Found(Published),
-    /// Searched the whole window back to the attempt: the post is not there.
-    NotFound,
-    /// Could not search back to the attempt (the timeline ended early, a page did not load):
-    /// nothing can be concluded, and the job stays `uncertain`.
-    Incomplete {
-        reason: String,
-    },
-}
-
-/// How to act on one web application through the single page (docs/extending.md). The engine
-/// in `sites/` interprets site definitions; tests provide doubles.
-#[async_trait::async_trait]
-pub trait Site: Send + Sync {
-    /// Is the browser logged in to the site, and as whom? (`AuthRequired` on a login wall or
-    /// challenge.)
-    async fn session(&self, _browser: &Browser) -> Result<Session, ActionError> {
-        Ok(Session::default())
-    }
-    /// Everything before the irreversible step: navigate, open the composer, type. Must be
-    /// safe to repeat.
-    async fn prepare(&self, browser: &Browser, job: &Job) -> Result<(), ActionError>;
-    /// The irreversible step (the click that publishes) and learning the new post's id.
-    async fn publish(&self, browser: &Browser, job: &Job) -> Result<Published, ActionError>;
-    /// Does the job's post exist on the site? `account` is the handle the browser is logged in
-    /// as (its timeline holds the post); the search must reach back to `since`, when the attempt
-    /// began, before it may answer [`Lookup::NotFound`].
-    async fn find(
-        &self,
-        browser: &Browser,
-        job: &Job,
-        account: Option<&str>,
-        since: SystemTime,
-    ) -> Result<Lookup, ActionError>;
-}
 
 /// Lane settings.
 #[derive(Debug, Clone)]

@@ -19,28 +19,28 @@ struct FakeSite {
 }
 
 #[async_trait::async_trait]
-impl executor::lanes::Site for FakeSite {
+impl executor::sites::Site for FakeSite {
     async fn prepare(
         &self,
         browser: &executor::browser::Browser,
         _job: &executor::jobs::Job,
-    ) -> Result<(), executor::lanes::ActionError> {
+    ) -> Result<(), executor::sites::ActionError> {
         browser
             .navigate(
                 "data:text/html,<div contenteditable id=composer></div>",
                 Duration::from_secs(5),
             )
             .await
-            .map_err(|e| executor::lanes::ActionError::Failed(e.to_string()))
+            .map_err(|e| executor::sites::ActionError::Failed(e.to_string()))
     }
 
     async fn publish(
         &self,
         _browser: &executor::browser::Browser,
         job: &executor::jobs::Job,
-    ) -> Result<executor::lanes::Published, executor::lanes::ActionError> {
+    ) -> Result<executor::sites::Published, executor::sites::ActionError> {
         if self.posts_rate_limited && job.kind == executor::jobs::Kind::Post {
-            return Err(executor::lanes::ActionError::RateLimited {
+            return Err(executor::sites::ActionError::RateLimited {
                 reset: Some(std::time::SystemTime::now() + Duration::from_secs(3600)),
             });
         }
@@ -50,11 +50,11 @@ impl executor::lanes::Site for FakeSite {
         let mut lose = self.lose_answer.lock().expect("lose");
         if let Some(i) = lose.iter().position(|t| *t == job.text) {
             lose.remove(i);
-            return Err(executor::lanes::ActionError::Failed(
+            return Err(executor::sites::ActionError::Failed(
                 "published, but the answer never came".into(),
             ));
         }
-        Ok(executor::lanes::Published {
+        Ok(executor::sites::Published {
             post_id: Some(id),
             url: None,
         })
@@ -66,15 +66,15 @@ impl executor::lanes::Site for FakeSite {
         job: &executor::jobs::Job,
         _account: Option<&str>,
         _since: std::time::SystemTime,
-    ) -> Result<executor::lanes::Lookup, executor::lanes::ActionError> {
+    ) -> Result<executor::sites::Lookup, executor::sites::ActionError> {
         let published = self.published.lock().expect("published");
         Ok(
             match published.iter().position(|(_, text)| *text == job.text) {
-                Some(i) => executor::lanes::Lookup::Found(executor::lanes::Published {
+                Some(i) => executor::sites::Lookup::Found(executor::sites::Published {
                     post_id: Some((i + 1).to_string()),
                     url: None,
                 }),
-                None => executor::lanes::Lookup::NotFound,
+                None => executor::sites::Lookup::NotFound,
             },
         )
     }

@@ -6,9 +6,9 @@ mod common;
 use common::*;
 use executor::browser::{Browser, BrowserConfig};
 use executor::jobs::{Job, JobState, Kind};
-use executor::lanes::{ActionError, Lookup, Site};
 use executor::sandbox::{Fault, Sandbox};
 use executor::sites::{engine::SiteEngine, SiteDefinition};
+use executor::sites::{ActionError, Lookup, Site};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -305,7 +305,7 @@ async fn a_pinned_old_post_neither_ends_the_search_nor_stalls_scrolling() {
             .expect("find");
         assert_eq!(
             found,
-            Lookup::Found(executor::lanes::Published {
+            Lookup::Found(executor::sites::Published {
                 post_id: Some(id.clone()),
                 url: Some(format!("{}/i/status/{id}", w.url)),
             }),

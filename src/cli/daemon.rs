@@ -2,9 +2,9 @@
 
 use super::CliError;
 use crate::daemon::{self, RunOptions};
-use crate::lanes::Site;
 use crate::log::Logger;
 use crate::settings::Settings;
+use crate::sites::Site;
 use crate::sites::{engine::SiteEngine, SiteDefinition};
 use crate::stop::Shutdown;
 use std::sync::Arc;

@@ -6,8 +6,8 @@ use super::checklist::{on_site_checklist, Criterion, LockState};
 use super::Scope;
 use crate::browser::{Browser, BrowserConfig};
 use crate::jobs::{JobQuery, JobState};
-use crate::lanes::Site;
 use crate::settings::Settings;
+use crate::sites::Site;
 use std::time::SystemTime;
 
 /// Reads each account's timeline on the site back to `since` through this profile's browser,

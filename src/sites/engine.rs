@@ -24,7 +24,7 @@ use super::{text, More, SiteDefinition};
 use crate::browser::{Browser, BrowserError};
 use crate::clock::{format_ts, parse_ts};
 use crate::jobs::{Job, Kind};
-use crate::lanes::{ActionError, Lookup, Published, Session, Site};
+use crate::sites::{ActionError, Lookup, Published, Session, Site};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};

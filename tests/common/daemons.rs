@@ -75,7 +75,7 @@ pub fn in_process_daemon(
 pub fn in_process_daemon_with(
     profile: &Profile,
     extra: &[(&'static str, &str)],
-    site: Option<std::sync::Arc<dyn executor::lanes::Site>>,
+    site: Option<std::sync::Arc<dyn executor::sites::Site>>,
     work: Option<std::sync::Arc<dyn executor::tick::TickWork>>,
 ) -> (
     tokio::task::JoinHandle<Result<executor::daemon::Exit, executor::daemon::DaemonError>>,
