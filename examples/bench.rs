@@ -142,7 +142,7 @@ struct Busy {
 
 #[async_trait::async_trait]
 impl executor::tick::TickWork for Busy {
-    async fn ready(&self) -> Result<executor::tick::LaneCounts, String> {
+    async fn ready(&self) -> Result<executor::tick::LaneCounts, executor::tick::WorkError> {
         Ok(Default::default())
     }
     async fn run(

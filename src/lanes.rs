@@ -85,18 +85,18 @@ pub struct Lanes {
 
 #[async_trait::async_trait]
 impl TickWork for Lanes {
-    async fn ready(&self) -> Result<LaneCounts, String> {
+    async fn ready(&self) -> Result<LaneCounts, WorkError> {
         let now = SystemTime::now();
         let posting = self
             .store
             .job_count_due(Kind::Post, Some(&self.config.account), now)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(machinery)?;
         let reply = self
             .store
             .job_count_due(Kind::Reply, Some(&self.config.account), now)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(machinery)?;
         Ok(LaneCounts { posting, reply })
     }
 

@@ -63,7 +63,7 @@ pub struct WorkReport {
 #[async_trait::async_trait]
 pub trait TickWork: Send + Sync {
     /// The true number of due jobs per lane.
-    async fn ready(&self) -> Result<LaneCounts, String>;
+    async fn ready(&self) -> Result<LaneCounts, WorkError>;
 
     /// Runs the lanes through `browser`. Waits before an irreversible step must select on
     /// `shutdown.stopped()`; waits after one on `shutdown.aborted()`.
@@ -78,7 +78,7 @@ pub struct NoWork;
 
 #[async_trait::async_trait]
 impl TickWork for NoWork {
-    async fn ready(&self) -> Result<LaneCounts, String> {
+    async fn ready(&self) -> Result<LaneCounts, WorkError> {
         Ok(LaneCounts::default())
     }
     async fn run(&self, _browser: &Browser, _shutdown: &Shutdown) -> WorkReport {
@@ -230,7 +230,7 @@ pub async fn run_tick(ctx: &TickContext, tick: u64, ts: SystemTime) -> TickOutco
         if cap.remaining > 1 {
             return Ok(Some(cap));
         }
-        result.ready = ctx.work.ready().await?;
+        result.ready = ctx.work.ready().await.map_err(|e| e.to_string())?;
         if ctx.shutdown.is_stopped() {
             return Ok(None);
         }

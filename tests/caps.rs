@@ -14,7 +14,7 @@ struct HangOnce(std::sync::atomic::AtomicBool);
 
 #[async_trait::async_trait]
 impl executor::tick::TickWork for HangOnce {
-    async fn ready(&self) -> Result<executor::tick::LaneCounts, String> {
+    async fn ready(&self) -> Result<executor::tick::LaneCounts, executor::tick::WorkError> {
         Ok(Default::default())
     }
     async fn run(

@@ -234,7 +234,7 @@ struct StuckOnSilentSite(String);
 
 #[async_trait::async_trait]
 impl executor::tick::TickWork for StuckOnSilentSite {
-    async fn ready(&self) -> Result<executor::tick::LaneCounts, String> {
+    async fn ready(&self) -> Result<executor::tick::LaneCounts, executor::tick::WorkError> {
         Ok(Default::default())
     }
     async fn run(

@@ -128,7 +128,7 @@ pub struct TabFlood;
 
 #[async_trait::async_trait]
 impl executor::tick::TickWork for TabFlood {
-    async fn ready(&self) -> Result<executor::tick::LaneCounts, String> {
+    async fn ready(&self) -> Result<executor::tick::LaneCounts, executor::tick::WorkError> {
         Ok(Default::default())
     }
     async fn run(
