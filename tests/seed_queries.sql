@@ -1,4 +1,4 @@
--- The three queries of ../shared/seed/EXECUTOR_DAEMON_STABILITY_PROOF.md, verbatim.
+-- The three queries of the original deployment's stability document, verbatim.
 SELECT 
   created_at,
   event_data->>'pages' AS pages,

@@ -1275,3 +1275,37 @@ async fn a_post_with_two_links_whose_answer_is_lost_is_found_again_and_published
     )
     .await;
 }
+
+/// `--site FILE`: a site definition of the operator's own, loaded without recompiling, drives
+/// the daemon as the built-in one does (here: the sandbox's, saved under another name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_site_file_given_with_site_drives_the_daemon() {
+    let profile = Profile::new("site-file");
+    let site = site(&profile).await;
+    let file = profile.path("my-site.toml");
+    let definition =
+        include_str!("../sites/sandbox.toml").replace("name = \"sandbox\"", "name = \"my-site\"");
+    assert!(
+        definition.contains("name = \"my-site\""),
+        "the copy is renamed"
+    );
+    std::fs::write(&file, definition).expect("site file");
+    enqueue(&profile, Kind::Post, "through my own site file", None).await;
+    let database = format!("sqlite://{}", profile.db().display());
+    let file = file.display().to_string();
+    let mut daemon = common::rig::site_daemon(
+        &profile,
+        &site.chrome,
+        &site.url,
+        &database,
+        &["--site", &file],
+    );
+    eventually("published through the file's definition", LONG, || async {
+        count_in(&profile, "succeeded").await == 1
+    })
+    .await;
+    assert_eq!(copies(&site.sandbox, "through my own site file"), 1);
+    daemon.signal(libc::SIGTERM);
+    let status = tokio::task::block_in_place(|| daemon.wait_exit(Duration::from_secs(15)));
+    assert_eq!(status.code(), Some(0));
+}
