@@ -607,6 +607,16 @@ fn copies(sandbox: &Sandbox, text: &str) -> usize {
         .count()
 }
 
+/// Every post of `author`, whatever its text: a second publish with another text (or a garbled
+/// one) is caught too.
+fn everything_by(sandbox: &Sandbox, author: &str) -> usize {
+    sandbox
+        .posts()
+        .iter()
+        .filter(|p| p.author == author)
+        .count()
+}
+
 const LONG: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -893,15 +903,17 @@ async fn lost_answer_of(fault: Fault, name: &str, text: &str) {
         !events_of(&profile, "JOB_OUTCOME_UNKNOWN").await.is_empty()
     })
     .await;
-    found_again_and_published_once(&profile, &site, daemon, text).await;
+    found_again_and_published_once(&profile, &site, daemon, text, 0).await;
 }
 
 /// The uncertain job is settled by the lookup finding the post: succeeded, on the site once.
+/// `others`: the account's posts the test put on the site itself.
 async fn found_again_and_published_once(
     profile: &Profile,
     site: &SiteRig,
     daemon: RunningDaemon,
     text: &str,
+    others: usize,
 ) {
     eventually("verified and succeeded", LONG, || async {
         count_in(profile, "succeeded").await == 1
@@ -909,6 +921,11 @@ async fn found_again_and_published_once(
     .await;
     assert_eq!(daemon.stop().await.code(), 0);
     assert_eq!(copies(&site.sandbox, text), 1, "never published twice");
+    assert_eq!(
+        everything_by(&site.sandbox, executor::sandbox::HANDLE),
+        1 + others,
+        "nothing else published under the account either"
+    );
     let rescued = events_of(profile, "JOB_RESCUED").await;
     assert_eq!(rescued.len(), 1);
     assert_eq!(rescued[0]["found"], true);
@@ -984,6 +1001,11 @@ async fn kill_9_at(
         copies(&site.sandbox, &text),
         1,
         "exactly once after a kill -9 {point}"
+    );
+    assert_eq!(
+        everything_by(&site.sandbox, executor::sandbox::HANDLE),
+        1,
+        "nothing else published under the account either"
     );
 }
 
@@ -1092,7 +1114,7 @@ async fn a_lost_answer_is_found_again_behind_two_pages_of_newer_posts() {
     let text = "published, then buried under 45 newer posts";
     let (profile, site, daemon) = answer_lost_then_newer_posts("site-horizon", text, 45).await;
     site.sandbox.set_fault(None);
-    found_again_and_published_once(&profile, &site, daemon, text).await;
+    found_again_and_published_once(&profile, &site, daemon, text, 45).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
