@@ -100,7 +100,14 @@ pub async fn logged_in_chrome_as(profile: &Profile, url: &str, user: &str) -> Lo
     let settings = executor::settings::resolve(Some(profile.dir.clone()), &flags, &|_| None)
         .expect("settings");
     let browser = Browser::new(BrowserConfig::from_settings(&settings), Arc::new(|_| {}));
-    browser.connect().await.expect("attach");
+    // A browser just launched on a busy machine may miss its first heartbeat: attach again,
+    // within a deadline, before calling it broken.
+    eventually(
+        "the test browser answers",
+        Duration::from_secs(30),
+        || async { browser.connect().await.is_ok() },
+    )
+    .await;
     log_in_as(&browser, url, user).await;
     browser.shutdown().await; // attach mode: the browser stays, logged in
     LoggedInChrome {
