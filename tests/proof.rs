@@ -179,11 +179,24 @@ async fn verify_fails_naming_the_hard_cap_with_its_evidence() {
 #[test]
 fn verify_fails_naming_a_tick_gap_when_the_daemon_was_paused() {
     let profile = Profile::new("verify-gap");
-    let mut daemon = launch_daemon(&profile, &[]);
+    // Ticks of a few milliseconds, 3 s apart: frozen right after a tick line, the daemon is
+    // frozen in its sleep between ticks, not inside a tick (a slow tick is allowed its time).
+    let mut daemon = spawn(command(
+        &profile.dir,
+        &[
+            "--browser-mode",
+            "launch",
+            "--cdp-port",
+            "0",
+            "--tick-interval",
+            "3s",
+            "daemon",
+        ],
+    ));
     daemon.lines.wait_for_nth(3, START, is_tick_line);
     daemon.signal(libc::SIGSTOP);
-    // The fault itself: the daemon is frozen for longer than any allowed gap (interval + 5 s slack).
-    std::thread::sleep(Duration::from_secs(7));
+    // The fault itself: frozen for longer than any allowed gap (interval + the tick + 5 s slack).
+    std::thread::sleep(Duration::from_secs(10));
     daemon.signal(libc::SIGCONT);
     let seen = daemon
         .lines
