@@ -487,7 +487,7 @@ mod jobs_bench {
         let setup = store::open(url).await.expect("open");
         drop(setup);
         // The jobs go in through a plain connection (the driver does not know our pooler flag).
-        let plain = pg.replace("?pgbouncer=true", "");
+        let (plain, _) = executor::settings::without_pooler_flag(pg);
         let (client, connection) = tokio_postgres::connect(&plain, tokio_postgres::NoTls)
             .await
             .expect("connect");

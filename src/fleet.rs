@@ -155,7 +155,7 @@ impl FleetMember {
     }
 }
 
-/// The host name, as the registry and the default executor id show it.
+/// The host name, as the registry and the default executor id (`settings`) show it.
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()

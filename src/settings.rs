@@ -824,12 +824,7 @@ fn check_combinations(settings: &Settings, layer: &Layer) -> Result<(), Settings
 }
 
 fn default_executor_id(profile: &Path) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string());
+    let host = crate::fleet::host_name();
     let profile = std::path::absolute(profile).unwrap_or_else(|_| profile.to_path_buf());
     format!("{host}:{}", profile.display())
 }
