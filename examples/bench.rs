@@ -544,7 +544,8 @@ mod jobs_bench {
         ))
     }
 
-    pub async fn fleet() {
+    /// `only`: "direct" or "pooler" runs just those (limits off); `None` runs all four.
+    pub async fn fleet(only: Option<&str>) {
         let base = std::env::var("EXECUTOR_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let pooler = std::env::var("EXECUTOR_TEST_POOLER_URL")
@@ -554,6 +555,20 @@ mod jobs_bench {
             min_gap: Duration::ZERO,
         };
         for (limits, name) in [(Limits::OFF, "limits off"), (limited, "limits on")] {
+            if only.is_some() && limits != Limits::OFF {
+                continue;
+            }
+            if only == Some("pooler") {
+                fleet_throughput(
+                    &format!("PostgreSQL through PgBouncer (transaction mode), 16 workers on 16 accounts, {name}"),
+                    &pooler_url(&base, &pooler).await,
+                    16,
+                    500,
+                    limits,
+                )
+                .await;
+                continue;
+            }
             fleet_throughput(
                 &format!("PostgreSQL direct, 16 workers on 16 accounts, {name}"),
                 &pg_url(&base).await,
@@ -562,6 +577,9 @@ mod jobs_bench {
                 limits,
             )
             .await;
+            if only.is_some() {
+                continue;
+            }
             fleet_throughput(
                 &format!("PostgreSQL through PgBouncer (transaction mode), 16 workers on 16 accounts, {name}"),
                 &pooler_url(&base, &pooler).await,
@@ -717,7 +735,10 @@ fn main() {
         runtime.block_on(jobs_bench::run());
     }
     if what == "fleet" || what == "all" {
-        runtime.block_on(jobs_bench::fleet());
+        runtime.block_on(jobs_bench::fleet(None));
+    }
+    if let Some(only) = what.strip_prefix("fleet-") {
+        runtime.block_on(jobs_bench::fleet(Some(only)));
     }
     if what == "browser" || what == "all" {
         runtime.block_on(browser_bench());

@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "fleet",
         include_str!("../../migrations/postgres/0004_fleet.sql"),
     ),
+    (
+        5,
+        "claim logs action",
+        include_str!("../../migrations/postgres/0005_claim_logs_action.sql"),
+    ),
 ];
 
 /// Any constant: the advisory lock key that serialises migrations across executors.

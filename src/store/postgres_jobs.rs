@@ -77,8 +77,6 @@ pub(crate) const QUERIES: Queries = Queries {
         job_columns!(),
         " FROM claimed"
     ),
-    // Logged by job_claim_next above.
-    action_insert: "",
     job_mark_attempting: concat!(
         "UPDATE jobs SET state = 'attempting', attempted_at = $3, updated_at = $3
          WHERE id = $1 AND lease_token = $2 AND state = 'claimed' AND lease_expires_at > $3
@@ -164,12 +162,28 @@ pub(crate) struct PgConn {
     /// The BEGIN not sent yet: it travels with the transaction's first statement (pipelined on
     /// the connection, in order), which saves a round trip per transaction.
     begin_pending: Option<&'static str>,
+    /// Writes held by [`Driver::defer`], sent before the next statement or with the commit.
+    deferred: Vec<(&'static str, Vec<Value>)>,
     /// Statements prepared once on this connection and reused (planning each statement anew
     /// costs the server more than running it). `None` behind a transaction-mode pooler, where a
     /// prepared statement would live on one of its server connections only: there every
     /// statement goes out unnamed, with its types, in one round trip.
     prepared: Option<HashMap<&'static str, Statement>>,
 }
+
+const BEGIN_FULL: &str = "BEGIN";
+/// A relaxed commit skips the wait for the WAL flush.
+const BEGIN_RELAXED: &str = "BEGIN; SET LOCAL synchronous_commit TO OFF";
+
+/// What one statement of a pipeline answered.
+enum Answer {
+    Rows(Vec<tokio_postgres::Row>),
+    Changed(u64),
+}
+
+type Step<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Answer, tokio_postgres::Error>> + Send + 'a>,
+>;
 
 impl PgConn {
     pub fn new(client: Client, prepare: bool) -> PgConn {
@@ -178,6 +192,7 @@ impl PgConn {
             written: Vec::new(),
             in_transaction: false,
             begin_pending: None,
+            deferred: Vec::new(),
             prepared: prepare.then(HashMap::new),
         }
     }
@@ -205,23 +220,104 @@ impl PgConn {
         }
         Ok(Some(statement))
     }
+
+    /// Sends, in one round trip and in this order: the pending BEGIN, the deferred writes,
+    /// `last` (a statement, and whether its rows are wanted) and COMMIT when `commit`. Answers
+    /// `last`. The first error of any of them is the answer (after a failed statement the
+    /// server refuses the rest of the transaction, and turns the COMMIT into a rollback).
+    async fn pipeline(
+        &mut self,
+        last: Option<(&'static str, &[Value], bool)>,
+        commit: bool,
+    ) -> Result<Answer, StoreError> {
+        let deferred = std::mem::take(&mut self.deferred);
+        let mut work: Vec<(&'static str, &[Value], bool)> = deferred
+            .iter()
+            .map(|(sql, params)| (*sql, params.as_slice(), false))
+            .collect();
+        work.extend(last);
+        let typed_params: Vec<_> = work.iter().map(|(_, params, _)| typed(params)).collect();
+        let mut statements = Vec::with_capacity(work.len());
+        for ((sql, _, _), params) in work.iter().zip(&typed_params) {
+            statements.push(self.statement(sql, params).await?);
+        }
+        let begin = self.begin_pending.take();
+        let client = &self.client;
+        let mut steps: Vec<Step<'_>> = Vec::with_capacity(work.len() + 2);
+        if let Some(begin) = begin {
+            steps.push(Box::pin(async move {
+                client
+                    .batch_execute(begin)
+                    .await
+                    .map(|()| Answer::Changed(0))
+            }));
+        }
+        let last_index = last.map(|_| steps.len() + work.len() - 1);
+        for (((sql, _, want_rows), params), statement) in
+            work.iter().zip(&typed_params).zip(statements)
+        {
+            let (sql, want_rows) = (*sql, *want_rows);
+            steps.push(Box::pin(async move {
+                let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+                match (statement, want_rows) {
+                    (Some(s), true) => client.query(&s, &values).await.map(Answer::Rows),
+                    (Some(s), false) => client.execute(&s, &values).await.map(Answer::Changed),
+                    (None, true) => client.query_typed(sql, params).await.map(Answer::Rows),
+                    (None, false) => client.execute_typed(sql, params).await.map(Answer::Changed),
+                }
+            }));
+        }
+        if commit {
+            steps.push(Box::pin(async move {
+                client
+                    .batch_execute("COMMIT")
+                    .await
+                    .map(|()| Answer::Changed(0))
+            }));
+        }
+        let mut answer = Answer::Changed(0);
+        let mut first_error = None;
+        for (i, result) in in_order(steps).await.into_iter().enumerate() {
+            match result {
+                Ok(a) if Some(i) == last_index => answer = a,
+                Ok(_) => {}
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        match first_error {
+            Some(err) => Err(pg(if commit { "commit" } else { "statement" })(err)),
+            None => Ok(answer),
+        }
+    }
 }
 
-/// Runs `statement`, preceded on the wire by `begin` when one is pending.
-async fn after_begin<T>(
-    client: &Client,
-    begin: Option<&'static str>,
-    statement: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Result<T, StoreError> {
-    match begin {
-        // `join!` polls the BEGIN first, so it is sent (and runs) first.
-        Some(begin) => {
-            let (begun, result) = tokio::join!(client.batch_execute(begin), statement);
-            begun.map_err(pg("begin"))?;
-            result.map_err(pg("statement"))
+/// Runs `steps` concurrently on this task, each first polled in order: a step's request is
+/// queued on the connection when it is first polled, so they go out on the wire in this order
+/// (`join_all` promises no polling order for long lists).
+async fn in_order<T>(
+    mut steps: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + '_>>>,
+) -> Vec<T> {
+    let mut done: Vec<Option<T>> = steps.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (step, slot) in steps.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none() {
+                match step.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *slot = Some(value),
+                    std::task::Poll::Pending => waiting = true,
+                }
+            }
         }
-        None => statement.await.map_err(pg("statement")),
-    }
+        if waiting {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
 }
 
 fn pg(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
@@ -242,6 +338,22 @@ fn typed(params: &[Value]) -> Vec<(&(dyn ToSql + Sync), Type)> {
                 Value::Texts(v) => (v, Type::TEXT_ARRAY),
                 Value::Json(v) => (v, Type::JSONB),
             }
+        })
+        .collect()
+}
+
+fn read_rows(answer: Answer, shape: &'static [Col]) -> Result<Vec<Vec<Value>>, StoreError> {
+    let Answer::Rows(rows) = answer else {
+        return Ok(Vec::new());
+    };
+    rows.iter()
+        .map(|row| {
+            shape
+                .iter()
+                .enumerate()
+                .map(|(i, col)| read(row, i, *col))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(pg("read row"))
         })
         .collect()
 }
@@ -276,25 +388,39 @@ impl Driver for PgConn {
         }
         self.in_transaction = true;
         self.written.clear();
-        // A relaxed commit skips the wait for the WAL flush.
+        self.deferred.clear();
         self.begin_pending = Some(match durability {
-            Durability::Full => "BEGIN",
-            Durability::Relaxed => "BEGIN; SET LOCAL synchronous_commit TO OFF",
+            Durability::Full => BEGIN_FULL,
+            Durability::Relaxed => BEGIN_RELAXED,
         });
         Ok(())
     }
 
     async fn end(&mut self, commit: bool) -> Result<(), StoreError> {
-        if self.begin_pending.take().is_some() {
-            // Nothing was sent: nothing to end.
-            self.in_transaction = false;
+        if !self.in_transaction {
+            // Already ended by `rows_then_commit`.
             return Ok(());
         }
-        let ended = self
-            .client
-            .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" })
-            .await
-            .map_err(pg(if commit { "commit" } else { "rollback" }));
+        let nothing_sent = self.begin_pending.is_some();
+        let ended = if nothing_sent && (!commit || self.deferred.is_empty()) {
+            // Nothing reached the server: nothing to end.
+            self.begin_pending = None;
+            self.deferred.clear();
+            Ok(())
+        } else if commit {
+            let committed = self.pipeline(None, true).await.map(|_| ());
+            if committed.is_err() {
+                // A deferred write that could not even be sent leaves the transaction open.
+                let _ = self.client.batch_execute("ROLLBACK").await;
+            }
+            committed
+        } else {
+            self.deferred.clear();
+            self.client
+                .batch_execute("ROLLBACK")
+                .await
+                .map_err(pg("rollback"))
+        };
         self.in_transaction = false;
         if !commit || ended.is_err() {
             self.written.clear();
@@ -306,20 +432,9 @@ impl Driver for PgConn {
         if sql.is_empty() {
             return Ok(0);
         }
-        let params = typed(params);
-        let statement = self.statement(sql, &params).await?;
-        let begin = self.begin_pending.take();
-        match statement {
-            Some(statement) => {
-                let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
-                after_begin(
-                    &self.client,
-                    begin,
-                    self.client.execute(&statement, &values),
-                )
-                .await
-            }
-            None => after_begin(&self.client, begin, self.client.execute_typed(sql, &params)).await,
+        match self.pipeline(Some((sql, params, false)), false).await? {
+            Answer::Changed(n) => Ok(n),
+            Answer::Rows(rows) => Ok(rows.len() as u64),
         }
     }
 
@@ -329,26 +444,41 @@ impl Driver for PgConn {
         params: &[Value],
         shape: &'static [Col],
     ) -> Result<Vec<Vec<Value>>, StoreError> {
-        let params = typed(params);
-        let statement = self.statement(sql, &params).await?;
-        let begin = self.begin_pending.take();
-        let rows = match statement {
-            Some(statement) => {
-                let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
-                after_begin(&self.client, begin, self.client.query(&statement, &values)).await?
-            }
-            None => after_begin(&self.client, begin, self.client.query_typed(sql, &params)).await?,
+        let answer = self.pipeline(Some((sql, params, true)), false).await?;
+        read_rows(answer, shape)
+    }
+
+    async fn defer(&mut self, sql: &'static str, params: Vec<Value>) -> Result<(), StoreError> {
+        if !self.in_transaction {
+            // No commit to travel with: send it now.
+            return self.execute(sql, &params).await.map(|_| ());
+        }
+        if !sql.is_empty() {
+            self.deferred.push((sql, params));
+        }
+        Ok(())
+    }
+
+    async fn rows_then_commit(
+        &mut self,
+        sql: &'static str,
+        params: &[Value],
+        shape: &'static [Col],
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        let alone = self.begin_pending == Some(BEGIN_FULL) && self.deferred.is_empty();
+        let answer = if alone {
+            // The whole transaction is this one statement, with the server's full durability:
+            // sent on its own, the server commits it as it ends (BEGIN and COMMIT are two
+            // statements the server need not run).
+            self.begin_pending = None;
+            self.pipeline(Some((sql, params, true)), false).await?
+        } else {
+            self.pipeline(Some((sql, params, true)), true).await?
         };
-        rows.iter()
-            .map(|row| {
-                shape
-                    .iter()
-                    .enumerate()
-                    .map(|(i, col)| read(row, i, *col))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(pg("read row"))
-            })
-            .collect()
+        // Committed. (After an error the transaction may still be open, if the statement could
+        // not be sent at all: the `end` that follows rolls it back.)
+        self.in_transaction = false;
+        read_rows(answer, shape)
     }
 
     fn written(&mut self) -> &mut Vec<Event> {

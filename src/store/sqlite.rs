@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "fleet",
         include_str!("../../migrations/sqlite/0004_fleet.sql"),
     ),
+    (
+        5,
+        "claim logs action",
+        include_str!("../../migrations/sqlite/0005_claim_logs_action.sql"),
+    ),
 ];
 
 pub struct SqliteStore {

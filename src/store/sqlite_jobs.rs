@@ -70,7 +70,6 @@ pub(crate) const QUERIES: Queries = Queries {
          RETURNING ",
         job_columns!()
     ),
-    action_insert: "INSERT INTO job_actions (job_id, kind, account, started_at) VALUES (?1, ?2, ?3, ?4)",
     job_mark_attempting: concat!(
         "UPDATE jobs SET state = 'attempting', attempted_at = ?3, updated_at = ?3
          WHERE id = ?1 AND lease_token = ?2 AND state = 'claimed' AND lease_expires_at > ?3
@@ -278,6 +277,10 @@ impl Driver for SqliteConn {
     }
 
     async fn end(&mut self, commit: bool) -> Result<(), StoreError> {
+        if self.durability.is_none() && self.conn.is_autocommit() {
+            // Already ended by `rows_then_commit`.
+            return Ok(());
+        }
         self.end_now(commit).map_err(|e| self.error(e))
     }
 
@@ -292,6 +295,27 @@ impl Driver for SqliteConn {
         shape: &'static [Col],
     ) -> Result<Vec<Vec<Value>>, StoreError> {
         self.run_rows(sql, params, shape).map_err(|e| self.error(e))
+    }
+
+    async fn defer(&mut self, sql: &'static str, params: Vec<Value>) -> Result<(), StoreError> {
+        // Nothing to save by waiting: the file is local.
+        self.run_execute(sql, &params)
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    async fn rows_then_commit(
+        &mut self,
+        sql: &'static str,
+        params: &[Value],
+        shape: &'static [Col],
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        let rows = self
+            .run_rows(sql, params, shape)
+            .map_err(|e| self.error(e))?;
+        // On failure the transaction is still open: the `end` that follows rolls it back.
+        self.end_now(true).map_err(|e| self.error(e))?;
+        Ok(rows)
     }
 
     fn written(&mut self) -> &mut Vec<Event> {

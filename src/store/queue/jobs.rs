@@ -2,8 +2,8 @@
 //! unknown outcomes, the operator's commands and the 429 breakers (docs/jobs.md).
 
 use super::{
-    job_opt, jobs, kind_value, lease_token, must_get, scalar, write_event, Col, Driver, Durability,
-    Reader, Value,
+    job_opt, job_opt_last, jobs, kind_value, lease_token, must_get, scalar, write_event, Col,
+    Driver, Durability, Reader, Value,
 };
 use crate::events::Identity;
 use crate::jobs::{
@@ -251,33 +251,25 @@ async fn claim_in<D: Driver>(
         }
     }
     let expires = claim.now + claim.lease_for;
-    let claimed = job_opt(
+    // The statement also logs the action the rate limits count (in SQL on both dialects), so
+    // it can be the last one, sent with the commit.
+    let claimed = job_opt_last(
         d,
         q.job_claim_next,
         &[
             kind_value(claim.kind),
             account,
-            now.clone(),
+            now,
             Value::Text(claim.owner.clone()),
             lease_token(),
             Value::Time(expires),
         ],
     )
     .await?;
-    let Some(job) = claimed else {
-        return Ok(ClaimOutcome::Empty);
-    };
-    d.execute(
-        q.action_insert,
-        &[
-            Value::Int(job.id),
-            kind_value(job.kind),
-            Value::Text(job.account.clone()),
-            now,
-        ],
-    )
-    .await?;
-    Ok(ClaimOutcome::Claimed(Box::new(job)))
+    Ok(match claimed {
+        Some(job) => ClaimOutcome::Claimed(Box::new(job)),
+        None => ClaimOutcome::Empty,
+    })
 }
 
 /// Loads the job for a change and checks that `token` still holds it in one of `states`.
@@ -317,8 +309,9 @@ async fn mark_attempting_in<D: Driver>(
     token: &str,
     now: SystemTime,
 ) -> Result<Job, StoreError> {
+    // One statement, committed with it: one round trip.
     let sql = d.queries().job_mark_attempting;
-    let marked = job_opt(
+    let marked = job_opt_last(
         d,
         sql,
         &[Value::Int(id), Value::Text(token.into()), Value::Time(now)],
@@ -338,6 +331,26 @@ async fn set_state<D: Driver>(
     state: &JobState,
     now: SystemTime,
 ) -> Result<Job, StoreError> {
+    let sql = d.queries().job_set_state;
+    job_opt(d, sql, &set_state_params(id, state, now)?)
+        .await?
+        .ok_or(StoreError::NotFound { job_id: id })
+}
+
+/// [`set_state`] as the transaction's last statement, committed with it.
+async fn set_state_last<D: Driver>(
+    d: &mut D,
+    id: i64,
+    state: &JobState,
+    now: SystemTime,
+) -> Result<Job, StoreError> {
+    let sql = d.queries().job_set_state;
+    job_opt_last(d, sql, &set_state_params(id, state, now)?)
+        .await?
+        .ok_or(StoreError::NotFound { job_id: id })
+}
+
+fn set_state_params(id: i64, state: &JobState, now: SystemTime) -> Result<Vec<Value>, StoreError> {
     let (post_id, url, error, not_before) = match state {
         JobState::Succeeded { post_id, url } => (post_id.clone(), url.clone(), None, None),
         JobState::Failed { error, retry_at } => (None, None, Some(error.clone()), Some(*retry_at)),
@@ -352,22 +365,15 @@ async fn set_state<D: Driver>(
             })
         }
     };
-    let sql = d.queries().job_set_state;
-    job_opt(
-        d,
-        sql,
-        &[
-            Value::Int(id),
-            Value::Text(state.name().into()),
-            Value::OptText(post_id),
-            Value::OptText(url),
-            Value::OptText(error),
-            Value::OptTime(not_before),
-            Value::Time(now),
-        ],
-    )
-    .await?
-    .ok_or(StoreError::NotFound { job_id: id })
+    Ok(vec![
+        Value::Int(id),
+        Value::Text(state.name().into()),
+        Value::OptText(post_id),
+        Value::OptText(url),
+        Value::OptText(error),
+        Value::OptTime(not_before),
+        Value::Time(now),
+    ])
 }
 
 /// Records how an attempt ended, with its event. Fenced by the lease token.
@@ -398,9 +404,13 @@ async fn finish_in<D: Driver>(
 ) -> Result<Job, StoreError> {
     let job = fenced(d, id, token, &["claimed", "attempting"]).await?;
     let state = finished_state(&job, outcome, now, retry_jitter);
-    let done = set_state(d, id, &state, now).await?;
-    write_event(d, transition_events::outcome(&done, outcome, identity, now)).await?;
-    Ok(done)
+    // The event describes the job as the update below leaves it; both travel with the commit.
+    let next = Job {
+        state: state.clone(),
+        ..job
+    };
+    write_event(d, transition_events::outcome(&next, outcome, identity, now)).await?;
+    set_state_last(d, id, &state, now).await
 }
 
 // ---- unknown outcomes -----------------------------------------------------------------------

@@ -72,7 +72,6 @@ pub(crate) struct Queries {
     pub action_latest: &'static str,
     pub job_due_exists: &'static str,
     pub job_claim_next: &'static str,
-    pub action_insert: &'static str,
     pub job_mark_attempting: &'static str,
     pub job_set_state: &'static str,
     pub job_claim_uncertain: &'static str,
@@ -114,6 +113,23 @@ pub(crate) trait Driver {
     ) -> impl std::future::Future<Output = Result<u64, StoreError>> + Send;
     /// Runs a statement and reads its rows as `shape`.
     fn rows(
+        &mut self,
+        sql: &'static str,
+        params: &[Value],
+        shape: &'static [Col],
+    ) -> impl std::future::Future<Output = Result<Vec<Vec<Value>>, StoreError>> + Send;
+    /// A write whose answer the step does not read (an event): the driver may hold it and send
+    /// it with the transaction's next statement or its commit, in order, in one round trip. If it
+    /// fails, the transaction fails with it (at that next statement or commit at the latest).
+    fn defer(
+        &mut self,
+        sql: &'static str,
+        params: Vec<Value>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+    /// Runs the transaction's last statement and commits with it, in one round trip where the
+    /// dialect can. The transaction is over when this returns (committed on `Ok`, rolled back on
+    /// `Err`); the [`Driver::end`] that follows does nothing. Nothing may be written after it.
+    fn rows_then_commit(
         &mut self,
         sql: &'static str,
         params: &[Value],
@@ -275,6 +291,17 @@ pub(super) async fn job_opt<D: Driver>(
     Ok(jobs(d, sql, params).await?.into_iter().next())
 }
 
+/// [`job_opt`] as the transaction's last statement, committed with it
+/// ([`Driver::rows_then_commit`]).
+pub(super) async fn job_opt_last<D: Driver>(
+    d: &mut D,
+    sql: &'static str,
+    params: &[Value],
+) -> Result<Option<Job>, StoreError> {
+    let rows = d.rows_then_commit(sql, params, JOB_SHAPE).await?;
+    rows.into_iter().next().map(job_from).transpose()
+}
+
 pub(super) async fn must_get<D: Driver>(d: &mut D, id: i64) -> Result<Job, StoreError> {
     let sql = d.queries().job_get;
     job_opt(d, sql, &[Value::Int(id)])
@@ -303,11 +330,24 @@ pub(super) fn lease_token() -> Value {
     Value::Text(uuid::Uuid::new_v4().to_string())
 }
 
-/// Writes an event inside the current transaction and keeps it for the observer.
+/// Writes an event inside the current transaction (sent with the transaction's next statement
+/// or its commit) and keeps it for the observer.
 pub(super) async fn write_event<D: Driver>(d: &mut D, event: Event) -> Result<(), StoreError> {
-    event_insert(d, &event).await?;
+    let sql = d.queries().event_insert;
+    d.defer(sql, event_params(&event)).await?;
     d.written().push(event);
     Ok(())
+}
+
+fn event_params(event: &Event) -> Vec<Value> {
+    vec![
+        Value::Text(event.id.clone()),
+        Value::Text(event.event_type.clone()),
+        Value::Text(event.severity.as_str().to_string()),
+        Value::Text(event.message.clone()),
+        Value::Json(event.event_data.clone()),
+        Value::Time(event.created_at),
+    ]
 }
 
 // ---- events ---------------------------------------------------------------------------------
@@ -315,19 +355,7 @@ pub(super) async fn write_event<D: Driver>(d: &mut D, event: Event) -> Result<()
 /// Inserts one event; false when its id was already stored.
 pub(crate) async fn event_insert<D: Driver>(d: &mut D, event: &Event) -> Result<bool, StoreError> {
     let sql = d.queries().event_insert;
-    let changed = d
-        .execute(
-            sql,
-            &[
-                Value::Text(event.id.clone()),
-                Value::Text(event.event_type.clone()),
-                Value::Text(event.severity.as_str().to_string()),
-                Value::Text(event.message.clone()),
-                Value::Json(event.event_data.clone()),
-                Value::Time(event.created_at),
-            ],
-        )
-        .await?;
+    let changed = d.execute(sql, &event_params(event)).await?;
     Ok(changed == 1)
 }
 
