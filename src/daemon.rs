@@ -391,6 +391,8 @@ async fn tick_loop(
     let mut consecutive_failures: u32 = 0;
     let mut tick_number: u64 = 0;
     let mut was_connected = false;
+    // The last backlog count a tick made, shown (as stale) by ticks that cannot count.
+    let mut last_counted = None;
     let mut heartbeat: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         if let Some(record) = shutdown.record() {
@@ -401,6 +403,7 @@ async fn tick_loop(
         let ts = SystemTime::now();
         let (mut result, hard_cap) =
             run_capped(settings, shutdown, ctx, log, sink, tick_number, ts).await;
+        result.carry_counts(&mut last_counted);
 
         if ctx.browser.is_connected() && !was_connected {
             sink.record(

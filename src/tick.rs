@@ -105,6 +105,20 @@ pub struct TickResult {
     /// `last_error` says only what went wrong with jobs (each has its own retries): the tick is
     /// reported with it, but is not a failed tick.
     pub job_failures_only: bool,
+    /// Whether `ready` was counted by this tick, or carried over from an earlier one (a tick
+    /// that failed before counting still shows the backlog, and says since when).
+    pub counted: Counted,
+}
+
+/// Where a tick's `ready` counts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Counted in the store by this tick.
+    Now,
+    /// This tick could not count: the last count, made by the tick at this time.
+    Earlier(SystemTime),
+    /// No tick has counted yet: the counts are zero because nothing is known.
+    Never,
 }
 
 impl TickResult {
@@ -122,6 +136,20 @@ impl TickResult {
             duration_ms: 0,
             standby_for: None,
             job_failures_only: false,
+            counted: Counted::Never,
+        }
+    }
+
+    /// When this tick could not count the backlog, show the last known count instead of zero
+    /// (and say it is stale); `last` is the last tick that counted, updated by this one.
+    pub fn carry_counts(&mut self, last: &mut Option<(LaneCounts, SystemTime)>) {
+        match (self.counted, *last) {
+            (Counted::Now, _) => *last = Some((self.ready, self.ts)),
+            (_, Some((ready, at))) => {
+                self.ready = ready;
+                self.counted = Counted::Earlier(at);
+            }
+            (_, None) => self.counted = Counted::Never,
         }
     }
 
@@ -145,6 +173,14 @@ impl TickResult {
             self.attempts.reply,
             format_duration(self.backoff),
         );
+        match self.counted {
+            Counted::Now => {}
+            Counted::Earlier(at) => {
+                line.push_str(" ready_as_of=");
+                line.push_str(&crate::clock::format_ts(at));
+            }
+            Counted::Never => line.push_str(" ready_as_of=unknown"),
+        }
         if let Some(holder) = &self.standby_for {
             line.push_str(" standby_for=");
             line.push_str(&one_line(holder));
@@ -171,6 +207,11 @@ impl TickResult {
             "tick": self.tick,
             "duration_ms": self.duration_ms,
             "standby_for": self.standby_for,
+            "ready_as_of": match self.counted {
+                Counted::Now => Value::Null,
+                Counted::Earlier(at) => json!(crate::clock::format_ts(at)),
+                Counted::Never => json!("unknown"),
+            },
             "failed": self.failed(),
         })
     }
@@ -231,6 +272,7 @@ pub async fn run_tick(ctx: &TickContext, tick: u64, ts: SystemTime) -> TickOutco
             return Ok(Some(cap));
         }
         result.ready = ctx.work.ready().await.map_err(|e| e.to_string())?;
+        result.counted = Counted::Now;
         if ctx.shutdown.is_stopped() {
             return Ok(None);
         }
@@ -314,6 +356,7 @@ mod tests {
             duration_ms: 12,
             standby_for: None,
             job_failures_only: false,
+            counted: Counted::Now,
         };
         assert_eq!(
             result.line(),
@@ -338,8 +381,44 @@ mod tests {
             duration_ms: 3,
             standby_for: None,
             job_failures_only: false,
+            counted: Counted::Now,
         };
         assert!(result.line().ends_with("pids=[] posting_ready=0 posting_attempts=0 reply_ready=0 reply_attempts=0 backoff=30s last_error=CDP unreachable"));
         assert_eq!(result.event_data()["backoff_seconds"], json!(30));
+    }
+
+    #[test]
+    fn a_tick_that_could_not_count_shows_the_last_count_and_says_since_when() {
+        let mut last = None;
+        let at = |ms: u64| crate::clock::from_unix_ms(1_769_169_600_000 + ms);
+        let mut unknown = TickResult::start(1, at(0));
+        unknown.last_error = Some("store down".into());
+        unknown.carry_counts(&mut last);
+        assert!(unknown
+            .line()
+            .contains("posting_ready=0 posting_attempts=0 reply_ready=0 reply_attempts=0 backoff=0s ready_as_of=unknown last_error=store down"));
+        assert_eq!(unknown.event_data()["ready_as_of"], json!("unknown"));
+
+        let mut counted = TickResult::start(2, at(60_000));
+        counted.ready = LaneCounts {
+            posting: 120,
+            reply: 4,
+        };
+        counted.counted = Counted::Now;
+        counted.carry_counts(&mut last);
+        assert!(!counted.line().contains("ready_as_of"));
+        assert_eq!(counted.event_data()["ready_as_of"], Value::Null);
+
+        let mut failed = TickResult::start(3, at(120_000));
+        failed.last_error = Some("store down".into());
+        failed.carry_counts(&mut last);
+        assert!(failed.line().contains(
+            "posting_ready=120 posting_attempts=0 reply_ready=4 reply_attempts=0 backoff=0s ready_as_of=2026-01-23T12:01:00.000Z"
+        ));
+        assert_eq!(failed.event_data()["posting_ready"], json!(120));
+        assert_eq!(
+            failed.event_data()["ready_as_of"],
+            json!("2026-01-23T12:01:00.000Z")
+        );
     }
 }

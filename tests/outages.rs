@@ -129,6 +129,17 @@ async fn ticks_go_on_while_postgres_is_unreachable_and_every_event_lands_exactly
         )
     };
     let profile = Profile::new("spool-pg");
+    // A backlog the ticks that cannot reach the store must still show (as the last count).
+    let batch = profile.path("backlog.jsonl");
+    let lines: Vec<String> = (0..120)
+        .map(|i| format!(r#"{{"kind":"post","text":"backlog {i}"}}"#))
+        .collect();
+    std::fs::write(&batch, lines.join("\n")).expect("batch");
+    let enqueued = command(&profile.dir, &["--database", &url, "enqueue", "bulk"])
+        .stdin(std::fs::File::open(&batch).expect("batch"))
+        .output()
+        .expect("enqueue");
+    assert!(enqueued.status.success(), "{enqueued:?}");
     let daemon = launch_daemon(
         &profile,
         // Without its queue a tick fails (and says so); keep the backoff short so ticks go on.
@@ -157,6 +168,25 @@ async fn ticks_go_on_while_postgres_is_unreachable_and_every_event_lands_exactly
     wait(seen + 4)
         .await
         .expect("ticks go on while the store is down");
+    let during: Vec<String> = daemon
+        .lines
+        .all()
+        .into_iter()
+        .filter(|l| is_tick_line(l))
+        .skip(seen + 1)
+        .collect();
+    assert!(
+        during.iter().all(|l| l.contains("last_error=")),
+        "the store is down: {during:?}"
+    );
+    // No site: the jobs stay due, so the last count is the backlog, and says how old it is.
+    assert!(
+        during
+            .iter()
+            .all(|l| field(l, "posting_ready") == Some("120")
+                && field(l, "ready_as_of").is_some_and(|t| t != "unknown")),
+        "ticks that could not count show the last count and since when: {during:?}"
+    );
     assert!(
         profile.path("spool/events.jsonl").exists(),
         "events were spooled"
