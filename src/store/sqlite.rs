@@ -468,3 +468,152 @@ impl Store for SqliteStore {
         self.run(step!(|c| queue::breaker(c, &account, kind))).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::Limits;
+    use crate::store::queue::{Col, Driver, Durability, Queries, Value};
+
+    /// The real SQLite driver, reporting the `synchronous` level in effect at each commit.
+    struct AtCommit<'a> {
+        inner: &'a mut SqliteConn,
+        levels: Vec<i64>,
+    }
+
+    impl AtCommit<'_> {
+        fn record(&mut self) {
+            let level = self
+                .inner
+                .conn
+                .pragma_query_value(None, "synchronous", |row| row.get(0))
+                .expect("pragma");
+            self.levels.push(level);
+        }
+    }
+
+    impl Driver for AtCommit<'_> {
+        fn queries(&self) -> &'static Queries {
+            self.inner.queries()
+        }
+        async fn begin(&mut self, durability: Durability) -> Result<(), StoreError> {
+            self.inner.begin(durability).await
+        }
+        async fn end(&mut self, commit: bool) -> Result<(), StoreError> {
+            if commit && !self.inner.conn.is_autocommit() {
+                self.record();
+            }
+            self.inner.end(commit).await
+        }
+        async fn execute(
+            &mut self,
+            sql: &'static str,
+            params: &[Value],
+        ) -> Result<u64, StoreError> {
+            self.inner.execute(sql, params).await
+        }
+        async fn rows(
+            &mut self,
+            sql: &'static str,
+            params: &[Value],
+            shape: &'static [Col],
+        ) -> Result<Vec<Vec<Value>>, StoreError> {
+            self.inner.rows(sql, params, shape).await
+        }
+        async fn defer(&mut self, sql: &'static str, params: Vec<Value>) -> Result<(), StoreError> {
+            self.inner.defer(sql, params).await
+        }
+        async fn rows_then_commit(
+            &mut self,
+            sql: &'static str,
+            params: &[Value],
+            shape: &'static [Col],
+        ) -> Result<Vec<Vec<Value>>, StoreError> {
+            self.record();
+            self.inner.rows_then_commit(sql, params, shape).await
+        }
+        fn written(&mut self) -> &mut Vec<Event> {
+            self.inner.written()
+        }
+    }
+
+    /// A power cut after `attempting` was committed must not lose the mark (the job would be
+    /// clicked again): that commit runs at `synchronous=FULL`; the claim before it and the
+    /// outcome after it at NORMAL (a loss there is recovered by the lease rules).
+    #[tokio::test]
+    async fn attempting_is_committed_at_full_sync_claims_and_outcomes_are_not() {
+        let dir = std::env::temp_dir().join(format!("executor-sync-{}", uuid::Uuid::new_v4()));
+        let store = SqliteStore::open(&dir.join("executor.sqlite")).expect("open");
+        store.migrate().await.expect("migrate");
+        let now = SystemTime::now();
+        let job = NewJob {
+            kind: Kind::Post,
+            text: "durable".into(),
+            reply_to: None,
+            account: String::new(),
+            idempotency_key: None,
+            not_before: now,
+            max_attempts: 3,
+        };
+        store.job_enqueue(&job, now).await.expect("enqueue");
+        let identity = Identity {
+            run_id: "run".into(),
+            executor_id: "test".into(),
+        };
+        let claim = Claim {
+            kind: Kind::Post,
+            account: String::new(),
+            owner: "test".into(),
+            lease_for: Duration::from_secs(60),
+            limits: Limits::OFF,
+            gap_jitter: Duration::ZERO,
+            now,
+        };
+        let mut guard = store.conn.lock().expect("connection");
+        let mut watched = AtCommit {
+            inner: &mut guard,
+            levels: Vec::new(),
+        };
+        let claimed = ready_now(queue::job_claim_next(
+            &mut watched,
+            &claim,
+            &identity,
+            false,
+        ))
+        .expect("claim");
+        let ClaimOutcome::Claimed(job) = claimed else {
+            panic!("nothing claimed: {claimed:?}");
+        };
+        let token = job.state.lease().expect("leased").token.clone();
+        let claim_levels = std::mem::take(&mut watched.levels);
+        ready_now(queue::job_mark_attempting(
+            &mut watched,
+            job.id,
+            &token,
+            now,
+        ))
+        .expect("attempting");
+        let attempting_levels = std::mem::take(&mut watched.levels);
+        let outcome = Outcome::Succeeded {
+            post_id: Some("1".into()),
+            url: None,
+        };
+        ready_now(queue::job_finish(
+            &mut watched,
+            job.id,
+            &token,
+            &outcome,
+            &identity,
+            now,
+            0.0,
+        ))
+        .expect("finish");
+        let finish_levels = std::mem::take(&mut watched.levels);
+        drop(guard);
+        let _ = std::fs::remove_dir_all(&dir);
+        // PRAGMA synchronous: 1 = NORMAL, 2 = FULL.
+        assert_eq!(claim_levels, [1], "the claim's commit");
+        assert_eq!(attempting_levels, [2], "the attempting mark's commit");
+        assert_eq!(finish_levels, [1], "the outcome's commit");
+    }
+}
