@@ -500,12 +500,16 @@ async fn tick_loop(
 
         // Fixed rate: the next start is one interval after this one (a tick that overran
         // starts the next at once, without a burst to catch up). Backoff overrides.
-        let wait = if result.failed() {
+        let mut wait = if result.failed() {
             result.backoff
         } else {
             let next_start = started + settings.tick_interval;
             next_start.saturating_duration_since(Instant::now()) + jitter(settings.tick_interval)
         };
+        if let Some(pause) = result.pause {
+            // Back as soon as what it waits for is there (the browser's relaunch slot).
+            wait = wait.min(pause);
+        }
         if !shutdown.sleep(wait).await {
             continue; // the check at the top of the loop returns the stop
         }
@@ -616,6 +620,18 @@ fn notice_handler(log: Logger, sink: EventSink) -> crate::browser::NoticeFn {
                 Severity::Warning,
                 format!("browser above its memory cap: {what}"),
                 json!({ "before_bytes": before_bytes, "after_bytes": after_bytes, "browser_restarted": browser_restarted }),
+            );
+        }
+        Notice::ReplacedAfterStorm { pages } => {
+            log.warn(&format!(
+                "TAB STORM: {pages} pages could not be closed within {}s - browser replaced",
+                crate::browser::STORM_BOUND.as_secs()
+            ));
+            sink.record(
+                events::PAGE_CAP_ENFORCED,
+                Severity::Warning,
+                format!("tab storm: {pages} pages, browser replaced"),
+                json!({ "pages_detected": pages, "browser_replaced": true }),
             );
         }
         Notice::LeftoversEnded { count } => {

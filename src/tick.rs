@@ -105,6 +105,10 @@ pub struct TickResult {
     /// `last_error` says only what went wrong with jobs (each has its own retries): the tick is
     /// reported with it, but is not a failed tick.
     pub job_failures_only: bool,
+    /// The tick waited for something that comes by itself (the browser's relaunch slot): it is
+    /// reported in `last_error` but is not a failed tick, and the next tick comes no later than
+    /// this.
+    pub pause: Option<Duration>,
     /// Whether `ready` was counted by this tick, or carried over from an earlier one (a tick
     /// that failed before counting still shows the backlog, and says since when).
     pub counted: Counted,
@@ -136,6 +140,7 @@ impl TickResult {
             duration_ms: 0,
             standby_for: None,
             job_failures_only: false,
+            pause: None,
             counted: Counted::Never,
         }
     }
@@ -156,7 +161,7 @@ impl TickResult {
     /// A failed tick: it backs off and counts toward `--max-failures`. Job failures alone are
     /// reported in `last_error` but do not fail the tick.
     pub fn failed(&self) -> bool {
-        self.last_error.is_some() && !self.job_failures_only
+        self.last_error.is_some() && !self.job_failures_only && self.pause.is_none()
     }
 
     /// The tick line, without the `[EXECUTOR_DAEMON] ` prefix (the logger adds it).
@@ -266,8 +271,17 @@ pub async fn run_tick(ctx: &TickContext, tick: u64, ts: SystemTime) -> TickOutco
         result.last_error = Some("stopped before the tick started".into());
         return TickOutcome::Done(result);
     }
+    let mut pause = None;
     let outcome = async {
-        let cap = enforce_caps(ctx).await.map_err(|e| e.to_string())?;
+        let cap = match enforce_caps(ctx).await {
+            Ok(cap) => cap,
+            Err(err @ BrowserError::RelaunchTooSoon { seconds, .. }) => {
+                // A wait, not a failure: the slot comes by itself.
+                pause = Some(Duration::from_secs(seconds));
+                return Err(err.to_string());
+            }
+            Err(err) => return Err(err.to_string()),
+        };
         if cap.remaining > 1 {
             return Ok(Some(cap));
         }
@@ -301,6 +315,7 @@ pub async fn run_tick(ctx: &TickContext, tick: u64, ts: SystemTime) -> TickOutco
         Err(error) => {
             result.last_error = Some(error);
             result.job_failures_only = job_failures_only;
+            result.pause = pause;
             TickOutcome::Done(result)
         }
     }
@@ -312,7 +327,7 @@ async fn enforce_caps(ctx: &TickContext) -> Result<CapCheck, BrowserError> {
         connected = ctx.browser.connect() => connected?,
         _ = ctx.shutdown.stopped() => return Err(BrowserError::NoPage("stopped while connecting".into())),
     }
-    let cap = ctx.browser.enforce_page_cap().await?;
+    let cap = ctx.browser.sweep_or_replace().await?;
     if cap.remaining <= 1 {
         // Between actions only (this step runs before the lanes), never mid-action.
         ctx.browser.enforce_memory_cap(ctx.memory_cap_bytes).await?;
@@ -356,6 +371,7 @@ mod tests {
             duration_ms: 12,
             standby_for: None,
             job_failures_only: false,
+            pause: None,
             counted: Counted::Now,
         };
         assert_eq!(
@@ -381,6 +397,7 @@ mod tests {
             duration_ms: 3,
             standby_for: None,
             job_failures_only: false,
+            pause: None,
             counted: Counted::Now,
         };
         assert!(result.line().ends_with("pids=[] posting_ready=0 posting_attempts=0 reply_ready=0 reply_attempts=0 backoff=30s last_error=CDP unreachable"));

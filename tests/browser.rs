@@ -27,6 +27,7 @@ fn config(profile: &Profile, mode: BrowserMode, port: u16) -> BrowserConfig {
         call_deadline: Duration::from_secs(10),
         heartbeat_every: Duration::from_millis(500),
         heartbeat_deadline: Duration::from_secs(1),
+        storm_bound: executor::browser::STORM_BOUND,
     }
 }
 

@@ -63,7 +63,11 @@ async fn a_hanging_tick_is_capped_recorded_and_the_next_tick_succeeds() {
 async fn pages_that_cannot_be_closed_fast_enough_exceed_the_hard_cap_and_the_daemon_exits_non_zero()
 {
     let profile = Profile::new("hardcap");
-    let (daemon, _shutdown) = in_process_daemon(&profile, &[], std::sync::Arc::new(TabFlood));
+    // The sweep closes this flood as fast as it comes; with no storm bound it gives up at once.
+    let (daemon, _shutdown) =
+        in_process_daemon_without_storm_bound(&profile, std::sync::Arc::new(TabFlood));
+    // In launch mode the first storm the sweep cannot end replaces the browser; the flood comes
+    // back with the next tick, and a storm that comes back ends the daemon.
     let exit = tokio::time::timeout(START, daemon)
         .await
         .expect("the daemon ends by itself")
@@ -80,6 +84,11 @@ async fn pages_that_cannot_be_closed_fast_enough_exceed_the_hard_cap_and_the_dae
         "strays were seen and closed first"
     );
     assert!(log.contains("pages after cleanup - EXITING"), "{log}");
+    assert_eq!(
+        log.matches("TAB STORM").count(),
+        1,
+        "replaced once, not again and again: {log}"
+    );
     assert_eq!(
         sqlite_events(&profile.db(), "EXECUTOR_HARD_CAP_EXCEEDED").len(),
         1

@@ -58,6 +58,10 @@ struct Inner {
     events: broadcast::Sender<CdpEvent>,
     closed: CancellationToken,
     close_reason: Mutex<Option<String>>,
+    /// When the browser last sent anything (milliseconds since `opened`): a browser that is
+    /// busy (a tab storm) answers late but keeps talking; a frozen or dead one is silent.
+    heard_ms: AtomicU64,
+    opened: std::time::Instant,
 }
 
 impl Inner {
@@ -123,6 +127,8 @@ impl Connection {
             events,
             closed: CancellationToken::new(),
             close_reason: Mutex::new(None),
+            heard_ms: AtomicU64::new(0),
+            opened: std::time::Instant::now(),
         });
         let task_inner = inner.clone();
         tokio::spawn(async move {
@@ -220,8 +226,19 @@ impl Connection {
         }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<CdpEvent> {
-        self.inner.events.subscribe()
+    /// The connection's events from now on. The stream ends the moment the connection is
+    /// known to be lost, so no wait on an event outlives the browser.
+    pub fn subscribe(&self) -> Events {
+        Events {
+            receiver: self.inner.events.subscribe(),
+            closed: self.inner.closed.clone(),
+        }
+    }
+
+    /// How long since the browser last sent anything on this connection.
+    pub fn quiet_for(&self) -> Duration {
+        let heard = Duration::from_millis(self.inner.heard_ms.load(Ordering::Relaxed));
+        self.inner.opened.elapsed().saturating_sub(heard)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -243,6 +260,9 @@ impl Connection {
 }
 
 fn dispatch(inner: &Inner, text: &str) {
+    inner
+        .heard_ms
+        .store(inner.opened.elapsed().as_millis() as u64, Ordering::Relaxed);
     let Ok(mut message) = serde_json::from_str::<Value>(text) else {
         return;
     };
@@ -388,4 +408,42 @@ pub async fn browser_ws_url(
             reason: "/json/version has no webSocketDebuggerUrl".into(),
         })?;
     Ok(url.to_string())
+}
+
+/// A subscription to a connection's events ([`Connection::subscribe`]).
+pub struct Events {
+    receiver: broadcast::Receiver<CdpEvent>,
+    closed: CancellationToken,
+}
+
+/// Why [`Events::recv`] gave no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventsEnded {
+    /// Events were missed (the subscriber fell behind): the stream goes on.
+    Lagged(u64),
+    /// The connection is lost or closed: no event will come.
+    Closed,
+}
+
+impl Events {
+    /// The next event; ends at once when the connection is lost (events already received
+    /// are still given first).
+    pub async fn recv(&mut self) -> Result<CdpEvent, EventsEnded> {
+        if self.closed.is_cancelled() {
+            // What arrived before the loss is still true; after it, nothing waits.
+            return match self.receiver.try_recv() {
+                Ok(event) => Ok(event),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => Err(EventsEnded::Lagged(n)),
+                Err(_) => Err(EventsEnded::Closed),
+            };
+        }
+        tokio::select! {
+            biased;
+            event = self.receiver.recv() => event.map_err(|err| match err {
+                broadcast::error::RecvError::Lagged(n) => EventsEnded::Lagged(n),
+                broadcast::error::RecvError::Closed => EventsEnded::Closed,
+            }),
+            _ = self.closed.cancelled() => Err(EventsEnded::Closed),
+        }
+    }
 }

@@ -6,7 +6,7 @@
 //! connection we close on purpose (restart, shutdown) is not reported as lost. The guard ends
 //! with its connection.
 
-use super::cdp::{CdpEvent, Connection};
+use super::cdp::{CdpError, CdpEvent, Connection};
 use super::targets::close_target;
 use super::{Browser, Notice};
 use serde_json::json;
@@ -20,7 +20,7 @@ pub(super) async fn run(
     browser: Browser,
     conn: Connection,
     ours: Arc<Mutex<Option<String>>>,
-    mut events: tokio::sync::broadcast::Receiver<CdpEvent>,
+    mut events: super::cdp::Events,
 ) {
     let config = browser.shared.config.clone();
     let mut heartbeat = tokio::time::interval(config.heartbeat_every);
@@ -32,14 +32,20 @@ pub(super) async fn run(
             _ = heartbeat.tick() => {
                 let beat = conn.call("Browser.getVersion", json!({}), None, config.heartbeat_deadline).await;
                 if let Err(err) = beat {
-                    let reason = format!("heartbeat: {err}");
-                    conn.close(&reason);
-                    break reason;
+                    // A browser that keeps talking (events, answers to our closes) is busy, not
+                    // lost: under a tab storm its answers queue up behind the storm's.
+                    let busy = matches!(err, CdpError::Timeout { .. })
+                        && conn.quiet_for() < config.heartbeat_deadline;
+                    if !busy {
+                        let reason = format!("heartbeat: {err}");
+                        conn.close(&reason);
+                        break reason;
+                    }
                 }
             }
             event = events.recv() => match event {
                 Ok(event) => on_event(&browser, &conn, &ours, &mut known_pages, event),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                Err(super::cdp::EventsEnded::Lagged(_)) => {
                     // We missed announcements: sweep instead.
                     let browser = browser.clone();
                     tokio::spawn(async move { let _ = browser.enforce_page_cap().await; });
@@ -82,7 +88,8 @@ fn on_event(
             let id = id.to_string();
             let browser = browser.clone();
             tokio::spawn(async move {
-                if close_target(&conn, &id, Duration::from_secs(3)).await {
+                // Generous: under a storm the browser answers closes in its own time.
+                if close_target(&conn, &id, Duration::from_secs(10)).await {
                     browser.shared.strays_closed.fetch_add(1, Ordering::Relaxed);
                     (browser.shared.notify)(Notice::StraysClosed {
                         detected,

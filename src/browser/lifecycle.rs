@@ -2,10 +2,12 @@
 //! or create our page, start the guard; restart on purpose; end in order.
 //!
 //! A connection is made only when there is none: a lost one is noticed by the guard and the next
-//! [`Browser::connect`] makes a new one. In launch mode a lost browser is relaunched at most once
-//! per `relaunch_interval` (a browser that dies at once must not be started in a loop), while a
-//! deliberate restart (halting a runaway page, the memory cap) is not rate limited. A browser we
-//! own that does not answer is ended, so the next attempt relaunches instead of waiting on it.
+//! [`Browser::connect`] makes a new one. In launch mode a browser lost after it had worked (its
+//! page adopted, alive for [`HEALTHY_LIFE`]) is relaunched at once; one that keeps dying soon
+//! after launch is relaunched after waits that double, 1 s, 2 s, 4 s … up to
+//! `relaunch_interval` ([`relaunch_wait`]), so it is never started in a loop. A deliberate
+//! restart (halting a runaway page, the memory cap) is not a loss. A browser we own that does
+//! not answer is ended, so the next attempt relaunches instead of waiting on it.
 //! Leftovers on our profile from an earlier run are ended before a launch: the profile lock
 //! makes this daemon their only possible owner.
 
@@ -36,13 +38,24 @@ impl Browser {
             BrowserMode::Launch => self.ensure_launched(&mut lifecycle).await?,
         };
         let result = self.establish(port).await;
-        if result.is_err() && config.mode == BrowserMode::Launch {
-            // The browser we own does not answer (frozen, or half dead): end it so the next
-            // attempt relaunches instead of waiting on it forever.
-            if let Some(managed) = lifecycle.managed.take() {
-                let _ =
-                    tokio::task::spawn_blocking(move || managed.terminate(Duration::from_secs(2)))
+        if config.mode == BrowserMode::Launch {
+            match &result {
+                Ok(()) => {
+                    if lifecycle.established_at.is_none() {
+                        lifecycle.established_at = Some(Instant::now());
+                    }
+                }
+                Err(_) => {
+                    // The browser we own does not answer (frozen, or half dead): end it so the
+                    // next attempt relaunches instead of waiting on it forever.
+                    if let Some(managed) = lifecycle.managed.take() {
+                        let _ = tokio::task::spawn_blocking(move || {
+                            managed.terminate(Duration::from_secs(2))
+                        })
                         .await;
+                        note_loss(&mut lifecycle);
+                    }
+                }
             }
         }
         result
@@ -55,16 +68,25 @@ impl Browser {
                 return Ok(managed.identity.port);
             }
             lifecycle.managed = None;
+            note_loss(lifecycle);
         }
         if let Some(last) = lifecycle.last_launch {
-            let elapsed = last.elapsed();
-            if elapsed < config.relaunch_interval {
+            let wait = relaunch_wait(
+                lifecycle.quick_losses,
+                last.elapsed(),
+                config.relaunch_interval,
+            );
+            if !wait.is_zero() {
                 return Err(BrowserError::RelaunchTooSoon {
-                    seconds: (config.relaunch_interval - elapsed).as_secs().max(1),
+                    seconds: wait.as_secs_f64().ceil() as u64,
                     interval: config.relaunch_interval.as_secs(),
+                    losses: lifecycle.quick_losses,
                 });
             }
         }
+        // Counted from the attempt: a launch that fails is a quick loss too.
+        lifecycle.last_launch = Some(Instant::now());
+        lifecycle.established_at = None;
         let binary = managed::find_binary(config.chrome_path.as_deref())?;
         let options = LaunchOptions {
             binary,
@@ -82,11 +104,12 @@ impl Browser {
             Managed::launch(&options, Duration::from_secs(30)).map(|m| (m, ended))
         })
         .await
-        .map_err(|e| BrowserError::Launch(e.to_string()))??;
+        .map_err(|e| BrowserError::Launch(e.to_string()))
+        .and_then(|launched| launched.map_err(BrowserError::from))
+        .inspect_err(|_| lifecycle.quick_losses = lifecycle.quick_losses.saturating_add(1))?;
         if ended > 0 {
             (self.shared.notify)(Notice::LeftoversEnded { count: ended });
         }
-        lifecycle.last_launch = Some(Instant::now());
         lifecycle.launched_once = true;
         let port = managed.identity.port;
         let _ = managed.identity.write(&config.identity_path);
@@ -246,4 +269,62 @@ async fn browser_pid(conn: &Connection) -> Option<u32> {
         .find(|p| p["type"].as_str() == Some("browser"))
         .and_then(|p| p["id"].as_u64())
         .and_then(|id| u32::try_from(id).ok())
+}
+
+/// A browser that was lost after working at least this long is relaunched at once.
+pub(super) const HEALTHY_LIFE: Duration = Duration::from_secs(5);
+
+/// Counts the loss of the browser we launched last: a quick one (it never worked, or not for
+/// [`HEALTHY_LIFE`]) makes the next relaunch wait; one after it worked clears the count.
+fn note_loss(lifecycle: &mut Lifecycle) {
+    let worked = lifecycle
+        .established_at
+        .take()
+        .is_some_and(|at| at.elapsed() >= HEALTHY_LIFE);
+    lifecycle.quick_losses = if worked {
+        0
+    } else {
+        lifecycle.quick_losses.saturating_add(1)
+    };
+}
+
+/// How long to wait before the next launch, `since_launch` after the last one: none after a
+/// browser that worked, then 1 s, 2 s, 4 s … for each quick loss in a row, at most `longest`.
+pub(super) fn relaunch_wait(
+    quick_losses: u32,
+    since_launch: Duration,
+    longest: Duration,
+) -> Duration {
+    if quick_losses == 0 {
+        return Duration::ZERO;
+    }
+    let step = Duration::from_secs(1u64 << (quick_losses - 1).min(20)).min(longest);
+    step.saturating_sub(since_launch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relaunch_wait;
+    use std::time::Duration;
+
+    #[test]
+    fn relaunch_waits_double_with_quick_losses_and_stop_at_the_longest() {
+        let minute = Duration::from_secs(60);
+        let s = Duration::from_secs;
+        assert_eq!(
+            relaunch_wait(0, s(0), minute),
+            s(0),
+            "after a browser that worked: at once"
+        );
+        assert_eq!(relaunch_wait(1, s(0), minute), s(1));
+        assert_eq!(relaunch_wait(2, s(0), minute), s(2));
+        assert_eq!(
+            relaunch_wait(3, s(1), minute),
+            s(3),
+            "counted from the last launch"
+        );
+        assert_eq!(relaunch_wait(7, s(0), minute), minute);
+        assert_eq!(relaunch_wait(40, s(0), minute), minute, "no overflow");
+        assert_eq!(relaunch_wait(5, s(100), minute), s(0), "the wait is over");
+    }
 }

@@ -6,7 +6,7 @@
 //! terminated and loading stopped, then a new page, then (launch mode) a new browser or (attach
 //! mode) a dropped connection, so that the next tick always starts from a quiet page.
 
-use super::cdp::{CdpError, CdpEvent};
+use super::cdp::CdpError;
 use super::targets::{attach, close_target, create_page};
 use super::{Browser, BrowserError, HaltStep};
 use crate::settings::BrowserMode;
@@ -159,9 +159,7 @@ impl Browser {
     }
 
     /// Events of our page's session (network answers, loads), from now on.
-    pub fn page_events(
-        &self,
-    ) -> Result<(tokio::sync::broadcast::Receiver<CdpEvent>, String), BrowserError> {
+    pub fn page_events(&self) -> Result<(super::cdp::Events, String), BrowserError> {
         let live = self.page()?;
         Ok((live.conn.subscribe(), live.session_id))
     }
@@ -208,7 +206,7 @@ impl Browser {
                             return Ok(());
                         }
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(super::cdp::EventsEnded::Lagged(_)) => continue,
                     Err(_) => {
                         return Err(BrowserError::Cdp(CdpError::Disconnected {
                             reason: live.conn.close_reason(),

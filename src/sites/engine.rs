@@ -197,7 +197,7 @@ impl SiteEngine {
     async fn await_answer(
         &self,
         browser: &Browser,
-        mut events: tokio::sync::broadcast::Receiver<crate::browser::cdp::CdpEvent>,
+        mut events: crate::browser::cdp::Events,
         session: &str,
         job: &Job,
     ) -> Result<Published, ActionError> {
@@ -212,7 +212,7 @@ impl SiteEngine {
                         self.answer.as_secs()
                     )))
                 }
-                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Err(crate::browser::cdp::EventsEnded::Lagged(_))) => continue,
                 Ok(Err(_)) => {
                     return Err(ActionError::Failed(
                         "the browser connection was lost".into(),

@@ -71,6 +71,29 @@ pub fn in_process_daemon(
     in_process_daemon_with(profile, extra, None, Some(work))
 }
 
+/// [`in_process_daemon`] whose browser gives up sweeping a tab storm at once: what lies
+/// behind the storm bound (replacement, then the hard cap) is reached without a storm that
+/// outlasts it.
+pub fn in_process_daemon_without_storm_bound(
+    profile: &Profile,
+    work: std::sync::Arc<dyn executor::tick::TickWork>,
+) -> (
+    tokio::task::JoinHandle<Result<executor::daemon::Exit, executor::daemon::DaemonError>>,
+    executor::stop::Shutdown,
+) {
+    let (settings, options) = in_process_parts(profile, &[], None, Some(work));
+    let options = executor::daemon::RunOptions {
+        browser: Some(executor::browser::BrowserConfig {
+            storm_bound: Duration::ZERO,
+            ..executor::browser::BrowserConfig::from_settings(&settings)
+        }),
+        ..options
+    };
+    let shutdown = executor::stop::Shutdown::new();
+    let daemon = tokio::spawn(executor::daemon::run(settings, shutdown.clone(), options));
+    (daemon, shutdown)
+}
+
 /// [`in_process_daemon`] with the real job lanes acting through `site`.
 pub fn in_process_daemon_with(
     profile: &Profile,
@@ -81,6 +104,19 @@ pub fn in_process_daemon_with(
     tokio::task::JoinHandle<Result<executor::daemon::Exit, executor::daemon::DaemonError>>,
     executor::stop::Shutdown,
 ) {
+    let (settings, options) = in_process_parts(profile, extra, site, work);
+    let shutdown = executor::stop::Shutdown::new();
+    let daemon = tokio::spawn(executor::daemon::run(settings, shutdown.clone(), options));
+    (daemon, shutdown)
+}
+
+/// The settings and run options of an in-process daemon (see [`in_process_daemon_with`]).
+fn in_process_parts(
+    profile: &Profile,
+    extra: &[(&'static str, &str)],
+    site: Option<std::sync::Arc<dyn executor::sites::Site>>,
+    work: Option<std::sync::Arc<dyn executor::tick::TickWork>>,
+) -> (executor::settings::Settings, executor::daemon::RunOptions) {
     use executor::settings::{self, Layer};
     let mut flags = Layer::default();
     flags.flag("browser_mode", Some("launch".into()));
@@ -97,9 +133,7 @@ pub fn in_process_daemon_with(
         work,
         browser: None,
     };
-    let shutdown = executor::stop::Shutdown::new();
-    let daemon = tokio::spawn(executor::daemon::run(settings, shutdown.clone(), options));
-    (daemon, shutdown)
+    (settings, options)
 }
 
 /// Waits for `n` tick lines in the profile's log, stops the in-process daemon, returns its exit.
