@@ -8,12 +8,24 @@
 //! The browser runs in its own session (`setsid`), so the terminal's Ctrl-C reaches only the
 //! daemon, which then shuts the browser down in order. Leftovers of a crashed run (including
 //! helpers re-parented to pid 1) are found by our profile path in their command line.
+//!
+//! Ending it: first asked, then signalled. Chromium keeps a new cookie in memory and writes it to
+//! the profile's cookie store only about 30 s later (or when it closes in order); a SIGTERM sent
+//! to the browser and its helpers at once loses what is still in memory, such as a login made a
+//! moment ago. So [`Managed::close`] sends CDP `Browser.close` and waits, bounded, for the process
+//! to exit; only what is still running after that is signalled ([`Managed::terminate`]).
 
+use super::cdp::{self, Connection};
 use crate::platform::{self, Signal};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// How long a browser may take, after `Browser.close`, to write its state and exit before it is
+/// signalled instead.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -281,8 +293,57 @@ impl Managed {
         self.identity.is_alive()
     }
 
-    /// Ends the browser and everything of it that uses our profile. Blocking, bounded by `grace`
-    /// plus a little.
+    /// Ends the browser the way that keeps its state: CDP `Browser.close`, then a wait for the
+    /// process to exit, at most `wait` and not past `give_up` (a shutdown's abort, for one).
+    /// Whatever is still running after that — the browser if it did not answer or did not exit,
+    /// a helper that outlived it — is signalled ([`Managed::terminate`]). Returns whether the
+    /// browser exited on its own.
+    pub async fn close(
+        mut self,
+        wait: Duration,
+        give_up: impl std::future::Future<Output = ()>,
+    ) -> bool {
+        let closed = tokio::select! {
+            closed = tokio::time::timeout(wait, self.ask_to_close()) => closed.unwrap_or(false),
+            _ = give_up => false,
+        };
+        let _ = tokio::task::spawn_blocking(move || self.terminate(Duration::from_secs(3))).await;
+        closed
+    }
+
+    /// `Browser.close` to our browser, and the wait until it has exited. Never sent to a
+    /// process that is not ours: the browser answering on the recorded port must name, as its
+    /// own process, one that uses our profile.
+    async fn ask_to_close(&mut self) -> bool {
+        if !self.is_running() {
+            return true;
+        }
+        let call = Duration::from_secs(2);
+        let host = [127, 0, 0, 1].into();
+        let Ok(url) = cdp::browser_ws_url(host, self.identity.port, call).await else {
+            return false;
+        };
+        let Ok(conn) = Connection::connect(&url, call).await else {
+            return false;
+        };
+        let ours = browser_pid(&conn)
+            .await
+            .and_then(platform::process)
+            .is_some_and(|p| uses_profile(&p.cmdline, &self.identity.profile_dir));
+        if !ours {
+            return false;
+        }
+        // The answer may never come: the browser can close the socket as it goes.
+        let _ = conn.call("Browser.close", json!({}), None, call).await;
+        while self.is_running() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    }
+
+    /// Ends the browser and everything of it that uses our profile with signals: SIGTERM, then
+    /// SIGKILL after `grace`. Blocking, bounded by `grace` plus a little. What the browser held
+    /// only in memory is lost; [`Managed::close`] asks it to close first.
     pub fn terminate(mut self, grace: Duration) {
         let mut processes: Vec<platform::ProcessInfo> = platform::process(self.identity.pid)
             .filter(|p| p.start_unix_ms.abs_diff(self.identity.start_unix_ms) <= 20)
@@ -337,6 +398,25 @@ pub fn launch_args(options: &LaunchOptions) -> Vec<String> {
     }
     args.push("about:blank".into());
     args
+}
+
+/// The browser process id, as the browser itself reports it.
+pub(super) async fn browser_pid(conn: &Connection) -> Option<u32> {
+    let answer = conn
+        .call(
+            "SystemInfo.getProcessInfo",
+            json!({}),
+            None,
+            Duration::from_secs(3),
+        )
+        .await
+        .ok()?;
+    answer["processInfo"]
+        .as_array()?
+        .iter()
+        .find(|p| p["type"].as_str() == Some("browser"))
+        .and_then(|p| p["id"].as_u64())
+        .and_then(|id| u32::try_from(id).ok())
 }
 
 fn read_announced_port(stderr_log: &Path) -> Option<u16> {
