@@ -1,5 +1,6 @@
 //! Logging in, against real Chromium and the sandbox: a fresh login survives an immediate
-//! `executor chrome --stop` and the end of a launch-mode browser.
+//! `executor chrome --stop` and the end of a launch-mode browser; `executor login --cookies FILE`
+//! imports a desktop browser's exported cookies and checks the session on the site.
 
 mod common;
 
@@ -9,7 +10,7 @@ use executor::browser::{Browser, BrowserConfig};
 use executor::settings::BrowserMode;
 use executor::sites::{engine::SiteEngine, ActionError, Session, Site, SiteDefinition};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -114,4 +115,165 @@ async fn a_launch_mode_browser_keeps_a_fresh_login_through_a_restart_and_its_shu
         }),
         "the shutdown kept the login made just before it"
     );
+}
+
+/// The sandbox session of `user` as a desktop browser's cookies.txt would hold it, with one
+/// cookie of another site around it.
+fn cookies_txt(url: &str, token: &str, expires: u64) -> String {
+    let host = url
+        .trim_start_matches("http://")
+        .split(':')
+        .next()
+        .expect("host");
+    format!(
+        "# Netscape HTTP Cookie File\n# This is a generated file! Do not edit.\n\n\
+         .example.org\tTRUE\t/\tTRUE\t{expires}\tother\tsomething\n\
+         #HttpOnly_{host}\tFALSE\t/\tFALSE\t{expires}\t{}\t{token}\n",
+        executor::sandbox::SESSION_COOKIE
+    )
+}
+
+/// The same as the JSON array of a cookie-export extension.
+fn cookies_json(url: &str, token: &str, expires: u64) -> String {
+    let host = url
+        .trim_start_matches("http://")
+        .split(':')
+        .next()
+        .expect("host");
+    serde_json::to_string_pretty(&serde_json::json!([
+        { "domain": ".example.org", "name": "other", "value": "something", "path": "/",
+          "expirationDate": expires as f64 + 0.25, "hostOnly": false, "httpOnly": false,
+          "secure": true, "session": false, "sameSite": "no_restriction", "storeId": "0" },
+        { "domain": host, "name": executor::sandbox::SESSION_COOKIE, "value": token, "path": "/",
+          "expirationDate": expires as f64 + 0.25, "hostOnly": true, "httpOnly": true,
+          "secure": false, "session": false, "sameSite": "lax", "storeId": "0", "id": 2 }
+    ]))
+    .expect("json")
+}
+
+fn in_a_year() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 365 * 24 * 3600
+}
+
+/// `executor login --cookies FILE` against the sandbox at `url`: (exit code, output).
+fn login(profile: &Profile, port: u16, url: &str, file: &std::path::Path) -> (i32, String) {
+    let port = port.to_string();
+    let file = file.to_str().expect("utf8");
+    let args = [
+        "--site",
+        "sandbox",
+        "--site-url",
+        url,
+        "--cdp-port",
+        &port,
+        "login",
+        "--cookies",
+        file,
+    ];
+    run(&mut command(&profile.dir, &args), DEADLINE)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_txt_and_json_exports_both_log_in_and_the_session_is_checked() {
+    let rig = sandbox_rig().await;
+    for (format, running_first) in [("cookies.txt", false), ("cookies.json", true)] {
+        let profile = Profile::new("login-cookies");
+        let port = free_port();
+        let token = rig.sandbox.new_session("alice");
+        let text = match format {
+            "cookies.txt" => cookies_txt(&rig.url, &token, in_a_year()),
+            _ => cookies_json(&rig.url, &token, in_a_year()),
+        };
+        let file = profile.path(format);
+        std::fs::write(&file, text).expect("write");
+        if running_first {
+            chrome(&profile, port, &[]);
+        }
+
+        let (code, output) = login(&profile, port, &rig.url, &file);
+        assert_eq!(code, 0, "{format}: {output}");
+        assert!(
+            output.contains("Logged in to sandbox as alice."),
+            "{format}: {output}"
+        );
+        assert!(
+            output.contains("Set 1 cookie(s) for 127.0.0.1") && output.contains("skipped 1"),
+            "only the site's cookie: {output}"
+        );
+        assert!(!output.contains(&token), "{format}: the value was printed");
+        if running_first {
+            let identity = executor::browser::managed::Identity::read(&profile.path("chrome.json"))
+                .expect("chrome.json");
+            assert!(identity.is_alive(), "a running browser is left running");
+        } else {
+            assert!(
+                output.contains("was closed"),
+                "the browser it started is closed in order: {output}"
+            );
+            assert!(!profile.path("chrome.json").exists());
+            chrome(&profile, port, &[]);
+        }
+        // What the profile keeps, seen by the site: the next start is logged in.
+        let session = session_on(&profile, port, &rig.url).await;
+        chrome(&profile, port, &["--stop"]);
+        assert_eq!(session, alice(), "{format}: the next start is logged in");
+    }
+}
+
+#[test]
+fn a_malformed_cookie_file_exits_2_naming_its_line_and_starts_nothing() {
+    let profile = Profile::new("login-malformed");
+    let file = profile.path("cookies.txt");
+    std::fs::write(
+        &file,
+        "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tok\tv\n127.0.0.1 FALSE / FALSE 0 auth_token s3cr3t\n",
+    )
+    .expect("write");
+    let (code, output) = login(&profile, free_port(), "http://127.0.0.1:9", &file);
+    assert_eq!(code, 2, "{output}");
+    assert!(
+        output.contains("cookies.txt line 3: expected 7 tab-separated fields"),
+        "{output}"
+    );
+    assert!(
+        !output.contains("s3cr3t"),
+        "the value was printed: {output}"
+    );
+    assert_eq!(output.lines().count(), 1, "one line: {output}");
+    assert!(
+        !profile.path("chrome-stderr.log").exists(),
+        "no browser started"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_or_expired_cookie_exits_1_saying_still_logged_out() {
+    let rig = sandbox_rig().await;
+    let long_ago = 1_600_000_000;
+    let valid = rig.sandbox.new_session("alice");
+    for (token, expires, why) in [
+        ("not-a-session", in_a_year(), "export them again"),
+        (valid.as_str(), long_ago, "1 of them had expired already"),
+    ] {
+        let profile = Profile::new("login-wrong");
+        let file = profile.path("cookies.txt");
+        std::fs::write(&file, cookies_txt(&rig.url, token, expires)).expect("write");
+        let (code, output) = login(&profile, free_port(), &rig.url, &file);
+        assert_eq!(code, 1, "{output}");
+        assert!(
+            output.contains("sandbox still shows its login wall")
+                && output.contains("still logged out"),
+            "{output}"
+        );
+        assert!(output.contains(why), "{why:?} in: {output}");
+        assert!(!output.contains(token), "the value was printed: {output}");
+        assert!(
+            !profile.path("chrome.json").exists(),
+            "the browser it started is stopped"
+        );
+    }
 }
