@@ -1,6 +1,7 @@
 //! Logging in, against real Chromium and the sandbox: a fresh login survives an immediate
-//! `executor chrome --stop` and the end of a launch-mode browser; `executor login --cookies FILE`
-//! imports a desktop browser's exported cookies and checks the session on the site.
+//! `executor chrome --stop` and the end of a launch-mode browser; `chrome --headed` without a
+//! display says so and names the ways in; `executor login --cookies FILE` imports a desktop
+//! browser's exported cookies and checks the session on the site.
 
 mod common;
 
@@ -115,6 +116,46 @@ async fn a_launch_mode_browser_keeps_a_fresh_login_through_a_restart_and_its_shu
         }),
         "the shutdown kept the login made just before it"
     );
+}
+
+#[test]
+fn headed_without_a_display_is_refused_before_launch_naming_the_ways_in() {
+    let profile = Profile::new("no-display");
+    let mut cmd = command(&profile.dir, &["chrome", "--headed"]);
+    cmd.env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
+    let (code, output) = run(&mut cmd, DEADLINE);
+    assert_eq!(code, 2, "{output}");
+    assert_eq!(output.lines().count(), 1, "one line: {output}");
+    for expected in [
+        "neither DISPLAY nor WAYLAND_DISPLAY is set",
+        "executor login --cookies FILE",
+        "SSH tunnel",
+    ] {
+        assert!(output.contains(expected), "{expected:?} in: {output}");
+    }
+    assert!(
+        !profile.path("chrome-stderr.log").exists(),
+        "no browser was started"
+    );
+}
+
+#[test]
+fn a_browser_that_finds_no_x_server_is_reported_as_no_display() {
+    let profile = Profile::new("no-x-server");
+    let port = free_port().to_string();
+    let mut cmd = command(&profile.dir, &["--cdp-port", &port, "chrome", "--headed"]);
+    // A display that is named but not there: the browser itself must find out, and exit.
+    cmd.env("DISPLAY", ":987").env_remove("WAYLAND_DISPLAY");
+    let (code, output) = run(&mut cmd, DEADLINE);
+    assert_eq!(code, 1, "{output}");
+    for expected in [
+        "there is no display",
+        "Missing X server or $DISPLAY",
+        "executor login --cookies FILE",
+    ] {
+        assert!(output.contains(expected), "{expected:?} in: {output}");
+    }
+    assert!(!output.contains("exited at once"), "{output}");
 }
 
 /// The sandbox session of `user` as a desktop browser's cookies.txt would hold it, with one

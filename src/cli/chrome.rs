@@ -43,6 +43,13 @@ pub async fn run(settings: &Settings, args: &ChromeArgs) -> Result<(), CliError>
         return Ok(());
     }
 
+    // A window needs a display: say so before starting a browser that would exit at once.
+    if args.headed && !crate::platform::has_display(&|name| std::env::var(name).ok()) {
+        return Err(CliError::usage(format!(
+            "--headed needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set; {}",
+            managed::NO_DISPLAY_WAYS_IN
+        )));
+    }
     let identity = start(settings, !args.headed).await?;
     println!(
         "Managed browser started: pid={} cdp=http://127.0.0.1:{} profile={} ({})",
