@@ -341,7 +341,8 @@ async fn run_locked(
             "Could not hand the account over: {err} (a standby takes it when the lease lapses)"
         ));
     }
-    browser.shutdown().await;
+    // The browser gets until the abort to close in order (and keep a fresh login); then signals.
+    browser.shutdown_within(shutdown.aborted()).await;
     sink.record(
         events::EXIT,
         if exit.code() == 0 {

@@ -9,6 +9,7 @@
 //! - [`events`] — the event model (ground floor); [`sink`] — events queued, stored, spooled;
 //! - [`store`] — the job state machine once, over SQLite and PostgreSQL drivers;
 //! - [`browser`] — the CDP connection, our one page, the page cap, the managed browser;
+//! - [`cookies`] — session cookies exported from a desktop browser, for `executor login`;
 //! - [`jobs`] — the job model; [`lanes`] — the posting and reply lanes of a tick;
 //! - [`tick`] — one tick and its result struct; [`daemon`] — the loop and the lifecycle;
 //! - [`platform`] — the only OS-specific code (process identity, memory, signals);
@@ -18,6 +19,7 @@
 pub mod browser;
 pub mod cli;
 pub mod clock;
+pub mod cookies;
 pub mod daemon;
 pub mod events;
 pub mod fleet;

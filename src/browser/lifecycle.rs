@@ -47,7 +47,8 @@ impl Browser {
                 }
                 Err(_) => {
                     // The browser we own does not answer (frozen, or half dead): end it so the
-                    // next attempt relaunches instead of waiting on it forever.
+                    // next attempt relaunches instead of waiting on it forever. It did not
+                    // answer CDP, so it cannot be asked to close: signals only.
                     if let Some(managed) = lifecycle.managed.take() {
                         let _ = tokio::task::spawn_blocking(move || {
                             managed.terminate(Duration::from_secs(2))
@@ -149,7 +150,7 @@ impl Browser {
         if let Ok(mut slot) = ours.lock() {
             *slot = Some(target_id.clone());
         }
-        let browser_pid = browser_pid(&conn).await;
+        let browser_pid = managed::browser_pid(&conn).await;
         let live = Live {
             conn: conn.clone(),
             target_id,
@@ -216,7 +217,9 @@ impl Browser {
         self.drop_connection("restarting the browser");
         let mut lifecycle = self.shared.lifecycle.lock().await;
         if let Some(managed) = lifecycle.managed.take() {
-            let _ = tokio::task::spawn_blocking(move || managed.terminate(Duration::from_secs(2)))
+            // Closed in order, so the restarted browser keeps the session.
+            managed
+                .close(managed::CLOSE_WAIT, std::future::pending())
                 .await;
         }
         lifecycle.last_launch = None;
@@ -233,44 +236,27 @@ impl Browser {
         }
     }
 
-    /// Orderly end: in launch mode the browser we own is ended; in attach mode our page is
-    /// parked and the connection closed, the browser left running.
+    /// Orderly end: in launch mode the browser we own is closed (`Browser.close`, so that it
+    /// writes its cookies, then signals for what is left; see [`Managed::close`]); in attach mode
+    /// our page is parked and the connection closed, the browser left running.
     pub async fn shutdown(&self) {
+        self.shutdown_within(std::future::pending()).await
+    }
+
+    /// [`Browser::shutdown`], waiting for the browser to close by itself only until `give_up`
+    /// (the daemon's abort) resolves, then signalling it.
+    pub async fn shutdown_within(&self, give_up: impl std::future::Future<Output = ()>) {
         if self.shared.config.mode == BrowserMode::Attach && self.live().is_some() {
             let _ = tokio::time::timeout(Duration::from_secs(2), self.park()).await;
         }
         self.drop_connection("shutting down");
         let mut lifecycle = self.shared.lifecycle.lock().await;
         if let Some(managed) = lifecycle.managed.take() {
-            let identity_path = self.shared.config.identity_path.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                managed.terminate(Duration::from_secs(3));
-                let _ = std::fs::remove_file(identity_path);
-            })
-            .await;
+            managed.close(managed::CLOSE_WAIT, give_up).await;
+            let _ = std::fs::remove_file(&self.shared.config.identity_path);
         }
     }
 }
-
-/// The browser process id, as the browser itself reports it.
-async fn browser_pid(conn: &Connection) -> Option<u32> {
-    let answer = conn
-        .call(
-            "SystemInfo.getProcessInfo",
-            json!({}),
-            None,
-            Duration::from_secs(3),
-        )
-        .await
-        .ok()?;
-    answer["processInfo"]
-        .as_array()?
-        .iter()
-        .find(|p| p["type"].as_str() == Some("browser"))
-        .and_then(|p| p["id"].as_u64())
-        .and_then(|id| u32::try_from(id).ok())
-}
-
 /// A browser that was lost after working at least this long is relaunched at once.
 pub(super) const HEALTHY_LIFE: Duration = Duration::from_secs(5);
 

@@ -8,12 +8,28 @@
 //! The browser runs in its own session (`setsid`), so the terminal's Ctrl-C reaches only the
 //! daemon, which then shuts the browser down in order. Leftovers of a crashed run (including
 //! helpers re-parented to pid 1) are found by our profile path in their command line.
+//!
+//! Ending it: first asked, then signalled. Chromium keeps a new cookie in memory and writes it to
+//! the profile's cookie store only about 30 s later (or when it closes in order); a SIGTERM sent
+//! to the browser and its helpers at once loses what is still in memory, such as a login made a
+//! moment ago. So [`Managed::close`] sends CDP `Browser.close` and waits, bounded, for the process
+//! to exit; only what is still running after that is signalled ([`Managed::terminate`]).
 
+use super::cdp::{self, Connection};
 use crate::platform::{self, Signal};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// How long a browser may take, after `Browser.close`, to write its state and exit before it is
+/// signalled instead.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// How a server without a display gets a logged-in profile (docs/login.md).
+pub const NO_DISPLAY_WAYS_IN: &str = "on a machine without one, import the session cookies from a desktop browser with `executor login --cookies FILE`, or log in through an SSH tunnel (docs/login.md)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -27,6 +43,8 @@ pub enum LaunchError {
     Spawn { binary: PathBuf, reason: String },
     #[error("the browser did not open its DevTools port within {seconds}s (see {log})")]
     NoDevtools { seconds: u64, log: PathBuf },
+    #[error("the browser cannot open a window: there is no display (its stderr, {log}, says \"Missing X server or $DISPLAY\"); {NO_DISPLAY_WAYS_IN}")]
+    NoDisplay { log: PathBuf },
     #[error("profile {path}: {reason}")]
     Profile { path: PathBuf, reason: String },
 }
@@ -192,7 +210,7 @@ impl Managed {
         set_private(&options.profile_dir);
         let port_file = options.profile_dir.join("DevToolsActivePort");
         let _ = std::fs::remove_file(&port_file);
-        let stderr = std::fs::File::create(&options.stderr_log)
+        let stderr = create_log(&options.stderr_log)
             .map(Stdio::from)
             .unwrap_or_else(|_| Stdio::null());
         let mut command = Command::new(&options.binary);
@@ -225,6 +243,11 @@ impl Managed {
                 break port;
             }
             if let Ok(Some(status)) = child.try_wait() {
+                if read_log_head(&options.stderr_log).contains(NO_X_SERVER) {
+                    return Err(LaunchError::NoDisplay {
+                        log: options.stderr_log.clone(),
+                    });
+                }
                 return Err(LaunchError::Spawn {
                     binary: options.binary.clone(),
                     reason: format!(
@@ -281,8 +304,57 @@ impl Managed {
         self.identity.is_alive()
     }
 
-    /// Ends the browser and everything of it that uses our profile. Blocking, bounded by `grace`
-    /// plus a little.
+    /// Ends the browser the way that keeps its state: CDP `Browser.close`, then a wait for the
+    /// process to exit, at most `wait` and not past `give_up` (a shutdown's abort, for one).
+    /// Whatever is still running after that — the browser if it did not answer or did not exit,
+    /// a helper that outlived it — is signalled ([`Managed::terminate`]). Returns whether the
+    /// browser exited on its own.
+    pub async fn close(
+        mut self,
+        wait: Duration,
+        give_up: impl std::future::Future<Output = ()>,
+    ) -> bool {
+        let closed = tokio::select! {
+            closed = tokio::time::timeout(wait, self.ask_to_close()) => closed.unwrap_or(false),
+            _ = give_up => false,
+        };
+        let _ = tokio::task::spawn_blocking(move || self.terminate(Duration::from_secs(3))).await;
+        closed
+    }
+
+    /// `Browser.close` to our browser, and the wait until it has exited. Never sent to a
+    /// process that is not ours: the browser answering on the recorded port must name, as its
+    /// own process, one that uses our profile.
+    async fn ask_to_close(&mut self) -> bool {
+        if !self.is_running() {
+            return true;
+        }
+        let call = Duration::from_secs(2);
+        let host = [127, 0, 0, 1].into();
+        let Ok(url) = cdp::browser_ws_url(host, self.identity.port, call).await else {
+            return false;
+        };
+        let Ok(conn) = Connection::connect(&url, call).await else {
+            return false;
+        };
+        let ours = browser_pid(&conn)
+            .await
+            .and_then(platform::process)
+            .is_some_and(|p| uses_profile(&p.cmdline, &self.identity.profile_dir));
+        if !ours {
+            return false;
+        }
+        // The answer may never come: the browser can close the socket as it goes.
+        let _ = conn.call("Browser.close", json!({}), None, call).await;
+        while self.is_running() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    }
+
+    /// Ends the browser and everything of it that uses our profile with signals: SIGTERM, then
+    /// SIGKILL after `grace`. Blocking, bounded by `grace` plus a little. What the browser held
+    /// only in memory is lost; [`Managed::close`] asks it to close first.
     pub fn terminate(mut self, grace: Duration) {
         let mut processes: Vec<platform::ProcessInfo> = platform::process(self.identity.pid)
             .filter(|p| p.start_unix_ms.abs_diff(self.identity.start_unix_ms) <= 20)
@@ -339,8 +411,62 @@ pub fn launch_args(options: &LaunchOptions) -> Vec<String> {
     args
 }
 
+/// What Chromium on X11 writes to its stderr when it has no display to open a window on.
+const NO_X_SERVER: &str = "Missing X server or $DISPLAY";
+
+/// The browser process id, as the browser itself reports it.
+pub(super) async fn browser_pid(conn: &Connection) -> Option<u32> {
+    let answer = conn
+        .call(
+            "SystemInfo.getProcessInfo",
+            json!({}),
+            None,
+            Duration::from_secs(3),
+        )
+        .await
+        .ok()?;
+    answer["processInfo"]
+        .as_array()?
+        .iter()
+        .find(|p| p["type"].as_str() == Some("browser"))
+        .and_then(|p| p["id"].as_u64())
+        .and_then(|id| u32::try_from(id).ok())
+}
+
+/// The browser's stderr file, new and empty. A symbolic link in its place is removed, never
+/// followed: truncating would empty whatever file it points to.
+fn create_log(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        std::fs::remove_file(path)?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// The beginning of the browser's stderr file (what a launch needs is in its first lines), at
+/// most 256 KiB, as text; empty when it cannot be read. A symbolic link is not followed.
+fn read_log_head(path: &Path) -> String {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut bytes = Vec::new();
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    if let Ok(file) = opened {
+        if file.metadata().is_ok_and(|m| m.is_file()) {
+            let _ = file.take(256 * 1024).read_to_end(&mut bytes);
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 fn read_announced_port(stderr_log: &Path) -> Option<u16> {
-    let text = std::fs::read_to_string(stderr_log).ok()?;
+    let text = read_log_head(stderr_log);
     let rest = text.split("DevTools listening on ws://").nth(1)?;
     let host_port = rest.split('/').next()?;
     host_port
@@ -365,4 +491,37 @@ fn read_active_port(path: &Path) -> Option<u16> {
 pub fn set_private(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stderr_log_is_read_bounded_and_never_through_a_link() {
+        let dir = std::env::temp_dir().join(format!("executor-managed-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let elsewhere = dir.join("elsewhere.txt");
+        std::fs::write(&elsewhere, format!("{NO_X_SERVER}\n")).expect("write");
+        let log = dir.join("chrome-stderr.log");
+        std::os::unix::fs::symlink(&elsewhere, &log).expect("symlink");
+        assert_eq!(read_log_head(&log), "", "a link is not followed");
+
+        let mut file = create_log(&log).expect("created");
+        assert!(!std::fs::symlink_metadata(&log)
+            .expect("meta")
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            std::fs::read_to_string(&elsewhere).expect("read"),
+            format!("{NO_X_SERVER}\n"),
+            "the link's target is left alone"
+        );
+        use std::io::Write;
+        file.write_all(&vec![b'x'; 300 * 1024]).expect("write");
+        file.write_all(NO_X_SERVER.as_bytes()).expect("write");
+        let head = read_log_head(&log);
+        assert_eq!(head.len(), 256 * 1024, "bounded");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

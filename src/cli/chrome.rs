@@ -1,4 +1,8 @@
 //! `executor chrome`: start (or `--stop`) the managed browser for this profile.
+//!
+//! `--stop` closes the browser in order (`Browser.close`, then a bounded wait) before any signal,
+//! so that a login made a moment ago is written to the profile and not lost (see
+//! [`Managed::close`]). `login` starts and stops the browser through the same functions.
 
 use super::CliError;
 use crate::browser::managed::{self, Identity, LaunchOptions, Managed};
@@ -18,39 +22,59 @@ pub struct ChromeArgs {
 
 pub async fn run(settings: &Settings, args: &ChromeArgs) -> Result<(), CliError> {
     crate::daemon::prepare_profile(settings).map_err(|err| CliError::usage(err.to_string()))?;
-    let identity_path = settings.chrome_identity_path();
-    let profile_dir = settings.chrome_profile_dir();
-    let recorded = Identity::read(&identity_path).filter(Identity::is_alive);
 
     if args.stop {
-        let leftovers = managed::leftovers(&profile_dir, &[]);
-        if recorded.is_none() && leftovers.is_empty() {
-            println!(
+        match stop(settings).await? {
+            Stopped::Nothing => println!(
                 "No managed browser is running on {}.",
                 settings.profile.display()
-            );
-            let _ = std::fs::remove_file(&identity_path);
-            return Ok(());
-        }
-        let pid = recorded.as_ref().map(|r| r.pid);
-        let done = tokio::task::spawn_blocking(move || {
-            if let Some(identity) = recorded {
-                Managed::adopt(identity).terminate(Duration::from_secs(5));
+            ),
+            Stopped::Browser { pid, closed: true } => {
+                println!("Managed browser (pid {pid}) closed.")
             }
-            let rest = managed::leftovers(&profile_dir, &[]);
-            managed::end_processes(&rest, &profile_dir, Duration::from_secs(3));
-        })
-        .await;
-        let _ = std::fs::remove_file(&identity_path);
-        done.map_err(|err| CliError::failure(err.to_string()))?;
-        match pid {
-            Some(pid) => println!("Managed browser (pid {pid}) stopped."),
-            None => println!("Leftover browser processes on this profile were ended."),
+            Stopped::Browser { pid, closed: false } => println!(
+                "Managed browser (pid {pid}) stopped (it did not close by itself within {}s: ended with signals).",
+                managed::CLOSE_WAIT.as_secs()
+            ),
+            Stopped::Leftovers => {
+                println!("Leftover browser processes on this profile were ended.")
+            }
         }
         return Ok(());
     }
 
-    if let Some(identity) = recorded {
+    // A window needs a display: say so before starting a browser that would exit at once.
+    if args.headed && !crate::platform::has_display(&|name| std::env::var(name).ok()) {
+        return Err(CliError::usage(format!(
+            "--headed needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set; {}",
+            managed::NO_DISPLAY_WAYS_IN
+        )));
+    }
+    let identity = start(settings, !args.headed).await?;
+    println!(
+        "Managed browser started: pid={} cdp=http://127.0.0.1:{} profile={} ({})",
+        identity.pid,
+        identity.port,
+        identity.profile_dir.display(),
+        if identity.headless {
+            "headless"
+        } else {
+            "headed"
+        }
+    );
+    Ok(())
+}
+
+/// The managed browser recorded in `chrome.json`, if it is still running.
+pub(super) fn running(settings: &Settings) -> Option<Identity> {
+    Identity::read(&settings.chrome_identity_path()).filter(Identity::is_alive)
+}
+
+/// Starts the managed browser on this profile (CDP on `--cdp-port`), after ending leftovers of
+/// an earlier run, and records it in `chrome.json`. Refused (exit 1) while one is running.
+pub(super) async fn start(settings: &Settings, headless: bool) -> Result<Identity, CliError> {
+    let identity_path = settings.chrome_identity_path();
+    if let Some(identity) = running(settings) {
         return Err(CliError::failure(
             managed::LaunchError::AlreadyRunning {
                 pid: identity.pid,
@@ -63,9 +87,9 @@ pub async fn run(settings: &Settings, args: &ChromeArgs) -> Result<(), CliError>
         .map_err(|err| CliError::usage(err.to_string()))?;
     let options = LaunchOptions {
         binary,
-        profile_dir: profile_dir.clone(),
+        profile_dir: settings.chrome_profile_dir(),
         port: settings.cdp_port,
-        headless: !args.headed,
+        headless,
         stderr_log: settings.profile.join("chrome-stderr.log"),
     };
     let launched = tokio::task::spawn_blocking(move || {
@@ -87,16 +111,48 @@ pub async fn run(settings: &Settings, args: &ChromeArgs) -> Result<(), CliError>
             identity_path.display()
         )));
     }
-    println!(
-        "Managed browser started: pid={} cdp=http://127.0.0.1:{} profile={} ({})",
-        identity.pid,
-        identity.port,
-        identity.profile_dir.display(),
-        if identity.headless {
-            "headless"
-        } else {
-            "headed"
+    Ok(identity)
+}
+
+/// What [`stop`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stopped {
+    Nothing,
+    /// The recorded browser; `closed`: it closed by itself after `Browser.close`.
+    Browser {
+        pid: u32,
+        closed: bool,
+    },
+    /// No recorded browser, but processes on our profile, which were ended.
+    Leftovers,
+}
+
+/// Stops the managed browser of this profile: closed in order, then whatever still uses the
+/// profile is signalled. Removes `chrome.json`.
+pub(super) async fn stop(settings: &Settings) -> Result<Stopped, CliError> {
+    let identity_path = settings.chrome_identity_path();
+    let profile_dir = settings.chrome_profile_dir();
+    let recorded = running(settings);
+    if recorded.is_none() && managed::leftovers(&profile_dir, &[]).is_empty() {
+        let _ = std::fs::remove_file(&identity_path);
+        return Ok(Stopped::Nothing);
+    }
+    let stopped = match recorded {
+        Some(identity) => {
+            let pid = identity.pid;
+            let closed = Managed::adopt(identity)
+                .close(managed::CLOSE_WAIT, std::future::pending())
+                .await;
+            Stopped::Browser { pid, closed }
         }
-    );
-    Ok(())
+        None => Stopped::Leftovers,
+    };
+    let swept = tokio::task::spawn_blocking(move || {
+        let rest = managed::leftovers(&profile_dir, &[]);
+        managed::end_processes(&rest, &profile_dir, Duration::from_secs(3));
+    })
+    .await;
+    let _ = std::fs::remove_file(&identity_path);
+    swept.map_err(|err| CliError::failure(err.to_string()))?;
+    Ok(stopped)
 }

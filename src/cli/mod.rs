@@ -4,7 +4,7 @@
 //! - 0: success; the daemon stopped by STOP/SIGTERM/SIGINT; a second daemon that found the
 //!   profile locked; a daemon that refused to start because STOP is present;
 //! - 1: runtime failure (consecutive failed ticks, hard page cap, store unreachable, `stop`
-//!   timed out, `chrome` refused because one is already running);
+//!   timed out, `chrome` refused because one is already running, `login` still logged out);
 //! - 2: bad input (a setting, a flag, the profile dir).
 
 mod chrome;
@@ -15,6 +15,7 @@ mod error;
 mod events;
 mod fleet;
 mod jobs;
+mod login;
 mod report;
 mod sandbox;
 mod service;
@@ -39,7 +40,7 @@ pub const EXIT_USAGE: i32 = 2;
     about = "Runs queued browser actions through ONE logged-in Chromium page over CDP, 24/7, and proves it is stable.",
     long_about = "Runs queued browser actions (publish a post, reply to a post) through ONE logged-in Chromium page over \
 the Chrome DevTools Protocol, around the clock, and records every tick so one SQL query shows it behaved.\n\n\
-Typical use:\n  executor chrome --headed      # start the managed browser once, log in\n  executor daemon               # run (attaches to it on CDP_PORT)\n  executor enqueue post \"Hi\"    # queue a post (reply: --to URL_OR_ID)\n  executor jobs                 # the queue\n  executor stop                 # STOP switch: exits within seconds\n\n\
+Typical use:\n  executor chrome --headed      # start the managed browser once, log in\n                                # (no display: executor login --cookies FILE)\n  executor daemon               # run (attaches to it on CDP_PORT)\n  executor enqueue post \"Hi\"    # queue a post (reply: --to URL_OR_ID)\n  executor jobs                 # the queue\n  executor stop                 # STOP switch: exits within seconds\n\n\
 Every setting can be given as a flag, an environment variable, or a key in <profile>/executor.toml \
 (the flag's name with underscores, e.g. tick_interval = \"30s\"; flags beat env beat file beat defaults). \
 A bad value is reported in one line and exits with code 2.",
@@ -169,6 +170,8 @@ impl GlobalArgs {
 pub enum Command {
     /// Start the managed browser (CDP on 127.0.0.1:CDP_PORT, profile <profile>/chrome-profile)
     Chrome(chrome::ChromeArgs),
+    /// Log the managed browser in without a window: import session cookies exported from a desktop browser, then check the session on the site
+    Login(login::LoginArgs),
     /// Run the daemon in the foreground until STOP, SIGTERM or SIGINT
     Daemon,
     /// Create the STOP switch and wait until the daemon has exited
@@ -243,6 +246,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Chrome(args) => chrome::run(&settings, &args).await,
+            Command::Login(args) => login::run(&settings, &args).await,
             Command::Daemon => daemon::run(settings).await,
             Command::Stop(args) => stop::run(&settings, &args).await,
             Command::Status(args) => status::run(&settings, &args).await,

@@ -1,5 +1,6 @@
 //! Everything that differs between operating systems, in one small place: reading a process's
-//! start time, command line, parent and memory, and signalling one process or process group.
+//! start time, command line, parent and memory, signalling one process or process group, and
+//! whether a window can be opened.
 //!
 //! Linux reads `/proc` (what CI tests). macOS (the original deployment) asks `ps`. Nothing outside
 //! this module makes an OS-specific call, so porting means filling in one file.
@@ -83,6 +84,16 @@ pub fn signal(pid: u32, signal: Signal) -> bool {
     unsafe { libc::kill(pid, signal.raw()) == 0 }
 }
 
+/// Can a browser open a window here? macOS always has its window server; elsewhere (Linux, the
+/// BSDs) windows go through X11 or Wayland, so only when `DISPLAY` or `WAYLAND_DISPLAY` names a
+/// display. `env` reads a variable (the process environment, or a test's).
+pub fn has_display(env: &dyn Fn(&str) -> Option<String>) -> bool {
+    cfg!(target_os = "macos")
+        || ["DISPLAY", "WAYLAND_DISPLAY"]
+            .iter()
+            .any(|name| env(name).is_some_and(|value| !value.trim().is_empty()))
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum Signal {
     Term,
@@ -98,6 +109,32 @@ impl Signal {
             Signal::Kill => libc::SIGKILL,
             Signal::Stop => libc::SIGSTOP,
             Signal::Cont => libc::SIGCONT,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_display_is_named_by_display_or_wayland_display_and_not_by_an_empty_one() {
+        let with = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| value.to_string())
+            }
+        };
+        assert!(has_display(&with(&[("DISPLAY", ":0")])));
+        assert!(has_display(&with(&[("WAYLAND_DISPLAY", "wayland-0")])));
+        if !cfg!(target_os = "macos") {
+            assert!(!has_display(&with(&[])));
+            assert!(!has_display(&with(&[
+                ("DISPLAY", ""),
+                ("WAYLAND_DISPLAY", " ")
+            ])));
         }
     }
 }

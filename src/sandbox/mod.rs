@@ -45,6 +45,9 @@ use std::time::{Duration, SystemTime};
 /// The user a login without a name becomes; their posts appear on `/demo`.
 pub const HANDLE: &str = "demo";
 
+/// The session cookie the login form sets (as x.com's): its value names the session.
+pub const SESSION_COOKIE: &str = "auth_token";
+
 /// Posts per profile page, as x.com's first timeline page.
 pub const PAGE: usize = 20;
 
@@ -286,7 +289,9 @@ impl Sandbox {
         })
     }
 
-    fn new_session(&self, user: &str) -> String {
+    /// Logs `user` in as the login form does, without a browser: the new session's token, the
+    /// value of its [`SESSION_COOKIE`] (tests export it the way a desktop browser would).
+    pub fn new_session(&self, user: &str) -> String {
         let token = uuid::Uuid::new_v4().simple().to_string();
         self.with(|i| i.sessions.insert(token.clone(), user.to_string()));
         token
@@ -332,7 +337,10 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix("auth_token=").map(str::to_string))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == SESSION_COOKIE).then(|| value.to_string())
+        })
 }
 
 /// Applies the page faults: slow, hang. Returns the extra markup for popups / a stuck script.
@@ -398,7 +406,7 @@ async fn login(State(sandbox): State<Sandbox>, Form(form): Form<LoginForm>) -> R
     let token = sandbox.new_session(user);
     let mut response = Redirect::to("/home").into_response();
     if let Ok(cookie) = HeaderValue::from_str(&format!(
-        "auth_token={token}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax"
+        "{SESSION_COOKIE}={token}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax"
     )) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
