@@ -13,7 +13,11 @@
 //! - [`tick`] — one tick and its result struct; [`daemon`] — the loop and the lifecycle;
 //! - [`platform`] — the only OS-specific code (process identity, memory, signals);
 //! - [`proof`] — reports and the stability checklist from the stored events;
+//! - [`output`] — what commands print, without panicking on a closed pipe;
 //! - [`cli`] — one file per subcommand.
+
+// Commands print through `outln!`/`errln!` (see `output`): `println!` panics on a closed pipe.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod browser;
 pub mod cli;
@@ -28,6 +32,7 @@ pub mod lock;
 pub mod log;
 pub mod metrics;
 pub mod notify;
+pub mod output;
 pub mod platform;
 pub mod proof;
 pub mod sandbox;

@@ -93,7 +93,7 @@ impl FileSink {
         self.file = None;
         if !self.failed_once {
             self.failed_once = true;
-            eprintln!(
+            crate::errln!(
                 "{PREFIX}cannot write log file {}: {err} (lines still go to stdout)",
                 self.path.display()
             );

@@ -194,7 +194,7 @@ async fn writer(store: Arc<dyn Store>, spool: Spool, mut rx: mpsc::UnboundedRece
                 // Behind the spool, or the store failed: keep order by appending.
                 match spool.append(&event) {
                     Ok(()) => spooled = true,
-                    Err(err) => eprintln!(
+                    Err(err) => crate::errln!(
                         "{}event {} could not be stored or spooled ({}): {err}",
                         crate::log::PREFIX,
                         event.event_type,

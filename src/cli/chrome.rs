@@ -25,7 +25,7 @@ pub async fn run(settings: &Settings, args: &ChromeArgs) -> Result<(), CliError>
     if args.stop {
         let leftovers = managed::leftovers(&profile_dir, &[]);
         if recorded.is_none() && leftovers.is_empty() {
-            println!(
+            crate::outln!(
                 "No managed browser is running on {}.",
                 settings.profile.display()
             );
@@ -44,8 +44,8 @@ pub async fn run(settings: &Settings, args: &ChromeArgs) -> Result<(), CliError>
         let _ = std::fs::remove_file(&identity_path);
         done.map_err(|err| CliError::failure(err.to_string()))?;
         match pid {
-            Some(pid) => println!("Managed browser (pid {pid}) stopped."),
-            None => println!("Leftover browser processes on this profile were ended."),
+            Some(pid) => crate::outln!("Managed browser (pid {pid}) stopped."),
+            None => crate::outln!("Leftover browser processes on this profile were ended."),
         }
         return Ok(());
     }
@@ -78,7 +78,9 @@ pub async fn run(settings: &Settings, args: &ChromeArgs) -> Result<(), CliError>
         .map_err(|err| CliError::failure(err.to_string()))?
         .map_err(|err| CliError::failure(err.to_string()))?;
     if ended > 0 {
-        println!("Ended {ended} leftover browser process(es) on this profile from an earlier run.");
+        crate::outln!(
+            "Ended {ended} leftover browser process(es) on this profile from an earlier run."
+        );
     }
     if let Err(err) = identity.write(&identity_path) {
         Managed::adopt(identity).terminate(Duration::from_secs(3));
@@ -87,7 +89,7 @@ pub async fn run(settings: &Settings, args: &ChromeArgs) -> Result<(), CliError>
             identity_path.display()
         )));
     }
-    println!(
+    crate::outln!(
         "Managed browser started: pid={} cdp=http://127.0.0.1:{} profile={} ({})",
         identity.pid,
         identity.port,

@@ -50,7 +50,7 @@ impl CliError {
     /// reaches the terminal.
     pub fn report(&self) -> i32 {
         if let Some(message) = &self.message {
-            eprintln!("error: {message}");
+            crate::errln!("error: {message}");
         }
         self.code
     }

@@ -31,21 +31,22 @@ pub async fn run(settings: &Settings, args: &StopArgs) -> Result<(), CliError> {
     let lock_path = settings.lock_path();
     let owner = LockOwner::read(&lock_path).filter(LockOwner::is_alive);
     let Some(owner) = owner else {
-        println!(
+        crate::outln!(
             "No daemon is running on {}; STOP switch {} is in place (remove it to allow a start).",
             settings.profile.display(),
             stop_path.display()
         );
         return Ok(());
     };
-    println!(
+    crate::outln!(
         "STOP switch created; waiting up to {} for pid {} to exit...",
-        args.timeout, owner.pid
+        args.timeout,
+        owner.pid
     );
     let started = Instant::now();
     while started.elapsed() < timeout {
         if !lock_path.exists() && !owner.is_alive() {
-            println!(
+            crate::outln!(
                 "Daemon (pid {}) exited after {} ms; lock released. Remove {} to allow a restart.",
                 owner.pid,
                 started.elapsed().as_millis(),
