@@ -14,6 +14,7 @@
 //! - [`platform`] — the only OS-specific code (process identity, memory, signals);
 //! - [`proof`] — reports and the stability checklist from the stored events;
 //! - [`output`] — what commands print, without panicking on a closed pipe;
+//! - [`files`] — every file written in the profile: no links followed, no special files, owner-only;
 //! - [`cli`] — one file per subcommand.
 
 // Commands print through `outln!`/`errln!` (see `output`): `println!` panics on a closed pipe.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod clock;
 pub mod daemon;
 pub mod events;
+pub mod files;
 pub mod fleet;
 pub mod holding;
 pub mod jobs;

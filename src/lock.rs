@@ -14,7 +14,7 @@
 //! - on every orderly exit the holder removes the file *while still holding the lock*, then
 //!   closes it.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -23,8 +23,6 @@ use std::path::{Path, PathBuf};
 pub enum LockError {
     #[error("another executor daemon is already running on this profile (pid {pid}, lock {path})")]
     HeldBy { pid: String, path: PathBuf },
-    #[error("{path} is a directory, not a lock file: remove it and start again")]
-    IsDirectory { path: PathBuf },
     #[error("cannot use lock file {path}: {source}")]
     Io {
         path: PathBuf,
@@ -88,19 +86,10 @@ impl PidLock {
             source,
         };
         for _ in 0..10 {
-            if path.is_dir() {
-                return Err(LockError::IsDirectory {
-                    path: path.to_path_buf(),
-                });
-            }
-            let existed = path.exists();
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path)
-                .map_err(io)?;
+            let existed = std::fs::symlink_metadata(path).is_ok();
+            // A link or a special file in its place is refused, never written through.
+            let mut file =
+                crate::files::open_for_writing(path, crate::files::Write::Update).map_err(io)?;
             match file.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
@@ -118,7 +107,7 @@ impl PidLock {
             }
             // Is the locked inode still the one at `path`?
             let locked = file.metadata().map_err(io)?;
-            match std::fs::metadata(path) {
+            match std::fs::symlink_metadata(path) {
                 Ok(now) if now.ino() == locked.ino() && now.dev() == locked.dev() => {}
                 _ => continue,
             }
@@ -158,7 +147,7 @@ impl PidLock {
 
     /// Orderly exit: remove the file while we still hold the lock, then unlock.
     pub fn release(self) -> Result<(), LockError> {
-        let result = match (self.file.metadata(), std::fs::metadata(&self.path)) {
+        let result = match (self.file.metadata(), std::fs::symlink_metadata(&self.path)) {
             // Only remove the file if it is still ours.
             (Ok(ours), Ok(now)) if ours.ino() == now.ino() && ours.dev() == now.dev() => {
                 std::fs::remove_file(&self.path).map_err(|source| LockError::Io {
@@ -218,7 +207,26 @@ mod tests {
         let path = dir.join("executor.pid");
         std::fs::create_dir(&path).expect("mkdir");
         let err = PidLock::acquire(&path).expect_err("must fail");
-        assert!(matches!(err, LockError::IsDirectory { .. }));
+        assert!(
+            err.to_string()
+                .contains("is a directory, not a regular file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_link_in_place_of_the_lock_is_refused_and_its_target_untouched() {
+        let dir = temp_dir();
+        let target = dir.join("precious");
+        std::fs::write(&target, "precious").expect("target");
+        let path = dir.join("executor.pid");
+        std::os::unix::fs::symlink(&target, &path).expect("symlink");
+        let err = PidLock::acquire(&path).expect_err("must fail");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&target).expect("target"),
+            "precious"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! to stdout and the failure is reported once on stderr.
 
 use crate::settings::LogFormat;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -47,8 +47,10 @@ struct FileSink {
 }
 
 impl FileSink {
+    /// A link or a special file in place of the log is refused (see `files`): the lines then
+    /// go to stdout only, and the refusal is reported once.
     fn open(path: &Path) -> std::io::Result<File> {
-        OpenOptions::new().create(true).append(true).open(path)
+        crate::files::open_for_writing(path, crate::files::Write::Append)
     }
 
     fn write_line(&mut self, line: &str) {

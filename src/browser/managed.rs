@@ -47,13 +47,24 @@ impl Identity {
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
     }
 
+    /// Written atomically through `chrome.json.tmp`; a link or a special file at either path is
+    /// refused (see `files`).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::rename(&tmp, path)
+        crate::files::replace_atomically(
+            path,
+            &serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
+        )
+    }
+
+    /// `Err` (saying which and why) when `path` or its temp file could not be written: checked
+    /// before a browser is launched, so a refusal never leaves one running.
+    pub fn check_writable(path: &Path) -> std::io::Result<()> {
+        for path in [path.to_path_buf(), crate::files::temp_path(path)] {
+            crate::files::require_absent_or_regular(&path).map_err(|err| {
+                std::io::Error::new(err.kind(), format!("{}: {err}", path.display()))
+            })?;
+        }
+        Ok(())
     }
 
     /// The recorded process is alive, is the same process, and uses our profile.
@@ -188,13 +199,18 @@ impl Managed {
             path: options.profile_dir.clone(),
             reason,
         };
-        std::fs::create_dir_all(&options.profile_dir).map_err(|e| profile_err(e.to_string()))?;
+        crate::files::create_private_dir(&options.profile_dir)
+            .map_err(|e| profile_err(e.to_string()))?;
         set_private(&options.profile_dir);
         let port_file = options.profile_dir.join("DevToolsActivePort");
         let _ = std::fs::remove_file(&port_file);
-        let stderr = std::fs::File::create(&options.stderr_log)
-            .map(Stdio::from)
-            .unwrap_or_else(|_| Stdio::null());
+        let stderr =
+            crate::files::open_for_writing(&options.stderr_log, crate::files::Write::Replace)
+                .map(Stdio::from)
+                .map_err(|e| LaunchError::Profile {
+                    path: options.stderr_log.clone(),
+                    reason: e.to_string(),
+                })?;
         let mut command = Command::new(&options.binary);
         command
             .args(launch_args(options))

@@ -59,6 +59,9 @@ pub async fn run(settings: &Settings, args: &ChromeArgs) -> Result<(), CliError>
             .to_string(),
         ));
     }
+    // Before the launch: a chrome.json we could not write must not leave a browser running.
+    Identity::check_writable(&identity_path)
+        .map_err(|err| CliError::usage(format!("cannot record the browser: {err}")))?;
     let binary = managed::find_binary(settings.chrome_path.as_deref())
         .map_err(|err| CliError::usage(err.to_string()))?;
     let options = LaunchOptions {

@@ -109,7 +109,8 @@ async fn demo(base: &Settings, timeout: Duration) -> Result<bool, String> {
         std::fs::remove_dir_all(&dir)
             .map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
     }
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    crate::files::create_private_dir(&dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     crate::outln!(
         "== executor demo: sandbox site + managed headless Chromium + SQLite, in {}",
         dir.display()
@@ -226,7 +227,7 @@ async fn demo(base: &Settings, timeout: Duration) -> Result<bool, String> {
     if !all_done {
         crate::outln!("(not everything was published in time; stopping anyway)");
     }
-    let _ = std::fs::write(settings.stop_path(), "");
+    let _ = crate::stop::create_switch(&settings.stop_path());
     let exit = tokio::time::timeout(Duration::from_secs(15), daemon_task)
         .await
         .map_err(|_| "the daemon did not stop within 15 s".to_string())?

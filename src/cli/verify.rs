@@ -163,7 +163,7 @@ async fn run_for(settings: &Settings, duration: Duration) -> Result<SystemTime, 
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     crate::errln!("\nrun over: touching {}", settings.stop_path().display());
-    let _ = std::fs::write(settings.stop_path(), "");
+    let _ = crate::stop::create_switch(&settings.stop_path());
     let deadline = Instant::now() + Duration::from_secs(15);
     let waited = loop {
         if let Ok(Some(_)) = child.try_wait() {
