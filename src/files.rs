@@ -15,6 +15,12 @@
 //! - replaces a whole file atomically through `<name>.tmp` and a rename, after checking that
 //!   what it replaces is a regular file (a link in its place is refused, not silently replaced).
 //!
+//! Reading is held to the same rules where it could hang or run away: [`open_for_reading`]
+//! opens with `O_NONBLOCK` (a FIFO cannot hang the open) and `O_NOFOLLOW` for the profile's own
+//! files, accepts only a regular file (a FIFO, `/dev/zero` or a directory is refused before a
+//! read), and the `read_*` functions take at most a stated number of bytes, so a huge or endless
+//! file can neither hang a command nor fill its memory.
+//!
 //! A refusal is an [`std::io::Error`] whose message says what was found ("is a symbolic link…",
 //! "is a FIFO, not a regular file"); the caller names the file, as it already does for any other
 //! I/O error. Renaming and removing never follow a link, so log rotation and removals need no
@@ -42,6 +48,10 @@ pub enum Refused {
         found: &'static str,
         wanted: &'static str,
     },
+    #[error("is {size} bytes, more than the {limit} read here (refused)")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("is not UTF-8 text")]
+    NotText,
 }
 
 impl From<Refused> for io::Error {
@@ -204,6 +214,92 @@ pub fn create_private_subdir(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether a read may follow a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// A file of the profile: a link in its place is refused, as for writing.
+    Refuse,
+    /// A path the operator named (`--site FILE`): followed, as any program would.
+    Follow,
+}
+
+/// Opens the regular file `path` for reading without blocking on a FIFO; a link is refused when
+/// `links` says so, and anything but a regular file (a FIFO, a device, a directory) is refused.
+pub fn open_for_reading(path: &Path, links: Links) -> io::Result<File> {
+    let mut flags = libc::O_NONBLOCK;
+    if links == Links::Refuse {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|err| match links {
+            Links::Refuse => explain(path, err),
+            Links::Follow => err,
+        })?;
+    require_regular(&file.metadata()?)?;
+    Ok(file)
+}
+
+/// The whole of the regular file `path` if it is at most `limit` bytes; a larger one is refused
+/// (a setting file or a site definition is never that big: it is a mistake, or `/dev/zero`).
+pub fn read_limited(path: &Path, limit: u64, links: Links) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = open_for_reading(path, links)?;
+    let size = file.metadata()?.len();
+    if size > limit {
+        return Err(Refused::TooLarge { size, limit }.into());
+    }
+    // The size can change under us: never read more than the limit, whatever it says now.
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(Refused::TooLarge {
+            size: bytes.len() as u64,
+            limit,
+        }
+        .into());
+    }
+    Ok(bytes)
+}
+
+/// [`read_limited`] as UTF-8 text.
+pub fn read_text_limited(path: &Path, limit: u64, links: Links) -> io::Result<String> {
+    String::from_utf8(read_limited(path, limit, links)?).map_err(|_| Refused::NotText.into())
+}
+
+/// At most the first `limit` bytes of the regular file `path`, and its size: for a file whose
+/// useful part is short (the lock, a marker) and whose rest, if any, is not ours to read.
+pub fn read_head(path: &Path, limit: u64, links: Links) -> io::Result<(Vec<u8>, u64)> {
+    use std::io::Read;
+    let file = open_for_reading(path, links)?;
+    let size = file.metadata()?.len();
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes)?;
+    Ok((bytes, size))
+}
+
+/// The whole lines within the last `limit` bytes of the regular file `path` (a log's latest
+/// lines): when the file is longer, the line cut by the limit is left out.
+pub fn read_tail(path: &Path, limit: u64, links: Links) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = open_for_reading(path, links)?;
+    let size = file.metadata()?.len();
+    let start = size.saturating_sub(limit);
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes)?;
+    if start > 0 {
+        let first_line = bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |n| n + 1);
+        bytes.drain(..first_line);
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +419,60 @@ mod tests {
         std::fs::write(&path, "a much longer old content").expect("old");
         write_whole(&path, b"new").expect("write");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "new");
+    }
+
+    #[test]
+    fn reads_take_only_regular_files_and_never_more_than_the_limit() {
+        let dir = Dir::new();
+        let fifo = dir.0.join("fifo");
+        mkfifo(&fifo);
+        for links in [Links::Refuse, Links::Follow] {
+            let err = read_limited(&fifo, 10, links).expect_err("a FIFO");
+            assert!(err.to_string().contains("is a FIFO"), "{err}");
+            let err = read_limited(Path::new("/dev/zero"), 10, links).expect_err("a device");
+            assert!(err.to_string().contains("character device"), "{err}");
+            let err = read_limited(&dir.0, 10, links).expect_err("a directory");
+            assert!(err.to_string().contains("a directory"), "{err}");
+        }
+        let file = dir.0.join("file");
+        std::fs::write(&file, "0123456789abc").expect("file");
+        let lines = dir.0.join("lines");
+        std::fs::write(&lines, "first line\nsecond\nthird\n").expect("lines");
+        assert_eq!(
+            read_tail(&lines, 12, Links::Refuse).expect("tail"),
+            b"third\n",
+            "the line the limit cuts is left out"
+        );
+        let err = read_limited(&file, 10, Links::Refuse).expect_err("too large");
+        assert!(
+            err.to_string().contains("13 bytes, more than the 10"),
+            "{err}"
+        );
+        assert_eq!(
+            read_limited(&file, 13, Links::Refuse).expect("fits"),
+            b"0123456789abc"
+        );
+        assert_eq!(
+            read_head(&file, 4, Links::Refuse).expect("head"),
+            (b"0123".to_vec(), 13)
+        );
+        assert_eq!(read_tail(&file, 99, Links::Refuse).expect("tail").len(), 13);
+        std::fs::write(&file, [0xff, 0xfe]).expect("file");
+        let err = read_text_limited(&file, 10, Links::Refuse).expect_err("not text");
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
+
+        let link = dir.0.join("link");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        let err = read_limited(&link, 10, Links::Refuse).expect_err("a link");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(
+            read_limited(&link, 10, Links::Follow)
+                .expect("followed")
+                .len(),
+            2
+        );
+        let missing = read_limited(&dir.0.join("missing"), 10, Links::Refuse).expect_err("none");
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub enum LockError {
     },
 }
 
+/// The most of a lock file that is read: `PID:START_UNIX_MS` is at most 32 bytes; the rest of a
+/// longer one is not ours to read (or to log).
+const READ_MAX: u64 = 256;
+
 /// What the lock file says: `PID:START_UNIX_MS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockOwner {
@@ -47,11 +51,13 @@ impl LockOwner {
         })
     }
 
-    /// Reads the lock file without touching the lock: `None` when absent or unreadable.
+    /// Reads the lock file without touching the lock: `None` when absent, unreadable, not a
+    /// regular file (a FIFO cannot hang `status` or `stop`) or not `PID:START`. Only its head is
+    /// read: a valid one is a few dozen bytes.
     pub fn read(path: &Path) -> Option<LockOwner> {
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| LockOwner::parse(&t))
+        let (head, _) =
+            crate::files::read_head(path, READ_MAX, crate::files::Links::Refuse).ok()?;
+        LockOwner::parse(std::str::from_utf8(&head).ok()?)
     }
 
     /// The recorded process is alive and is the same process (not a reused pid).
@@ -93,9 +99,9 @@ impl PidLock {
             match file.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
-                    let mut text = String::new();
-                    let _ = file.read_to_string(&mut text);
-                    let pid = LockOwner::parse(&text)
+                    let mut head = Vec::new();
+                    let _ = (&mut file).take(READ_MAX).read_to_end(&mut head);
+                    let pid = LockOwner::parse(&String::from_utf8_lossy(&head))
                         .map(|o| o.pid.to_string())
                         .unwrap_or_else(|| "unknown".into());
                     return Err(LockError::HeldBy {
@@ -111,10 +117,10 @@ impl PidLock {
                 Ok(now) if now.ino() == locked.ino() && now.dev() == locked.dev() => {}
                 _ => continue,
             }
-            let mut previous_text = String::new();
-            let _ = file.read_to_string(&mut previous_text);
+            let mut head = Vec::new();
+            let _ = (&mut file).take(READ_MAX).read_to_end(&mut head);
             let previous = if existed {
-                Previous::Stale(previous_text.trim().to_string())
+                Previous::Stale(String::from_utf8_lossy(&head).trim().to_string())
             } else {
                 Previous::None
             };

@@ -24,6 +24,8 @@ use std::time::Duration;
 
 /// The name of the optional config file inside the profile directory.
 pub const CONFIG_FILE: &str = "executor.toml";
+/// The most of `executor.toml` that is read: a settings file is a few hundred bytes.
+pub const CONFIG_MAX_BYTES: u64 = 1024 * 1024;
 
 /// How a setting is given on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -588,9 +590,14 @@ impl Layer {
         layer
     }
 
-    /// Parses `<profile>/executor.toml`; a missing file is an empty layer.
+    /// Parses `<profile>/executor.toml`; a missing file is an empty layer. Read as a file of the
+    /// profile (see `files`): a regular file of at most [`CONFIG_MAX_BYTES`], not a link.
     pub fn from_file(path: &Path) -> Result<Layer, SettingsError> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::files::read_text_limited(
+            path,
+            CONFIG_MAX_BYTES,
+            crate::files::Links::Refuse,
+        ) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Layer::default()),
             Err(err) => {

@@ -58,9 +58,18 @@ impl Spool {
         file.sync_data()
     }
 
-    /// Spooled events in order. A torn last line (a crash mid-append) is skipped.
+    /// Spooled events in order. A torn last line (a crash mid-append) is skipped. Only a
+    /// regular file is read, not through a link (see `files`); it is read whole, however long
+    /// an outage made it, since every line is an event to keep.
     pub fn read(&self) -> std::io::Result<Vec<Event>> {
-        match std::fs::read_to_string(&self.path) {
+        let read = || -> std::io::Result<String> {
+            use std::io::Read;
+            let mut text = String::new();
+            crate::files::open_for_reading(&self.path, crate::files::Links::Refuse)?
+                .read_to_string(&mut text)?;
+            Ok(text)
+        };
+        match read() {
             Ok(text) => Ok(text
                 .lines()
                 .filter_map(|line| serde_json::from_str(line).ok())

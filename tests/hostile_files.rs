@@ -1,9 +1,10 @@
-//! Hostile files in the profile (issue 11): each file the program writes there, replaced by a
-//! link to a file outside the profile, a dangling link, a FIFO or a directory, under every
-//! command that touches it. Through the real binary, each run with a deadline: nothing is
+//! Hostile files in the profile (issue 11): each file the program writes or reads there,
+//! replaced by a link to a file outside the profile, a dangling link, a FIFO or a directory,
+//! under every command that touches it. Through the real binary, each run with a deadline: nothing is
 //! written or created through a link, nothing hangs, a refusal is one line on stderr naming the
 //! file, nothing panics, and the planted entry is left as it was. And what the program creates
 //! (the profile, the database, the lock, the log, the spool, chrome.json, STOP) is owner-only.
+//! Files that are read have a size bound: a huge `executor.toml` or site file is refused.
 
 mod common;
 
@@ -351,13 +352,136 @@ fn run_table(cases: &[Case]) {
     }
 }
 
+/// What `status` prints first, whatever it could read.
+const STATUS_SAYS: &str = "daemon:      not running";
+
 #[test]
-fn a_hostile_lock_file_stops_the_daemon_in_one_line() {
-    run_table(&[Case {
-        file: "executor.pid",
-        args: DAEMON,
-        expect: Expect::Refused(2),
-    }]);
+fn a_hostile_lock_file_stops_the_daemon_in_one_line_and_is_not_read() {
+    run_table(&[
+        Case {
+            file: "executor.pid",
+            args: DAEMON,
+            expect: Expect::Refused(2),
+        },
+        Case {
+            file: "executor.pid",
+            args: &["status"],
+            expect: Expect::Accepted(STATUS_SAYS),
+        },
+        Case {
+            file: "executor.pid",
+            args: &["stop"],
+            expect: Expect::Accepted("No daemon is running"),
+        },
+    ]);
+}
+
+#[test]
+fn a_hostile_settings_file_is_refused_by_every_command_in_one_line() {
+    let mut cases = Vec::new();
+    for args in [
+        &["enqueue", "post", "hello"][..],
+        &["jobs"][..],
+        &["status"][..],
+        &["stop"][..],
+        &["chrome"][..],
+        DAEMON,
+    ] {
+        cases.push(Case {
+            file: "executor.toml",
+            args,
+            expect: Expect::Refused(2),
+        });
+    }
+    run_table(&cases);
+}
+
+#[test]
+fn hostile_markers_and_logs_are_not_read_by_status() {
+    run_table(&[
+        Case {
+            file: "executor.log",
+            args: &["status"],
+            expect: Expect::Accepted(STATUS_SAYS),
+        },
+        Case {
+            file: "executor.log.1",
+            args: &["status"],
+            expect: Expect::Accepted(STATUS_SAYS),
+        },
+        Case {
+            file: "ACCOUNT_MISMATCH",
+            args: &["status"],
+            expect: Expect::Accepted(STATUS_SAYS),
+        },
+        Case {
+            file: "AUTH_REQUIRED",
+            args: &["status"],
+            expect: Expect::Accepted(STATUS_SAYS),
+        },
+        Case {
+            file: "executor.db",
+            args: &["status"],
+            expect: Expect::Accepted(STATUS_SAYS),
+        },
+    ]);
+}
+
+/// A file of `size` bytes (zeros) at `path`.
+fn big_file(path: &Path, size: u64) {
+    std::fs::File::create(path)
+        .and_then(|f| f.set_len(size))
+        .expect("big file");
+}
+
+#[test]
+fn a_settings_file_past_its_bound_is_refused_not_read() {
+    let profile = Profile::new("hostile-big-toml");
+    big_file(&profile.path("executor.toml"), 50 * 1024 * 1024);
+    for args in [&["jobs"][..], &["status"][..]] {
+        let what = format!("a 50 MB executor.toml under `executor {}`", args.join(" "));
+        let (code, stdout, stderr) = Child::spawn(command(&profile.dir, args), &what).wait();
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(code, 2, "{what}\n{stdout}\n{stderr}");
+        assert_eq!(lines.len(), 1, "{what}\n{stderr}");
+        assert!(
+            lines[0].contains("executor.toml") && lines[0].contains("more than"),
+            "{what}\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_site_file_that_is_special_or_huge_is_refused_in_one_line() {
+    let profile = Profile::new("hostile-site");
+    let fifo = profile.path("site.fifo");
+    mkfifo(&fifo);
+    let dir = profile.path("site.dir");
+    std::fs::create_dir(&dir).expect("dir");
+    let big = profile.path("site-big.toml");
+    big_file(&big, 50 * 1024 * 1024);
+    let port = free_port().to_string();
+    for (site, says) in [
+        (fifo.to_str().expect("utf8"), "is a FIFO"),
+        ("/dev/zero", "is a character device"),
+        (dir.to_str().expect("utf8"), "is a directory"),
+        (big.to_str().expect("utf8"), "more than"),
+    ] {
+        let what = format!("--site {site} under `executor daemon`");
+        let args: Vec<&str> = ["--site", site]
+            .into_iter()
+            .chain(
+                DAEMON
+                    .iter()
+                    .map(|a| if *a == "PORT" { port.as_str() } else { a }),
+            )
+            .collect();
+        let (code, stdout, stderr) = Child::spawn(command(&profile.dir, &args), &what).wait();
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(code, 2, "{what}\n{stdout}\n{stderr}");
+        assert_eq!(lines.len(), 1, "{what}\n{stderr}");
+        assert!(lines[0].contains(says), "{what}\n{stderr}");
+    }
 }
 
 #[test]
@@ -384,6 +508,11 @@ fn hostile_browser_records_are_refused_before_any_browser_starts() {
         },
         Case {
             file: "chrome.json.tmp",
+            args: &["chrome"],
+            expect: Expect::Refused(2),
+        },
+        Case {
+            file: "chrome.json",
             args: &["chrome"],
             expect: Expect::Refused(2),
         },

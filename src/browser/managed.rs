@@ -43,8 +43,11 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// `None` when absent, unreadable, not a regular file (refused as in `files`) or not ours.
     pub fn read(path: &Path) -> Option<Identity> {
-        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+        let bytes =
+            crate::files::read_limited(path, 64 * 1024, crate::files::Links::Refuse).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// Written atomically through `chrome.json.tmp`; a link or a special file at either path is
@@ -356,7 +359,10 @@ pub fn launch_args(options: &LaunchOptions) -> Vec<String> {
 }
 
 fn read_announced_port(stderr_log: &Path) -> Option<u16> {
-    let text = std::fs::read_to_string(stderr_log).ok()?;
+    // The announcement comes first; the browser may write much more after it.
+    let (head, _) =
+        crate::files::read_head(stderr_log, 1024 * 1024, crate::files::Links::Refuse).ok()?;
+    let text = String::from_utf8_lossy(&head);
     let rest = text.split("DevTools listening on ws://").nth(1)?;
     let host_port = rest.split('/').next()?;
     host_port
@@ -368,7 +374,8 @@ fn read_announced_port(stderr_log: &Path) -> Option<u16> {
 }
 
 fn read_active_port(path: &Path) -> Option<u16> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let (head, _) = crate::files::read_head(path, 4096, crate::files::Links::Refuse).ok()?;
+    let text = String::from_utf8_lossy(&head);
     text.lines()
         .next()?
         .trim()

@@ -22,7 +22,10 @@ fn last_tick_line(settings: &Settings) -> Option<String> {
     let current = settings.log_path();
     let rotated = std::path::PathBuf::from(format!("{}.1", current.display()));
     [current, rotated].iter().find_map(|path| {
-        let text = std::fs::read_to_string(path).ok()?;
+        // The end of the file is enough (a tick line every interval), and a link or a FIFO in
+        // its place is not read (see `files`).
+        let tail = crate::files::read_tail(path, 1024 * 1024, crate::files::Links::Refuse).ok()?;
+        let text = String::from_utf8_lossy(&tail);
         text.lines()
             .rev()
             .find(|line| line.contains(" pages=") && line.contains("ts="))
@@ -56,14 +59,8 @@ async fn queue_depths(store: &dyn Store, account: &str) -> Result<Value, StoreEr
 
 /// A marker file's first few KiB (a marker is short; anything longer is not ours to print).
 fn read_marker(path: &std::path::Path) -> Option<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(4096)
-        .read_to_string(&mut text)
-        .ok()?;
-    Some(text)
+    let (head, _) = crate::files::read_head(path, 4096, crate::files::Links::Refuse).ok()?;
+    Some(String::from_utf8_lossy(&head).into_owned())
 }
 
 pub async fn run(settings: &Settings, args: &StatusArgs) -> Result<(), CliError> {

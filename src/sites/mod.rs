@@ -239,6 +239,9 @@ pub enum SiteError {
     Invalid { path: String, reason: String },
 }
 
+/// The most of a site file that is read: a definition is a few KiB.
+pub const SITE_FILE_MAX_BYTES: u64 = 1024 * 1024;
+
 impl SiteDefinition {
     /// A built-in name, or a path to a TOML file.
     pub fn load(name_or_path: &str) -> Result<SiteDefinition, SiteError> {
@@ -246,8 +249,17 @@ impl SiteDefinition {
             return Self::parse(name_or_path, text);
         }
         let path = Path::new(name_or_path);
-        let text = std::fs::read_to_string(path)
-            .map_err(|_| SiteError::Unknown(name_or_path.to_string()))?;
+        // The operator's own file, wherever a link sends it; but a regular file of a sane size
+        // (a FIFO or /dev/zero would hang the command or fill its memory).
+        let text =
+            crate::files::read_text_limited(path, SITE_FILE_MAX_BYTES, crate::files::Links::Follow)
+                .map_err(|err| match err.kind() {
+                    std::io::ErrorKind::NotFound => SiteError::Unknown(name_or_path.to_string()),
+                    _ => SiteError::Invalid {
+                        path: path.display().to_string(),
+                        reason: err.to_string(),
+                    },
+                })?;
         Self::parse(&path.display().to_string(), &text)
     }
 
