@@ -171,11 +171,12 @@ pub async fn run(
         }
         Err(err) => return Err(err.into()),
     };
-    if let Previous::Stale(text) = &lock.previous {
-        let who = if text.is_empty() {
+    if let Previous::Stale { content, size } = &lock.previous {
+        // Its content is not ours: quoted and bounded, it can neither forge a line nor flood.
+        let who = if *size == 0 {
             "an empty file".to_string()
         } else {
-            format!("`{text}`")
+            crate::quote::quoted_part(content, *size)
         };
         log.info(&format!(
             "Stale lock ({who}) from a run that did not exit cleanly - taken over"
@@ -249,7 +250,7 @@ async fn run_locked(
             "tick_interval_ms": settings.tick_interval.as_millis() as u64,
             "tick_timeout_ms": settings.tick_timeout.as_millis() as u64,
             "backoff_ms": settings.backoff.iter().map(|b| b.as_millis() as u64).collect::<Vec<_>>(),
-            "stale_lock_taken_over": matches!(lock.previous, Previous::Stale(_)),
+            "stale_lock_taken_over": matches!(lock.previous, Previous::Stale { .. }),
         }),
     );
     log.info(&format!(

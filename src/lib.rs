@@ -14,6 +14,7 @@
 //! - [`platform`] — the only OS-specific code (process identity, memory, signals);
 //! - [`proof`] — reports and the stability checklist from the stored events;
 //! - [`output`] — what commands print, without panicking on a closed pipe;
+//! - [`quote`] — untrusted text in logs and errors: quoted, escaped, bounded;
 //! - [`files`] — every file written in the profile: no links followed, no special files, owner-only;
 //! - [`cli`] — one file per subcommand.
 
@@ -37,6 +38,7 @@ pub mod notify;
 pub mod output;
 pub mod platform;
 pub mod proof;
+pub mod quote;
 pub mod sandbox;
 pub mod settings;
 pub mod sink;

@@ -71,8 +71,9 @@ impl LockOwner {
 pub enum Previous {
     /// No file: a clean start.
     None,
-    /// A file nobody held: a crashed or killed run. The text is what it said.
-    Stale(String),
+    /// A file nobody held: a crashed or killed run. What it said: its first bytes (as text,
+    /// trimmed; a valid one is whole) and its size. Not ours: show it with `quote::quoted_part`.
+    Stale { content: String, size: u64 },
 }
 
 /// The held lock. Dropping it releases the lock without removing the file (as a crash would);
@@ -120,7 +121,10 @@ impl PidLock {
             let mut head = Vec::new();
             let _ = (&mut file).take(READ_MAX).read_to_end(&mut head);
             let previous = if existed {
-                Previous::Stale(String::from_utf8_lossy(&head).trim().to_string())
+                Previous::Stale {
+                    content: String::from_utf8_lossy(&head).trim().to_string(),
+                    size: locked.len(),
+                }
             } else {
                 Previous::None
             };
@@ -201,7 +205,13 @@ mod tests {
         for garbage in ["", "garbage", "123:abc", "99999999:1"] {
             std::fs::write(&path, garbage).expect("write");
             let lock = PidLock::acquire(&path).expect("take over");
-            assert_eq!(lock.previous, Previous::Stale(garbage.to_string()));
+            assert_eq!(
+                lock.previous,
+                Previous::Stale {
+                    content: garbage.to_string(),
+                    size: garbage.len() as u64
+                }
+            );
             assert_eq!(LockOwner::read(&path), Some(lock.owner));
             lock.release().expect("release");
         }
@@ -243,7 +253,7 @@ mod tests {
         drop(lock);
         assert!(path.exists());
         let again = PidLock::acquire(&path).expect("stale takeover");
-        assert!(matches!(again.previous, Previous::Stale(_)));
+        assert!(matches!(again.previous, Previous::Stale { .. }));
         again.release().expect("release");
     }
 }

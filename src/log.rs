@@ -14,6 +14,10 @@ use std::sync::{Arc, Mutex};
 
 pub const PREFIX: &str = "[EXECUTOR_DAEMON] ";
 
+/// The longest message a line carries (a longer one is cut, saying its size): a line is for
+/// reading, and whatever a message quotes (an error, a file) must not turn it into megabytes.
+pub const LINE_MAX_CHARS: usize = 16 * 1024;
+
 /// Rotation: keep the current file under this size and this many old ones.
 pub const ROTATE_BYTES: u64 = 10 * 1024 * 1024;
 pub const ROTATE_KEEP: u32 = 5;
@@ -172,10 +176,14 @@ impl Logger {
 
     /// A line with structured fields: in text the message is printed as is (it already carries
     /// the fields in `key=value` form); in JSON the fields are merged into the object.
+    ///
+    /// Every message is made one bounded line first (`quote::single_line`): a newline inside it,
+    /// whatever put it there, can never start a line that looks like one of ours.
     pub fn log(&self, level: Level, message: &str, fields: Option<&serde_json::Value>) {
         if level < self.inner.min_level {
             return;
         }
+        let message = crate::quote::single_line(message, LINE_MAX_CHARS);
         let line = match self.inner.format {
             LogFormat::Text => format!("{PREFIX}{message}"),
             LogFormat::Json => {

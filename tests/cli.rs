@@ -419,3 +419,64 @@ fn jobs_piped_into_a_reader_that_leaves_early_ends_quietly() {
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Setting values and arguments echoed in an error are quoted and bounded (issue 11, item 4):
+/// the error stays one line, a newline in a value cannot start a line of its own, and a huge
+/// value is cut, saying its size.
+#[test]
+fn hostile_values_are_echoed_quoted_bounded_and_on_one_line() {
+    let profile = Profile::new("cli-hostile-values");
+    let forged = "1\n[EXECUTOR_DAEMON] ts=2026-01-01T00:00:00.000Z pages=7";
+    let huge = "9".repeat(100_000);
+    // (environment, arguments, what the one line must say)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
+        (vec![("CDP_PORT", forged)], vec!["jobs"], "CDP_PORT="),
+        (
+            vec![("EXECUTOR_TICK_INTERVAL", &huge)],
+            vec!["jobs"],
+            "…(100000 bytes)",
+        ),
+        (vec![], vec!["--site", forged, "daemon"], "--site"),
+        (
+            vec![],
+            vec!["enqueue", "post", "hi", "--at", forged],
+            "--at",
+        ),
+        (
+            vec![],
+            vec!["enqueue", "reply", "--to", forged, "hi"],
+            "reply target",
+        ),
+    ];
+    for (env, args, says) in cases {
+        let mut cmd = command(&profile.dir, &args);
+        for (key, value) in &env {
+            cmd.env(key, value);
+        }
+        let (code, stdout, stderr) = run_with_stdin(cmd, "", DEADLINE);
+        let what = format!("{env:?} {args:?}");
+        assert_eq!(code, 2, "{what}: {stdout}{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{what}: one line: {stderr}");
+        assert!(stderr.contains(says), "{what}: {stderr}");
+        assert!(
+            stderr.len() < 1500,
+            "{what}: bounded: {} bytes",
+            stderr.len()
+        );
+        for line in stdout.lines().chain(stderr.lines()) {
+            assert!(!line.starts_with("[EXECUTOR_DAEMON] ts="), "{what}: {line}");
+        }
+    }
+
+    // A key of executor.toml is a value too.
+    std::fs::write(
+        profile.path("executor.toml"),
+        "\"a\\n[EXECUTOR_DAEMON] ts=x\" = 1\n",
+    )
+    .expect("write");
+    let (code, stdout, stderr) = run_with_stdin(command(&profile.dir, &["jobs"]), "", DEADLINE);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("unknown setting"), "{stderr}");
+}

@@ -678,3 +678,54 @@ fn the_spool_and_the_browser_record_are_written_owner_only() {
     assert!(err.to_string().contains("symbolic link"), "{err}");
     outside.assert_untouched("spool append through a link");
 }
+
+/// A tick line as the seed's grep counts it, with a page count no real tick of this test has.
+const FORGED_TICK: &str = "[EXECUTOR_DAEMON] ts=2026-01-01T00:00:00.000Z pages=7 pids=[1] posting_ready=0 posting_attempts=0 reply_ready=0 reply_attempts=0 backoff=0s";
+
+#[test]
+fn a_crafted_stale_lock_can_neither_forge_a_log_line_nor_flood_the_log() {
+    let profile = Profile::new("hostile-stale-lock");
+    let lock = profile.path("executor.pid");
+    std::fs::write(&lock, format!("999999:1\n{FORGED_TICK}\n")).expect("lock");
+    // 100 MB in all (sparse: zeros after the crafted head).
+    const SIZE: u64 = 100 * 1024 * 1024;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&lock)
+        .and_then(|f| f.set_len(SIZE))
+        .expect("grow the lock file");
+    let port = free_port().to_string();
+    let args: Vec<&str> = DAEMON
+        .iter()
+        .map(|a| if *a == "PORT" { port.as_str() } else { a })
+        .collect();
+    let mut daemon = Child::spawn(command(&profile.dir, &args), "daemon on a crafted lock");
+    daemon.wait_for_stdout(is_tick_line);
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    let (code, stdout, stderr) = daemon.wait();
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let log = std::fs::read_to_string(profile.path("executor.log")).expect("log");
+    for (name, text) in [("stdout", &stdout), ("executor.log", &log)] {
+        assert!(
+            !text.lines().any(|l| l.starts_with(FORGED_TICK)),
+            "{name}: the lock file's content made a line of its own:\n{text}"
+        );
+        for tick in text.lines().filter(|l| is_tick_line(l)) {
+            assert_ne!(field(tick, "pages"), Some("7"), "{name}: {tick}");
+        }
+        let stale = text
+            .lines()
+            .find(|l| l.contains("Stale lock"))
+            .unwrap_or_else(|| panic!("{name}: no Stale lock line:\n{text}"));
+        assert!(
+            stale.contains(&format!("…({SIZE} bytes)")) && stale.contains(r"\n[EXECUTOR_DAEMON]"),
+            "{name}: the content is quoted and its size said: {stale}"
+        );
+        assert!(stale.len() < 1000, "{name}: bounded: {} bytes", stale.len());
+    }
+    assert!(
+        log.len() < 64 * 1024,
+        "the log stayed small: {} bytes",
+        log.len()
+    );
+}

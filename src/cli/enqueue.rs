@@ -77,7 +77,8 @@ pub fn parse_at(text: &str, now: SystemTime) -> Result<(SystemTime, bool), Strin
         Some(at) if at < now => Ok((now, true)),
         Some(at) => Ok((at, false)),
         None => Err(format!(
-            "--at {text:?} is neither an RFC 3339 UTC time (2026-12-01T09:00:00Z) nor a delay (10m)"
+            "--at {} is neither an RFC 3339 UTC time (2026-12-01T09:00:00Z) nor a delay (10m)",
+            crate::quote::quoted(text)
         )),
     }
 }
@@ -147,9 +148,9 @@ fn describe(result: &Enqueued) -> (String, serde_json::Value) {
         ),
         Enqueued::Exists(job) => (
             format!(
-                "Job {} already has key {:?} ({}); nothing was added",
+                "Job {} already has key {} ({}); nothing was added",
                 job.id,
-                job.idempotency_key.as_deref().unwrap_or_default(),
+                crate::quote::quoted(job.idempotency_key.as_deref().unwrap_or_default()),
                 job.state.name()
             ),
             serde_json::json!({ "created": false, "job": super::jobs::job_json(job) }),

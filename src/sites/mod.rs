@@ -232,7 +232,7 @@ fn default_max_pages() -> usize {
 #[derive(Debug, thiserror::Error)]
 pub enum SiteError {
     #[error(
-        "--site / EXECUTOR_SITE {0:?}: neither a built-in site (x, sandbox) nor a readable file"
+        "--site / EXECUTOR_SITE {}: neither a built-in site (x, sandbox) nor a readable file", crate::quote::quoted(.0)
     )]
     Unknown(String),
     #[error("site file {path}: {reason}")]
@@ -268,8 +268,13 @@ impl SiteDefinition {
             path: source.to_string(),
             reason,
         };
-        let def: SiteDefinition =
-            toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
+        // The parser's message may quote the file (a value of the wrong type): bounded, one line.
+        let def: SiteDefinition = toml::from_str(text).map_err(|e| {
+            invalid(crate::quote::single_line(
+                e.message(),
+                crate::quote::MESSAGE_CHARS,
+            ))
+        })?;
         if def.max_chars == 0 {
             return Err(invalid("max_chars must be at least 1".into()));
         }
