@@ -729,3 +729,27 @@ fn a_crafted_stale_lock_can_neither_forge_a_log_line_nor_flood_the_log() {
         log.len()
     );
 }
+
+/// The profile itself may be reached through a link (it is the operator's to place): only the
+/// files in it are held to the rules, so the store, the lock and the log work as usual there.
+#[test]
+fn a_profile_reached_through_a_link_works_as_usual() {
+    let parent = Profile::new("linked-profile");
+    let real = parent.path("real");
+    std::fs::create_dir(&real).expect("real profile");
+    let link = parent.path("link");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    for args in [&["enqueue", "post", "hello"][..], &["jobs"][..]] {
+        let what = format!("`executor {}` through a linked profile", args.join(" "));
+        let (code, stdout, stderr) = Child::spawn(command(&link, args), &what).wait();
+        assert_eq!(code, 0, "{what}\n{stdout}\n{stderr}");
+        assert!(stderr.is_empty(), "{what}\n{stderr}");
+        if args[0] == "jobs" {
+            assert!(stdout.contains("hello"), "{what}\n{stdout}");
+        }
+    }
+    assert!(
+        real.join("executor.db").is_file(),
+        "the store is in the real directory"
+    );
+}

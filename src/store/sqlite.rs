@@ -76,10 +76,13 @@ impl SqliteStore {
             }
         }
         check_files(path)?;
-        // SQLite follows a link given as the database's path unless told not to; its own
-        // journal, WAL and shared-memory files it opens with O_NOFOLLOW already.
+        // SQLite follows a link given as the database's path unless told not to (NOFOLLOW); its
+        // journal, WAL and shared-memory files it opens with O_NOFOLLOW already. NOFOLLOW refuses
+        // a link anywhere in the path, though, and the profile may be reached through one (it is
+        // the operator's to place; macOS's temp dirs are under the link /var): SQLite is given
+        // the path with its directory resolved, so that only the database's own name is judged.
         let flags = rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
-        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+        let conn = Connection::open_with_flags(resolved_directory(path), flags).map_err(err)?;
         // SQLite's default busy handler sleeps in growing steps (up to 100 ms), so a writer
         // that waits can keep missing the moment another process releases the lock and starve.
         // Short jittered retries get in as soon as the lock is free; the total stays bounded
@@ -149,6 +152,19 @@ fn check_files(path: &Path) -> Result<(), StoreError> {
     match crate::files::open_for_writing(path, crate::files::Write::CreateNew) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(refused(path, e)),
         _ => Ok(()),
+    }
+}
+
+/// `path` with its directory made canonical (links resolved) and its last component kept as it
+/// is; `path` itself when the directory cannot be resolved (SQLite then says why it cannot open).
+fn resolved_directory(path: &Path) -> PathBuf {
+    let directory = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    match (std::fs::canonicalize(directory), path.file_name()) {
+        (Ok(directory), Some(name)) => directory.join(name),
+        _ => path.to_path_buf(),
     }
 }
 
