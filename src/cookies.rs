@@ -150,35 +150,15 @@ pub fn read_file(path: &Path) -> Result<Vec<Cookie>, CookieFileError> {
 /// The file's text: a regular file (not followed if it is a symbolic link), at most
 /// [`MAX_FILE_BYTES`], UTF-8.
 fn read_bounded(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let meta = std::fs::symlink_metadata(path).map_err(|err| err.to_string())?;
-    if meta.file_type().is_symlink() {
-        return Err("is a symbolic link; give the file itself".into());
-    }
-    if !meta.is_file() {
-        return Err("is not a regular file".into());
-    }
-    // O_NOFOLLOW: the name cannot be swapped for a link between the check and the open.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|err| err.to_string())?;
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
-        return Err("is not a regular file".into());
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|err| err.to_string())?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!(
-            "larger than {} KiB; export only the site's cookies",
-            MAX_FILE_BYTES / 1024
-        ));
-    }
-    String::from_utf8(bytes).map_err(|_| "is not UTF-8 text".to_string())
+    crate::files::read_text_limited(path, MAX_FILE_BYTES, crate::files::Links::Refuse).map_err(
+        |err| match crate::files::refused(&err) {
+            Some(crate::files::Refused::TooLarge { .. }) => format!(
+                "larger than {} KiB; export only the site's cookies",
+                MAX_FILE_BYTES / 1024
+            ),
+            _ => err.to_string(),
+        },
+    )
 }
 
 /// Parses either format. An error is `(line, reason)`, 1-based, with no value in it.

@@ -1,8 +1,9 @@
 //! The daemon: lifecycle around the tick loop (SPEC §2, §4).
 //!
-//! Start: profile dir (0700) → refuse while STOP is present → single-instance lock → STOP and
-//! signal watchers → store (migrations) → event sink (flushes any spool left by a crash) →
-//! `EXECUTOR_DAEMON_BOOT` → tick loop.
+//! Start: profile dir (0700) → refuse while STOP is present → the files it will write checked
+//! (no links, no special files) → single-instance lock → STOP and signal watchers → store
+//! (migrations) → event sink (flushes any spool left by a crash) → `EXECUTOR_DAEMON_BOOT` →
+//! tick loop.
 //!
 //! Loop: run a tick under its runtime cap; write the tick line and the tick event from its one
 //! result; on failure back off (30 s, 60 s, … by default) and after `max_failures` consecutive
@@ -98,11 +99,40 @@ pub fn prepare_profile(settings: &Settings) -> Result<(), DaemonError> {
         path: path.display().to_string(),
         reason,
     };
-    std::fs::create_dir_all(path).map_err(|e| err(e.to_string()))?;
+    crate::files::create_private_dir(path).map_err(|e| err(e.to_string()))?;
     crate::browser::managed::set_private(path);
+    // Created new (O_EXCL): whatever already has this name, a link included, is never opened;
+    // one left by a crash of a process with our pid is removed (the link, not its target).
     let probe = path.join(format!(".write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| err(format!("not writable: {e}")))?;
-    let _ = std::fs::remove_file(probe);
+    let create = || crate::files::open_for_writing(&probe, crate::files::Write::CreateNew);
+    create()
+        .or_else(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                std::fs::remove_file(&probe)?;
+                create()
+            }
+            _ => Err(e),
+        })
+        .map_err(|e| err(format!("not writable: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// The files the daemon will write besides the lock and the log are usable (see `files`):
+/// the spool, and in launch mode `chrome.json` and its temp file. Checked before the lock is
+/// taken, so a link or a special file planted there stops the start with one line and nothing
+/// written, instead of failing later (a spool that cannot be written loses events). The log
+/// is not among them: a log file that cannot be written never stops the daemon (see `log`).
+fn check_profile_files(settings: &Settings) -> Result<(), DaemonError> {
+    let err = |e: std::io::Error| DaemonError::Profile {
+        path: settings.profile.display().to_string(),
+        reason: e.to_string(),
+    };
+    Spool::new(settings.spool_path()).check().map_err(err)?;
+    if settings.browser_mode == crate::settings::BrowserMode::Launch {
+        crate::browser::managed::Identity::check_writable(&settings.chrome_identity_path())
+            .map_err(err)?;
+    }
     Ok(())
 }
 
@@ -129,6 +159,8 @@ pub async fn run(
         return Ok(Exit::StopPresent);
     }
 
+    check_profile_files(&settings)?;
+
     let lock = match PidLock::acquire(&settings.lock_path()) {
         Ok(lock) => lock,
         Err(LockError::HeldBy { pid, .. }) => {
@@ -139,11 +171,12 @@ pub async fn run(
         }
         Err(err) => return Err(err.into()),
     };
-    if let Previous::Stale(text) = &lock.previous {
-        let who = if text.is_empty() {
+    if let Previous::Stale { content, size } = &lock.previous {
+        // Its content is not ours: quoted and bounded, it can neither forge a line nor flood.
+        let who = if *size == 0 {
             "an empty file".to_string()
         } else {
-            format!("`{text}`")
+            crate::quote::quoted_part(content, *size)
         };
         log.info(&format!(
             "Stale lock ({who}) from a run that did not exit cleanly - taken over"
@@ -217,7 +250,7 @@ async fn run_locked(
             "tick_interval_ms": settings.tick_interval.as_millis() as u64,
             "tick_timeout_ms": settings.tick_timeout.as_millis() as u64,
             "backoff_ms": settings.backoff.iter().map(|b| b.as_millis() as u64).collect::<Vec<_>>(),
-            "stale_lock_taken_over": matches!(lock.previous, Previous::Stale(_)),
+            "stale_lock_taken_over": matches!(lock.previous, Previous::Stale { .. }),
         }),
     );
     log.info(&format!(

@@ -148,11 +148,11 @@ pub enum JobError {
     TooLong { chars: usize, limit: usize },
     #[error("a reply needs --to URL_OR_ID (the post to reply to)")]
     MissingTarget,
-    #[error("reply target {0:?} is neither a post URL (…/status/ID) nor a post id")]
+    #[error("reply target {} is neither a post URL (…/status/ID) nor a post id", crate::quote::quoted(.0))]
     BadTarget(String),
     #[error("a post takes no reply target")]
     UnexpectedTarget,
-    #[error("unknown job kind {0:?} (expected `post` or `reply`)")]
+    #[error("unknown job kind {} (expected `post` or `reply`)", crate::quote::quoted(.0))]
     UnknownKind(String),
     #[error("idempotency key must be 1 to 200 characters")]
     BadKey,

@@ -376,6 +376,15 @@ impl Lanes {
         }
     }
 
+    /// Leaves a marker for the operator; one that cannot be written (a link or a special file
+    /// in its place is refused, see `files`) is said in the log, and the lane stops all the same.
+    fn write_marker(&self, flag: &std::path::Path, text: &str) {
+        if let Err(err) = crate::files::write_whole(flag, text.as_bytes()) {
+            self.log
+                .warn(&format!("cannot write marker {}: {err}", flag.display()));
+        }
+    }
+
     fn auth_required(&self) {
         let flag = &self.config.auth_flag;
         if flag.exists() {
@@ -383,7 +392,7 @@ impl Lanes {
                 .info("AUTH_REQUIRED: still waiting for a login - nothing is claimed");
             return;
         }
-        let _ = std::fs::write(flag, crate::clock::format_ts(SystemTime::now()));
+        self.write_marker(flag, &crate::clock::format_ts(SystemTime::now()));
         self.log.warn(&format!(
             "AUTH_REQUIRED: the site shows a login wall - nothing is claimed until you log in again (executor chrome --headed); {} written",
             flag.display()
@@ -406,9 +415,9 @@ impl Lanes {
             ));
             return;
         }
-        let _ = std::fs::write(
+        self.write_marker(
             flag,
-            format!(
+            &format!(
                 "{}\n{problem}\n",
                 crate::clock::format_ts(SystemTime::now())
             ),

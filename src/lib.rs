@@ -14,7 +14,13 @@
 //! - [`tick`] — one tick and its result struct; [`daemon`] — the loop and the lifecycle;
 //! - [`platform`] — the only OS-specific code (process identity, memory, signals);
 //! - [`proof`] — reports and the stability checklist from the stored events;
+//! - [`output`] — what commands print, without panicking on a closed pipe;
+//! - [`quote`] — untrusted text in logs and errors: quoted, escaped, bounded;
+//! - [`files`] — every file written in the profile: no links followed, no special files, owner-only;
 //! - [`cli`] — one file per subcommand.
+
+// Commands print through `outln!`/`errln!` (see `output`): `println!` panics on a closed pipe.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod browser;
 pub mod cli;
@@ -22,6 +28,7 @@ pub mod clock;
 pub mod cookies;
 pub mod daemon;
 pub mod events;
+pub mod files;
 pub mod fleet;
 pub mod holding;
 pub mod jobs;
@@ -30,8 +37,10 @@ pub mod lock;
 pub mod log;
 pub mod metrics;
 pub mod notify;
+pub mod output;
 pub mod platform;
 pub mod proof;
+pub mod quote;
 pub mod sandbox;
 pub mod settings;
 pub mod sink;

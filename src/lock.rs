@@ -14,7 +14,7 @@
 //! - on every orderly exit the holder removes the file *while still holding the lock*, then
 //!   closes it.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -23,8 +23,6 @@ use std::path::{Path, PathBuf};
 pub enum LockError {
     #[error("another executor daemon is already running on this profile (pid {pid}, lock {path})")]
     HeldBy { pid: String, path: PathBuf },
-    #[error("{path} is a directory, not a lock file: remove it and start again")]
-    IsDirectory { path: PathBuf },
     #[error("cannot use lock file {path}: {source}")]
     Io {
         path: PathBuf,
@@ -32,6 +30,10 @@ pub enum LockError {
         source: std::io::Error,
     },
 }
+
+/// The most of a lock file that is read: `PID:START_UNIX_MS` is at most 32 bytes; the rest of a
+/// longer one is not ours to read (or to log).
+const READ_MAX: u64 = 256;
 
 /// What the lock file says: `PID:START_UNIX_MS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,11 +51,13 @@ impl LockOwner {
         })
     }
 
-    /// Reads the lock file without touching the lock: `None` when absent or unreadable.
+    /// Reads the lock file without touching the lock: `None` when absent, unreadable, not a
+    /// regular file (a FIFO cannot hang `status` or `stop`) or not `PID:START`. Only its head is
+    /// read: a valid one is a few dozen bytes.
     pub fn read(path: &Path) -> Option<LockOwner> {
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| LockOwner::parse(&t))
+        let (head, _) =
+            crate::files::read_head(path, READ_MAX, crate::files::Links::Refuse).ok()?;
+        LockOwner::parse(std::str::from_utf8(&head).ok()?)
     }
 
     /// The recorded process is alive and is the same process (not a reused pid).
@@ -67,8 +71,9 @@ impl LockOwner {
 pub enum Previous {
     /// No file: a clean start.
     None,
-    /// A file nobody held: a crashed or killed run. The text is what it said.
-    Stale(String),
+    /// A file nobody held: a crashed or killed run. What it said: its first bytes (as text,
+    /// trimmed; a valid one is whole) and its size. Not ours: show it with `quote::quoted_part`.
+    Stale { content: String, size: u64 },
 }
 
 /// The held lock. Dropping it releases the lock without removing the file (as a crash would);
@@ -88,25 +93,16 @@ impl PidLock {
             source,
         };
         for _ in 0..10 {
-            if path.is_dir() {
-                return Err(LockError::IsDirectory {
-                    path: path.to_path_buf(),
-                });
-            }
-            let existed = path.exists();
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path)
-                .map_err(io)?;
+            let existed = std::fs::symlink_metadata(path).is_ok();
+            // A link or a special file in its place is refused, never written through.
+            let mut file =
+                crate::files::open_for_writing(path, crate::files::Write::Update).map_err(io)?;
             match file.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
-                    let mut text = String::new();
-                    let _ = file.read_to_string(&mut text);
-                    let pid = LockOwner::parse(&text)
+                    let mut head = Vec::new();
+                    let _ = (&mut file).take(READ_MAX).read_to_end(&mut head);
+                    let pid = LockOwner::parse(&String::from_utf8_lossy(&head))
                         .map(|o| o.pid.to_string())
                         .unwrap_or_else(|| "unknown".into());
                     return Err(LockError::HeldBy {
@@ -118,14 +114,17 @@ impl PidLock {
             }
             // Is the locked inode still the one at `path`?
             let locked = file.metadata().map_err(io)?;
-            match std::fs::metadata(path) {
+            match std::fs::symlink_metadata(path) {
                 Ok(now) if now.ino() == locked.ino() && now.dev() == locked.dev() => {}
                 _ => continue,
             }
-            let mut previous_text = String::new();
-            let _ = file.read_to_string(&mut previous_text);
+            let mut head = Vec::new();
+            let _ = (&mut file).take(READ_MAX).read_to_end(&mut head);
             let previous = if existed {
-                Previous::Stale(previous_text.trim().to_string())
+                Previous::Stale {
+                    content: String::from_utf8_lossy(&head).trim().to_string(),
+                    size: locked.len(),
+                }
             } else {
                 Previous::None
             };
@@ -158,7 +157,7 @@ impl PidLock {
 
     /// Orderly exit: remove the file while we still hold the lock, then unlock.
     pub fn release(self) -> Result<(), LockError> {
-        let result = match (self.file.metadata(), std::fs::metadata(&self.path)) {
+        let result = match (self.file.metadata(), std::fs::symlink_metadata(&self.path)) {
             // Only remove the file if it is still ours.
             (Ok(ours), Ok(now)) if ours.ino() == now.ino() && ours.dev() == now.dev() => {
                 std::fs::remove_file(&self.path).map_err(|source| LockError::Io {
@@ -206,7 +205,13 @@ mod tests {
         for garbage in ["", "garbage", "123:abc", "99999999:1"] {
             std::fs::write(&path, garbage).expect("write");
             let lock = PidLock::acquire(&path).expect("take over");
-            assert_eq!(lock.previous, Previous::Stale(garbage.to_string()));
+            assert_eq!(
+                lock.previous,
+                Previous::Stale {
+                    content: garbage.to_string(),
+                    size: garbage.len() as u64
+                }
+            );
             assert_eq!(LockOwner::read(&path), Some(lock.owner));
             lock.release().expect("release");
         }
@@ -218,7 +223,26 @@ mod tests {
         let path = dir.join("executor.pid");
         std::fs::create_dir(&path).expect("mkdir");
         let err = PidLock::acquire(&path).expect_err("must fail");
-        assert!(matches!(err, LockError::IsDirectory { .. }));
+        assert!(
+            err.to_string()
+                .contains("is a directory, not a regular file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_link_in_place_of_the_lock_is_refused_and_its_target_untouched() {
+        let dir = temp_dir();
+        let target = dir.join("precious");
+        std::fs::write(&target, "precious").expect("target");
+        let path = dir.join("executor.pid");
+        std::os::unix::fs::symlink(&target, &path).expect("symlink");
+        let err = PidLock::acquire(&path).expect_err("must fail");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&target).expect("target"),
+            "precious"
+        );
     }
 
     #[test]
@@ -229,7 +253,7 @@ mod tests {
         drop(lock);
         assert!(path.exists());
         let again = PidLock::acquire(&path).expect("stale takeover");
-        assert!(matches!(again.previous, Previous::Stale(_)));
+        assert!(matches!(again.previous, Previous::Stale { .. }));
         again.release().expect("release");
     }
 }

@@ -7,12 +7,16 @@
 //! to stdout and the failure is reported once on stderr.
 
 use crate::settings::LogFormat;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub const PREFIX: &str = "[EXECUTOR_DAEMON] ";
+
+/// The longest message a line carries (a longer one is cut, saying its size): a line is for
+/// reading, and whatever a message quotes (an error, a file) must not turn it into megabytes.
+pub const LINE_MAX_CHARS: usize = 16 * 1024;
 
 /// Rotation: keep the current file under this size and this many old ones.
 pub const ROTATE_BYTES: u64 = 10 * 1024 * 1024;
@@ -47,8 +51,10 @@ struct FileSink {
 }
 
 impl FileSink {
+    /// A link or a special file in place of the log is refused (see `files`): the lines then
+    /// go to stdout only, and the refusal is reported once.
     fn open(path: &Path) -> std::io::Result<File> {
-        OpenOptions::new().create(true).append(true).open(path)
+        crate::files::open_for_writing(path, crate::files::Write::Append)
     }
 
     fn write_line(&mut self, line: &str) {
@@ -93,7 +99,7 @@ impl FileSink {
         self.file = None;
         if !self.failed_once {
             self.failed_once = true;
-            eprintln!(
+            crate::errln!(
                 "{PREFIX}cannot write log file {}: {err} (lines still go to stdout)",
                 self.path.display()
             );
@@ -170,10 +176,14 @@ impl Logger {
 
     /// A line with structured fields: in text the message is printed as is (it already carries
     /// the fields in `key=value` form); in JSON the fields are merged into the object.
+    ///
+    /// Every message is made one bounded line first (`quote::single_line`): a newline inside it,
+    /// whatever put it there, can never start a line that looks like one of ours.
     pub fn log(&self, level: Level, message: &str, fields: Option<&serde_json::Value>) {
         if level < self.inner.min_level {
             return;
         }
+        let message = crate::quote::single_line(message, LINE_MAX_CHARS);
         let line = match self.inner.format {
             LogFormat::Text => format!("{PREFIX}{message}"),
             LogFormat::Json => {

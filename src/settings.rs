@@ -24,6 +24,8 @@ use std::time::Duration;
 
 /// The name of the optional config file inside the profile directory.
 pub const CONFIG_FILE: &str = "executor.toml";
+/// The most of `executor.toml` that is read: a settings file is a few hundred bytes.
+pub const CONFIG_MAX_BYTES: u64 = 1024 * 1024;
 
 /// How a setting is given on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -527,7 +529,7 @@ settings! {
 /// A bad setting: always one line naming the source of the value.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("{source_name}={value:?}: {reason}")]
+    #[error("{source_name}={}: {reason}", crate::quote::quoted(.value))]
     Invalid {
         source_name: String,
         value: String,
@@ -588,9 +590,14 @@ impl Layer {
         layer
     }
 
-    /// Parses `<profile>/executor.toml`; a missing file is an empty layer.
+    /// Parses `<profile>/executor.toml`; a missing file is an empty layer. Read as a file of the
+    /// profile (see `files`): a regular file of at most [`CONFIG_MAX_BYTES`], not a link.
     pub fn from_file(path: &Path) -> Result<Layer, SettingsError> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::files::read_text_limited(
+            path,
+            CONFIG_MAX_BYTES,
+            crate::files::Links::Refuse,
+        ) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Layer::default()),
             Err(err) => {
@@ -604,14 +611,15 @@ impl Layer {
             text.parse()
                 .map_err(|err: toml::de::Error| SettingsError::ConfigFile {
                     path: path.to_path_buf(),
-                    reason: err.message().to_string(),
+                    // The parser's message may quote the file: bounded, one line.
+                    reason: crate::quote::single_line(err.message(), crate::quote::MESSAGE_CHARS),
                 })?;
         let mut layer = Layer::default();
         for (key, value) in table {
             let Some(known) = SETTINGS.iter().find(|setting| setting.key == key) else {
                 return Err(SettingsError::ConfigFile {
                     path: path.to_path_buf(),
-                    reason: format!("unknown setting `{key}`"),
+                    reason: format!("unknown setting {}", crate::quote::quoted(&key)),
                 });
             };
             let raw = match value {
@@ -630,7 +638,10 @@ impl Layer {
                 other => {
                     return Err(SettingsError::ConfigFile {
                         path: path.to_path_buf(),
-                        reason: format!("`{key}` has an unsupported value {other:?}"),
+                        reason: format!(
+                            "`{key}` has an unsupported value {}",
+                            crate::quote::quoted(&format!("{other:?}"))
+                        ),
                     })
                 }
             };
@@ -1093,7 +1104,11 @@ mod tests {
         assert!(err.to_string().starts_with("DATABASE_URL="));
         std::fs::write(profile.join(CONFIG_FILE), "tick_intervall = \"5s\"\n").expect("write");
         let err = resolve(Some(profile), &Layer::default(), &env_of(&[])).expect_err("must fail");
-        assert!(err.to_string().contains("unknown setting `tick_intervall`"));
+        assert!(
+            err.to_string()
+                .contains("unknown setting \"tick_intervall\""),
+            "{err}"
+        );
     }
 
     #[test]

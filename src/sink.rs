@@ -34,22 +34,42 @@ impl Spool {
         &self.path
     }
 
+    /// The spool's directory and file are usable: each absent, or a real directory and a
+    /// regular file (not links, not special files). The daemon checks this at start, so that a
+    /// spool it could not write is said at once, not when the store first fails.
+    pub fn check(&self) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            match std::fs::symlink_metadata(dir) {
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(err) => return Err(err),
+                Ok(_) => crate::files::create_private_subdir(dir).map_err(|err| named(dir, err))?,
+            }
+        }
+        crate::files::require_absent_or_regular(&self.path).map_err(|err| named(&self.path, err))
+    }
+
     pub fn append(&self, event: &Event) -> std::io::Result<()> {
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
+            crate::files::create_private_subdir(dir).map_err(|err| named(dir, err))?;
         }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        let mut file = crate::files::open_for_writing(&self.path, crate::files::Write::Append)?;
         let line = serde_json::to_string(event).map_err(std::io::Error::other)?;
         writeln!(file, "{line}")?;
         file.sync_data()
     }
 
-    /// Spooled events in order. A torn last line (a crash mid-append) is skipped.
+    /// Spooled events in order. A torn last line (a crash mid-append) is skipped. Only a
+    /// regular file is read, not through a link (see `files`); it is read whole, however long
+    /// an outage made it, since every line is an event to keep.
     pub fn read(&self) -> std::io::Result<Vec<Event>> {
-        match std::fs::read_to_string(&self.path) {
+        let read = || -> std::io::Result<String> {
+            use std::io::Read;
+            let mut text = String::new();
+            crate::files::open_for_reading(&self.path, crate::files::Links::Refuse)?
+                .read_to_string(&mut text)?;
+            Ok(text)
+        };
+        match read() {
             Ok(text) => Ok(text
                 .lines()
                 .filter_map(|line| serde_json::from_str(line).ok())
@@ -60,7 +80,7 @@ impl Spool {
     }
 
     pub fn is_empty(&self) -> bool {
-        std::fs::metadata(&self.path)
+        std::fs::symlink_metadata(&self.path)
             .map(|m| m.len() == 0)
             .unwrap_or(true)
     }
@@ -73,17 +93,18 @@ impl Spool {
                 _ => Ok(()),
             };
         }
-        let tmp = self.path.with_extension("jsonl.tmp");
-        {
-            let mut file = std::fs::File::create(&tmp)?;
-            for event in remaining {
-                let line = serde_json::to_string(event).map_err(std::io::Error::other)?;
-                writeln!(file, "{line}")?;
-            }
-            file.sync_all()?;
+        let mut text = Vec::new();
+        for event in remaining {
+            let line = serde_json::to_string(event).map_err(std::io::Error::other)?;
+            writeln!(text, "{line}")?;
         }
-        std::fs::rename(&tmp, &self.path)
+        crate::files::replace_atomically(&self.path, &text)
     }
+}
+
+/// `err` with the path it is about in front, for a path other than the spool file itself.
+fn named(path: &Path, err: std::io::Error) -> std::io::Error {
+    std::io::Error::new(err.kind(), format!("{}: {err}", path.display()))
 }
 
 enum Message {
@@ -194,7 +215,7 @@ async fn writer(store: Arc<dyn Store>, spool: Spool, mut rx: mpsc::UnboundedRece
                 // Behind the spool, or the store failed: keep order by appending.
                 match spool.append(&event) {
                     Ok(()) => spooled = true,
-                    Err(err) => eprintln!(
+                    Err(err) => crate::errln!(
                         "{}event {} could not be stored or spooled ({}): {err}",
                         crate::log::PREFIX,
                         event.event_type,

@@ -130,12 +130,40 @@ impl Shutdown {
     }
 }
 
-/// Describes an existing STOP switch (a file or, oddly, a directory), or `None`.
+/// Describes an existing STOP switch, or `None`. Anything by that name counts (a file, a
+/// directory, a FIFO, a link, even dangling): it is never opened, so none of them can hang or
+/// redirect anything, and an operator's `mkdir STOP_EXECUTOR` stops the daemon as well as a
+/// `touch`.
 pub fn stop_file_present(path: &Path) -> Option<&'static str> {
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => Some("a directory"),
-        Ok(_) => Some("a file"),
+        Ok(meta) if meta.is_file() => Some("a file"),
+        Ok(meta) => Some(crate::files::kind_of(&meta)),
         Err(_) => None,
+    }
+}
+
+/// What [`create_switch`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// The STOP file was created (empty, `0600`).
+    Created,
+    /// Something was there already (its kind): the stop was asked for already.
+    AlreadyPresent(&'static str),
+}
+
+/// Pulls the STOP switch: creates `path` as an empty file, never through a link. Whatever is
+/// there already counts as pulled (see [`stop_file_present`]) and is neither opened nor written.
+pub fn create_switch(path: &Path) -> std::io::Result<Switch> {
+    if let Some(kind) = stop_file_present(path) {
+        return Ok(Switch::AlreadyPresent(kind));
+    }
+    match crate::files::open_for_writing(path, crate::files::Write::CreateNew) {
+        Ok(_) => Ok(Switch::Created),
+        // Created by someone else between the look and the open.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(Switch::AlreadyPresent(
+            stop_file_present(path).unwrap_or("a file"),
+        )),
+        Err(err) => Err(err),
     }
 }
 

@@ -22,26 +22,6 @@ fn executor(profile: &Profile, database: &str, args: &[&str]) -> std::process::C
     command(&profile.dir, &all)
 }
 
-fn run_with_stdin(mut cmd: std::process::Command, input: &str) -> (i32, String, String) {
-    use std::io::Write;
-    cmd.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("output");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn jobs_json(profile: &Profile, database: &str) -> Vec<serde_json::Value> {
     let (code, output) = run(
         &mut executor(profile, database, &["jobs", "--json"]),
@@ -95,8 +75,11 @@ async fn bad_jobs_are_one_clear_line_and_nothing_is_stored() {
         assert_eq!(code, 2);
         // Bulk is all or nothing, and names each bad line.
         let input = "{\"kind\":\"post\",\"text\":\"fine\"}\n{\"kind\":\"tweet\",\"text\":\"x\"}\n{not json\n\n{\"kind\":\"reply\",\"text\":\"no target\"}\n";
-        let (code, stdout, stderr) =
-            run_with_stdin(executor(&profile, &db, &["enqueue", "bulk"]), input);
+        let (code, stdout, stderr) = run_with_stdin(
+            executor(&profile, &db, &["enqueue", "bulk"]),
+            input,
+            DEADLINE,
+        );
         assert_eq!(code, 2, "{stdout}{stderr}");
         assert!(
             stderr.contains("line 2: rejected: unknown job kind \"tweet\""),
@@ -164,8 +147,11 @@ async fn enqueue_keys_times_and_bulk_work_as_operators_expect() {
         );
 
         let input = "{\"kind\":\"post\",\"text\":\"b1\",\"at\":\"1h\"}\n{\"kind\":\"reply\",\"to\":\"77\",\"text\":\"b2\",\"key\":\"k2\"}\n";
-        let (code, stdout, stderr) =
-            run_with_stdin(executor(&profile, &db, &["enqueue", "bulk"]), input);
+        let (code, stdout, stderr) = run_with_stdin(
+            executor(&profile, &db, &["enqueue", "bulk"]),
+            input,
+            DEADLINE,
+        );
         assert_eq!(code, 0, "{stdout}{stderr}");
         assert!(
             stdout.contains("line 1: Queued job") && stdout.contains("line 2: Queued job"),
@@ -361,4 +347,136 @@ fn the_launchd_plist_is_well_formed_and_keeps_a_stop_down() {
         }
         Err(_) => eprintln!("python3 not available: checked by text only"),
     }
+}
+
+/// `executor jobs | head -1`: the reader closes the pipe after the first line. `println!` would
+/// panic on the broken pipe (exit 101 and a backtrace); the command ends quietly instead.
+#[test]
+fn jobs_piped_into_a_reader_that_leaves_early_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let profile = Profile::new("cli-pipe");
+    let db = format!("sqlite://{}", profile.db().display());
+    // Far more than a pipe holds (64 KiB), so the command is still writing when the reader
+    // leaves, whatever the scheduling: ~125 bytes a row.
+    const JOBS: usize = 1000;
+    let input: String = (0..JOBS)
+        .map(|n| format!("{{\"kind\":\"post\",\"text\":\"job {n} with a text long enough to fill the column\"}}\n"))
+        .collect();
+    let (code, stdout, stderr) = run_with_stdin(
+        executor(&profile, &db, &["enqueue", "bulk"]),
+        &input,
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    let mut child = executor(&profile, &db, &["jobs", "--limit", &JOBS.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn executor jobs");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    // The reader: one byte at a time up to the first newline (so it takes no more than that
+    // line out of the pipe), then it closes its end.
+    let (first_line_tx, first_line_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while let Ok(1) = stdout.read(&mut byte) {
+            if byte[0] == b'\n' {
+                break;
+            }
+            line.push(byte[0]);
+        }
+        drop(stdout);
+        let _ = first_line_tx.send(String::from_utf8_lossy(&line).into_owned());
+    });
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let first = first_line_rx
+        .recv_timeout(DEADLINE)
+        .expect("the first line within the deadline");
+    assert!(first.contains("ID") && first.contains("TEXT"), "{first}");
+
+    let end = std::time::Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if std::time::Instant::now() >= end {
+            let _ = child.kill();
+            panic!("executor jobs did not exit within {DEADLINE:?} after its reader left");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stderr = stderr_reader.join().expect("stderr reader");
+    assert_ne!(status.code(), Some(101), "a panic: {stderr}");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Setting values and arguments echoed in an error are quoted and bounded (issue 11, item 4):
+/// the error stays one line, a newline in a value cannot start a line of its own, and a huge
+/// value is cut, saying its size.
+#[test]
+fn hostile_values_are_echoed_quoted_bounded_and_on_one_line() {
+    let profile = Profile::new("cli-hostile-values");
+    let forged = "1\n[EXECUTOR_DAEMON] ts=2026-01-01T00:00:00.000Z pages=7";
+    let huge = "9".repeat(100_000);
+    // (environment, arguments, what the one line must say)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
+        (vec![("CDP_PORT", forged)], vec!["jobs"], "CDP_PORT="),
+        (
+            vec![("EXECUTOR_TICK_INTERVAL", &huge)],
+            vec!["jobs"],
+            "…(100000 bytes)",
+        ),
+        (vec![], vec!["--site", forged, "daemon"], "--site"),
+        (
+            vec![],
+            vec!["enqueue", "post", "hi", "--at", forged],
+            "--at",
+        ),
+        (
+            vec![],
+            vec!["enqueue", "reply", "--to", forged, "hi"],
+            "reply target",
+        ),
+    ];
+    for (env, args, says) in cases {
+        let mut cmd = command(&profile.dir, &args);
+        for (key, value) in &env {
+            cmd.env(key, value);
+        }
+        let (code, stdout, stderr) = run_with_stdin(cmd, "", DEADLINE);
+        let what = format!("{env:?} {args:?}");
+        assert_eq!(code, 2, "{what}: {stdout}{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{what}: one line: {stderr}");
+        assert!(stderr.contains(says), "{what}: {stderr}");
+        assert!(
+            stderr.len() < 1500,
+            "{what}: bounded: {} bytes",
+            stderr.len()
+        );
+        for line in stdout.lines().chain(stderr.lines()) {
+            assert!(!line.starts_with("[EXECUTOR_DAEMON] ts="), "{what}: {line}");
+        }
+    }
+
+    // A key of executor.toml is a value too.
+    std::fs::write(
+        profile.path("executor.toml"),
+        "\"a\\n[EXECUTOR_DAEMON] ts=x\" = 1\n",
+    )
+    .expect("write");
+    let (code, stdout, stderr) = run_with_stdin(command(&profile.dir, &["jobs"]), "", DEADLINE);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("unknown setting"), "{stderr}");
 }

@@ -19,7 +19,6 @@ use super::cdp::{self, Connection};
 use crate::platform::{self, Signal};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,17 +60,31 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// `None` when absent, unreadable, not a regular file (refused as in `files`) or not ours.
     pub fn read(path: &Path) -> Option<Identity> {
-        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+        let bytes =
+            crate::files::read_limited(path, 64 * 1024, crate::files::Links::Refuse).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
+    /// Written atomically through `chrome.json.tmp`; a link or a special file at either path is
+    /// refused (see `files`).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::rename(&tmp, path)
+        crate::files::replace_atomically(
+            path,
+            &serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
+        )
+    }
+
+    /// `Err` (saying which and why) when `path` or its temp file could not be written: checked
+    /// before a browser is launched, so a refusal never leaves one running.
+    pub fn check_writable(path: &Path) -> std::io::Result<()> {
+        for path in [path.to_path_buf(), crate::files::temp_path(path)] {
+            crate::files::require_absent_or_regular(&path).map_err(|err| {
+                std::io::Error::new(err.kind(), format!("{}: {err}", path.display()))
+            })?;
+        }
+        Ok(())
     }
 
     /// The recorded process is alive, is the same process, and uses our profile.
@@ -206,13 +219,18 @@ impl Managed {
             path: options.profile_dir.clone(),
             reason,
         };
-        std::fs::create_dir_all(&options.profile_dir).map_err(|e| profile_err(e.to_string()))?;
+        crate::files::create_private_dir(&options.profile_dir)
+            .map_err(|e| profile_err(e.to_string()))?;
         set_private(&options.profile_dir);
         let port_file = options.profile_dir.join("DevToolsActivePort");
         let _ = std::fs::remove_file(&port_file);
-        let stderr = create_log(&options.stderr_log)
-            .map(Stdio::from)
-            .unwrap_or_else(|_| Stdio::null());
+        let stderr =
+            crate::files::open_for_writing(&options.stderr_log, crate::files::Write::Replace)
+                .map(Stdio::from)
+                .map_err(|e| LaunchError::Profile {
+                    path: options.stderr_log.clone(),
+                    reason: e.to_string(),
+                })?;
         let mut command = Command::new(&options.binary);
         command
             .args(launch_args(options))
@@ -433,39 +451,16 @@ pub(super) async fn browser_pid(conn: &Connection) -> Option<u32> {
         .and_then(|id| u32::try_from(id).ok())
 }
 
-/// The browser's stderr file, new and empty. A symbolic link in its place is removed, never
-/// followed: truncating would empty whatever file it points to.
-fn create_log(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        std::fs::remove_file(path)?;
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-}
-
 /// The beginning of the browser's stderr file (what a launch needs is in its first lines), at
-/// most 256 KiB, as text; empty when it cannot be read. A symbolic link is not followed.
+/// most 1 MiB, as text; empty when it cannot be read. A link is never followed.
 fn read_log_head(path: &Path) -> String {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut bytes = Vec::new();
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path);
-    if let Ok(file) = opened {
-        if file.metadata().is_ok_and(|m| m.is_file()) {
-            let _ = file.take(256 * 1024).read_to_end(&mut bytes);
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
+    crate::files::read_head(path, 1024 * 1024, crate::files::Links::Refuse)
+        .map(|(head, _)| String::from_utf8_lossy(&head).into_owned())
+        .unwrap_or_default()
 }
 
 fn read_announced_port(stderr_log: &Path) -> Option<u16> {
+    // The announcement comes first; the browser may write much more after it.
     let text = read_log_head(stderr_log);
     let rest = text.split("DevTools listening on ws://").nth(1)?;
     let host_port = rest.split('/').next()?;
@@ -478,7 +473,8 @@ fn read_announced_port(stderr_log: &Path) -> Option<u16> {
 }
 
 fn read_active_port(path: &Path) -> Option<u16> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let (head, _) = crate::files::read_head(path, 4096, crate::files::Links::Refuse).ok()?;
+    let text = String::from_utf8_lossy(&head);
     text.lines()
         .next()?
         .trim()
@@ -507,21 +503,23 @@ mod tests {
         std::os::unix::fs::symlink(&elsewhere, &log).expect("symlink");
         assert_eq!(read_log_head(&log), "", "a link is not followed");
 
-        let mut file = create_log(&log).expect("created");
-        assert!(!std::fs::symlink_metadata(&log)
-            .expect("meta")
-            .file_type()
-            .is_symlink());
+        assert!(
+            crate::files::open_for_writing(&log, crate::files::Write::Replace).is_err(),
+            "nor written through"
+        );
         assert_eq!(
             std::fs::read_to_string(&elsewhere).expect("read"),
             format!("{NO_X_SERVER}\n"),
             "the link's target is left alone"
         );
+        std::fs::remove_file(&log).expect("remove link");
+        let mut file =
+            crate::files::open_for_writing(&log, crate::files::Write::Replace).expect("created");
         use std::io::Write;
-        file.write_all(&vec![b'x'; 300 * 1024]).expect("write");
+        file.write_all(&vec![b'x'; 1100 * 1024]).expect("write");
         file.write_all(NO_X_SERVER.as_bytes()).expect("write");
         let head = read_log_head(&log);
-        assert_eq!(head.len(), 256 * 1024, "bounded");
+        assert_eq!(head.len(), 1024 * 1024, "bounded");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -25,19 +25,19 @@ pub async fn run(settings: &Settings, args: &ChromeArgs) -> Result<(), CliError>
 
     if args.stop {
         match stop(settings).await? {
-            Stopped::Nothing => println!(
+            Stopped::Nothing => crate::outln!(
                 "No managed browser is running on {}.",
                 settings.profile.display()
             ),
             Stopped::Browser { pid, closed: true } => {
-                println!("Managed browser (pid {pid}) closed.")
+                crate::outln!("Managed browser (pid {pid}) closed.")
             }
-            Stopped::Browser { pid, closed: false } => println!(
+            Stopped::Browser { pid, closed: false } => crate::outln!(
                 "Managed browser (pid {pid}) stopped (it did not close by itself within {}s: ended with signals).",
                 managed::CLOSE_WAIT.as_secs()
             ),
             Stopped::Leftovers => {
-                println!("Leftover browser processes on this profile were ended.")
+                crate::outln!("Leftover browser processes on this profile were ended.")
             }
         }
         return Ok(());
@@ -51,7 +51,7 @@ pub async fn run(settings: &Settings, args: &ChromeArgs) -> Result<(), CliError>
         )));
     }
     let identity = start(settings, !args.headed).await?;
-    println!(
+    crate::outln!(
         "Managed browser started: pid={} cdp=http://127.0.0.1:{} profile={} ({})",
         identity.pid,
         identity.port,
@@ -83,6 +83,9 @@ pub(super) async fn start(settings: &Settings, headless: bool) -> Result<Identit
             .to_string(),
         ));
     }
+    // Before the launch: a chrome.json we could not write must not leave a browser running.
+    Identity::check_writable(&identity_path)
+        .map_err(|err| CliError::usage(format!("cannot record the browser: {err}")))?;
     let binary = managed::find_binary(settings.chrome_path.as_deref())
         .map_err(|err| CliError::usage(err.to_string()))?;
     let options = LaunchOptions {
@@ -102,7 +105,9 @@ pub(super) async fn start(settings: &Settings, headless: bool) -> Result<Identit
         .map_err(|err| CliError::failure(err.to_string()))?
         .map_err(|err| CliError::failure(err.to_string()))?;
     if ended > 0 {
-        println!("Ended {ended} leftover browser process(es) on this profile from an earlier run.");
+        crate::outln!(
+            "Ended {ended} leftover browser process(es) on this profile from an earlier run."
+        );
     }
     if let Err(err) = identity.write(&identity_path) {
         Managed::adopt(identity).terminate(Duration::from_secs(3));

@@ -109,8 +109,9 @@ async fn demo(base: &Settings, timeout: Duration) -> Result<bool, String> {
         std::fs::remove_dir_all(&dir)
             .map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
     }
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    println!(
+    crate::files::create_private_dir(&dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    crate::outln!(
         "== executor demo: sandbox site + managed headless Chromium + SQLite, in {}",
         dir.display()
     );
@@ -129,7 +130,7 @@ async fn demo(base: &Settings, timeout: Duration) -> Result<bool, String> {
         .iter()
         .map(|text| sandbox.publish(text, None, "someone").id)
         .collect();
-    println!("sandbox:  {site_url} (published posts: {site_url}/api/posts)");
+    crate::outln!("sandbox:  {site_url} (published posts: {site_url}/api/posts)");
 
     // 2. The managed browser, logged in once through the login page.
     let options = LaunchOptions {
@@ -149,13 +150,14 @@ async fn demo(base: &Settings, timeout: Duration) -> Result<bool, String> {
         browser: Some(launched),
     };
     let _ = identity.write(&dir.join("chrome.json"));
-    println!(
+    crate::outln!(
         "browser:  pid {} on CDP port {} (headless)",
-        identity.pid, identity.port
+        identity.pid,
+        identity.port
     );
     let settings = demo_settings(base, &dir, &site_url, identity.port)?;
     log_in(&settings, &site_url).await?;
-    println!("login:    signed in to the sandbox once, as an operator would");
+    crate::outln!("login:    signed in to the sandbox once, as an operator would");
 
     // 3. The queue.
     let store = crate::store::open(&settings.database)
@@ -182,12 +184,12 @@ async fn demo(base: &Settings, timeout: Duration) -> Result<bool, String> {
             .await
             .map_err(|e| e.to_string())?;
     }
-    println!(
+    crate::outln!(
         "queue:    {} posts and {} replies",
         POSTS.len(),
         REPLIES.len()
     );
-    println!(
+    crate::outln!(
         "== the daemon (tick every 1 s; every line below is also in {})",
         settings.log_path().display()
     );
@@ -206,7 +208,7 @@ async fn demo(base: &Settings, timeout: Duration) -> Result<bool, String> {
     let all_done = loop {
         let done = published_count(store.as_ref()).await;
         if done != last_shown {
-            println!("progress: {done}/{total} published and verified");
+            crate::outln!("progress: {done}/{total} published and verified");
             last_shown = done;
         }
         if done == total {
@@ -218,14 +220,14 @@ async fn demo(base: &Settings, timeout: Duration) -> Result<bool, String> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     // 5. The STOP switch, as an operator would pull it.
-    println!(
+    crate::outln!(
         "== all published: touching {}",
         settings.stop_path().display()
     );
     if !all_done {
-        println!("(not everything was published in time; stopping anyway)");
+        crate::outln!("(not everything was published in time; stopping anyway)");
     }
-    let _ = std::fs::write(settings.stop_path(), "");
+    let _ = crate::stop::create_switch(&settings.stop_path());
     let exit = tokio::time::timeout(Duration::from_secs(15), daemon_task)
         .await
         .map_err(|_| "the daemon did not stop within 15 s".to_string())?
@@ -238,7 +240,7 @@ async fn demo(base: &Settings, timeout: Duration) -> Result<bool, String> {
     let _ = stop_site.send(());
     let _ = site_task.await;
     let _ = std::fs::remove_file(settings.stop_path());
-    println!(
+    crate::outln!(
         "== demo {} in {:.1} s; nothing left running (browser ended, sandbox closed)",
         if ok { "PASSED" } else { "FAILED" },
         started.elapsed().as_secs_f64()
@@ -303,7 +305,7 @@ async fn published_count(store: &dyn Store) -> usize {
 /// every tick saw exactly one page.
 async fn report(store: &dyn Store, sandbox: &Sandbox, jobs: &[NewJob], site_url: &str) -> bool {
     let posts = sandbox.posts();
-    println!("== published (checked on the site: GET {site_url}/api/posts)");
+    crate::outln!("== published (checked on the site: GET {site_url}/api/posts)");
     let mut exactly_once = true;
     for job in jobs {
         let copies: Vec<_> = posts
@@ -312,7 +314,7 @@ async fn report(store: &dyn Store, sandbox: &Sandbox, jobs: &[NewJob], site_url:
             .collect();
         let shown = crate::tick::one_line(&job.text);
         match copies.as_slice() {
-            [post] => println!(
+            [post] => crate::outln!(
                 "  {:<5} id {}{}  {}",
                 job.kind.as_str(),
                 post.id,
@@ -324,7 +326,7 @@ async fn report(store: &dyn Store, sandbox: &Sandbox, jobs: &[NewJob], site_url:
             ),
             other => {
                 exactly_once = false;
-                println!(
+                crate::outln!(
                     "  {:<5} FOUND {} TIMES  {}",
                     job.kind.as_str(),
                     other.len(),
@@ -350,21 +352,21 @@ async fn report(store: &dyn Store, sandbox: &Sandbox, jobs: &[NewJob], site_url:
         .iter()
         .filter(|t| !t.event_data["last_error"].is_null())
         .count();
-    println!("== page-count distribution (EXECUTOR_DAEMON_TICK events)");
+    crate::outln!("== page-count distribution (EXECUTOR_DAEMON_TICK events)");
     for (pages, count) in &pages {
-        println!("  pages={pages}: {count} ticks");
+        crate::outln!("  pages={pages}: {count} ticks");
     }
     let rate = if ticks.is_empty() {
         0.0
     } else {
         100.0 * failed as f64 / ticks.len() as f64
     };
-    println!(
+    crate::outln!(
         "== failure rate: {failed} of {} ticks ({rate:.1}%)",
         ticks.len()
     );
     let one_page = !ticks.is_empty() && pages.keys().all(|p| p == "1");
-    println!(
+    crate::outln!(
         "== every post exactly once: {}; every tick pages=1: {}",
         if exactly_once { "yes" } else { "NO" },
         if one_page { "yes" } else { "NO" }

@@ -77,7 +77,8 @@ pub fn parse_at(text: &str, now: SystemTime) -> Result<(SystemTime, bool), Strin
         Some(at) if at < now => Ok((now, true)),
         Some(at) => Ok((at, false)),
         None => Err(format!(
-            "--at {text:?} is neither an RFC 3339 UTC time (2026-12-01T09:00:00Z) nor a delay (10m)"
+            "--at {} is neither an RFC 3339 UTC time (2026-12-01T09:00:00Z) nor a delay (10m)",
+            crate::quote::quoted(text)
         )),
     }
 }
@@ -147,9 +148,9 @@ fn describe(result: &Enqueued) -> (String, serde_json::Value) {
         ),
         Enqueued::Exists(job) => (
             format!(
-                "Job {} already has key {:?} ({}); nothing was added",
+                "Job {} already has key {} ({}); nothing was added",
                 job.id,
-                job.idempotency_key.as_deref().unwrap_or_default(),
+                crate::quote::quoted(job.idempotency_key.as_deref().unwrap_or_default()),
                 job.state.name()
             ),
             serde_json::json!({ "created": false, "job": super::jobs::job_json(job) }),
@@ -190,12 +191,12 @@ pub async fn run(settings: &Settings, args: &EnqueueArgs) -> Result<(), CliError
     let result = store.job_enqueue(&ready.job, now).await?;
     let (line, value) = describe(&result);
     if json {
-        println!("{value}");
+        crate::outln!("{value}");
     } else {
         if ready.was_past {
-            println!("--at is in the past: the job is due now");
+            crate::outln!("--at is in the past: the job is due now");
         }
-        println!("{line}");
+        crate::outln!("{line}");
     }
     Ok(())
 }
@@ -211,7 +212,7 @@ async fn bulk(settings: &Settings, now: SystemTime) -> Result<(), CliError> {
         let line = match line {
             Ok(line) => line,
             Err(err) => {
-                eprintln!("line {number}: rejected: cannot read: {err}");
+                crate::errln!("line {number}: rejected: cannot read: {err}");
                 rejected += 1;
                 break;
             }
@@ -237,7 +238,7 @@ async fn bulk(settings: &Settings, now: SystemTime) -> Result<(), CliError> {
         match checked {
             Ok(ready) => accepted.push((number, ready)),
             Err(reason) => {
-                eprintln!("line {number}: rejected: {reason}");
+                crate::errln!("line {number}: rejected: {reason}");
                 rejected += 1;
             }
         }
@@ -263,10 +264,10 @@ async fn enqueue_all(
 ) -> Result<(), CliError> {
     for (number, ready) in accepted {
         match store.job_enqueue(&ready.job, now).await {
-            Ok(result) => println!("line {number}: {}", describe(&result).0),
+            Ok(result) => crate::outln!("line {number}: {}", describe(&result).0),
             Err(err) => {
                 // Said per line, like the rejections above, because some lines were stored.
-                eprintln!("line {number}: error: {err} (lines before it were queued)");
+                crate::errln!("line {number}: error: {err} (lines before it were queued)");
                 return Err(CliError::already_reported(super::EXIT_FAILURE));
             }
         }

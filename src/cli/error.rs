@@ -8,6 +8,9 @@
 use crate::store::StoreError;
 use std::fmt;
 
+/// The longest `error:` line (a longer message is cut, saying its size).
+const ERROR_MAX_CHARS: usize = 4 * 1024;
+
 /// Why a command exits non-zero.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CliError {
@@ -50,7 +53,11 @@ impl CliError {
     /// reaches the terminal.
     pub fn report(&self) -> i32 {
         if let Some(message) = &self.message {
-            eprintln!("error: {message}");
+            // One line, whatever the message carries (a value, a library's multi-line text).
+            crate::errln!(
+                "error: {}",
+                crate::quote::single_line(message, ERROR_MAX_CHARS)
+            );
         }
         self.code
     }

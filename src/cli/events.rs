@@ -43,9 +43,9 @@ pub async fn run(settings: &Settings, args: &EventsArgs) -> Result<(), CliError>
     let events = store.event_list(&query).await?;
     for event in &events {
         if args.json {
-            println!("{}", serde_json::to_string(event).unwrap_or_default());
+            crate::outln!("{}", serde_json::to_string(event).unwrap_or_default());
         } else {
-            println!(
+            crate::outln!(
                 "{}  {:<8} {:<28} {}",
                 crate::clock::format_ts(event.created_at),
                 event.severity.as_str(),
@@ -55,7 +55,7 @@ pub async fn run(settings: &Settings, args: &EventsArgs) -> Result<(), CliError>
         }
     }
     if events.is_empty() && !args.json {
-        println!("(no events in the window)");
+        crate::outln!("(no events in the window)");
     }
     Ok(())
 }

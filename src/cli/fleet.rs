@@ -62,12 +62,12 @@ pub async fn run(settings: &Settings, args: &FleetArgs) -> Result<(), CliError> 
     let rows: Vec<Value> = members.iter().map(|m| row(m, now, silence)).collect();
     if args.json {
         for row in &rows {
-            println!("{row}");
+            crate::outln!("{row}");
         }
         return Ok(());
     }
     if rows.is_empty() {
-        println!("(no executor has registered in this store yet)");
+        crate::outln!("(no executor has registered in this store yet)");
         return Ok(());
     }
     let header = [
@@ -121,7 +121,7 @@ pub async fn run(settings: &Settings, args: &FleetArgs) -> Result<(), CliError> 
                 line.push_str(&format!("{value:<width$}  "));
             }
         }
-        println!("{}", line.trim_end());
+        crate::outln!("{}", line.trim_end());
     };
     print(&header.map(str::to_string));
     for line in &table {

@@ -75,12 +75,17 @@ fn one_line(text: &str, max: usize) -> String {
 }
 
 fn print_table(jobs: &[Job]) {
-    println!(
+    crate::outln!(
         "{:>6}  {:<5}  {:<10}  {:>8}  {:<24}  {:<10}  TEXT",
-        "ID", "KIND", "STATE", "ATTEMPTS", "DUE", "ACCOUNT"
+        "ID",
+        "KIND",
+        "STATE",
+        "ATTEMPTS",
+        "DUE",
+        "ACCOUNT"
     );
     for job in jobs {
-        println!(
+        crate::outln!(
             "{:>6}  {:<5}  {:<10}  {:>8}  {:<24}  {:<10}  {}",
             job.id,
             job.kind.as_str(),
@@ -99,7 +104,7 @@ fn print_table(jobs: &[Job]) {
         );
     }
     if jobs.is_empty() {
-        println!("(no jobs)");
+        crate::outln!("(no jobs)");
     }
 }
 
@@ -112,7 +117,7 @@ fn print_job(job: &Job) {
                 Value::Null => "-".into(),
                 other => other.to_string(),
             };
-            println!("{key:>16}: {shown}");
+            crate::outln!("{key:>16}: {shown}");
         }
     }
 }
@@ -146,7 +151,7 @@ pub async fn run(settings: &Settings, args: &JobsArgs) -> Result<(), CliError> {
             };
             let jobs = store.job_list(&query).await?;
             if args.json {
-                println!("{}", Value::Array(jobs.iter().map(job_json).collect()));
+                crate::outln!("{}", Value::Array(jobs.iter().map(job_json).collect()));
             } else {
                 print_table(&jobs);
             }
@@ -168,12 +173,12 @@ pub async fn run(settings: &Settings, args: &JobsArgs) -> Result<(), CliError> {
         err => CliError::from(err),
     })?;
     if args.json {
-        println!("{}", job_json(&job));
+        crate::outln!("{}", job_json(&job));
         return Ok(());
     }
     match &args.action {
-        Some(Action::Retry { .. }) => println!("Job {} is queued again", job.id),
-        Some(Action::Cancel { .. }) => println!("Job {} is cancelled", job.id),
+        Some(Action::Retry { .. }) => crate::outln!("Job {} is queued again", job.id),
+        Some(Action::Cancel { .. }) => crate::outln!("Job {} is cancelled", job.id),
         _ => {}
     }
     print_job(&job);

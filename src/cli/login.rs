@@ -71,9 +71,9 @@ pub async fn run(settings: &Settings, args: &LoginArgs) -> Result<(), CliError> 
     if started {
         match chrome::stop(settings).await? {
             chrome::Stopped::Browser { closed: true, .. } => {
-                println!("The browser this command started was closed (the cookies are saved in the profile).")
+                crate::outln!("The browser this command started was closed (the cookies are saved in the profile).")
             }
-            _ => println!(
+            _ => crate::outln!(
                 "The browser this command started did not close by itself and was ended: if the next start is logged out, run this command again with `executor chrome` running."
             ),
         }
@@ -81,7 +81,7 @@ pub async fn run(settings: &Settings, args: &LoginArgs) -> Result<(), CliError> 
     let session = outcome?;
 
     let skipped = total - ours.len();
-    println!(
+    crate::outln!(
         "Set {} cookie(s) for {host} from {}{}.",
         ours.len(),
         args.cookies.display(),
@@ -103,10 +103,10 @@ pub async fn run(settings: &Settings, args: &LoginArgs) -> Result<(), CliError> 
                     settings.account
                 )));
             }
-            println!("Logged in to {site_name} as {account}.");
+            crate::outln!("Logged in to {site_name} as {account}.");
         }
         Ok(Session { account: None }) => {
-            println!("Logged in to {site_name} (its site definition does not say as whom).")
+            crate::outln!("Logged in to {site_name} (its site definition does not say as whom).")
         }
         Err(ActionError::AuthRequired) => {
             let why = if expired > 0 {
@@ -128,7 +128,7 @@ pub async fn run(settings: &Settings, args: &LoginArgs) -> Result<(), CliError> 
     }
     let session_only = ours.iter().filter(|c| c.expires.is_none()).count();
     if started && session_only > 0 {
-        println!(
+        crate::outln!(
             "Note: {session_only} of the cookies are session cookies (no expiry), which the browser drops when it closes; if the site needs them, start `executor chrome` first and keep it running."
         );
     }

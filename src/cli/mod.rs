@@ -226,7 +226,14 @@ pub fn main() -> i32 {
             };
         }
     };
-    match run(cli) {
+    let result = run(cli);
+    // A closed stdout (`executor jobs | head -1`) ends the command quietly; another failure
+    // to write what it printed (a full disk) is one.
+    let result = match (result, crate::output::finish()) {
+        (Ok(()), Err(err)) => Err(CliError::failure(format!("cannot write to stdout: {err}"))),
+        (result, _) => result,
+    };
+    match result {
         Ok(()) => EXIT_OK,
         Err(err) => err.report(),
     }

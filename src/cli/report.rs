@@ -53,14 +53,14 @@ pub async fn run(settings: &Settings, args: &ReportArgs) -> Result<(), CliError>
                 .iter()
                 .map(|(id, report)| json!({ "executor": id, "report": report_json(report) }))
                 .collect();
-            println!("{:#}", json!(all));
+            crate::outln!("{:#}", json!(all));
             return Ok(());
         }
         if reports.is_empty() {
-            println!("(no executor in this scope)");
+            crate::outln!("(no executor in this scope)");
         }
         for (id, report) in &reports {
-            println!("\n######## executor {id}");
+            crate::outln!("\n######## executor {id}");
             print_report(report);
         }
         return Ok(());
@@ -69,10 +69,10 @@ pub async fn run(settings: &Settings, args: &ReportArgs) -> Result<(), CliError>
     if let Some(path) = &args.html {
         std::fs::write(path, crate::proof::html::render(&report))
             .map_err(|err| CliError::failure(format!("cannot write {}: {err}", path.display())))?;
-        eprintln!("HTML report written to {}", path.display());
+        crate::errln!("HTML report written to {}", path.display());
     }
     if args.json {
-        println!("{:#}", report_json(&report));
+        crate::outln!("{:#}", report_json(&report));
     } else {
         print_report(&report);
     }

@@ -43,7 +43,7 @@ pub async fn run(args: &SandboxArgs) -> Result<(), CliError> {
         .serve(addr, stop)
         .await
         .map_err(|err| CliError::failure(format!("cannot listen on {addr}: {err}")))?;
-    println!(
+    crate::outln!(
         "Sandbox serving on http://{bound} (fault: {}); published posts: http://{bound}/api/posts",
         fault.map(Fault::name).unwrap_or("none")
     );

@@ -158,8 +158,8 @@ pub fn run(settings: &Settings, args: &ServiceArgs) -> Result<(), CliError> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "/usr/local/bin/executor".to_string());
     match args.kind {
-        ServiceKind::Systemd => print!("{}", systemd_unit(settings, &binary)),
-        ServiceKind::Launchd => print!("{}", launchd_plist(settings, &binary)),
+        ServiceKind::Systemd => crate::out!("{}", systemd_unit(settings, &binary)),
+        ServiceKind::Launchd => crate::out!("{}", launchd_plist(settings, &binary)),
     }
     Ok(())
 }

@@ -22,7 +22,10 @@ fn last_tick_line(settings: &Settings) -> Option<String> {
     let current = settings.log_path();
     let rotated = std::path::PathBuf::from(format!("{}.1", current.display()));
     [current, rotated].iter().find_map(|path| {
-        let text = std::fs::read_to_string(path).ok()?;
+        // The end of the file is enough (a tick line every interval), and a link or a FIFO in
+        // its place is not read (see `files`).
+        let tail = crate::files::read_tail(path, 1024 * 1024, crate::files::Links::Refuse).ok()?;
+        let text = String::from_utf8_lossy(&tail);
         text.lines()
             .rev()
             .find(|line| line.contains(" pages=") && line.contains("ts="))
@@ -56,14 +59,8 @@ async fn queue_depths(store: &dyn Store, account: &str) -> Result<Value, StoreEr
 
 /// A marker file's first few KiB (a marker is short; anything longer is not ours to print).
 fn read_marker(path: &std::path::Path) -> Option<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(4096)
-        .read_to_string(&mut text)
-        .ok()?;
-    Some(text)
+    let (head, _) = crate::files::read_head(path, 4096, crate::files::Links::Refuse).ok()?;
+    Some(String::from_utf8_lossy(&head).into_owned())
 }
 
 pub async fn run(settings: &Settings, args: &StatusArgs) -> Result<(), CliError> {
@@ -130,36 +127,36 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> Result<(), CliError>
             "last_error": field("last_error"),
             "store_error": store_error,
         });
-        println!("{out:#}");
+        crate::outln!("{out:#}");
         return Ok(());
     }
     match (running, recorded) {
-        (Some(owner), _) => println!(
+        (Some(owner), _) => crate::outln!(
             "daemon:      running (pid {}, lock {})",
             owner.pid,
             lock_path.display()
         ),
-        (None, Some(owner)) => println!(
+        (None, Some(owner)) => crate::outln!(
             "daemon:      not running (stale lock from pid {} - the next start takes it over)",
             owner.pid
         ),
-        (None, None) => println!("daemon:      not running"),
+        (None, None) => crate::outln!("daemon:      not running"),
     }
-    println!("profile:     {}", settings.profile.display());
-    println!("store:       {}", settings.database);
+    crate::outln!("profile:     {}", settings.profile.display());
+    crate::outln!("store:       {}", settings.database);
     if stop_present {
-        println!(
+        crate::outln!(
             "STOP switch: present ({}) - a daemon will not start",
             settings.stop_path().display()
         );
     }
     if auth_required {
-        println!("AUTH:        login required - run `executor chrome --headed` and log in");
+        crate::outln!("AUTH:        login required - run `executor chrome --headed` and log in");
     }
     if let Some(problem) = &account_mismatch {
-        println!("ACCOUNT:     mismatch - {problem}; nothing is claimed until the browser is logged in as the right account");
+        crate::outln!("ACCOUNT:     mismatch - {problem}; nothing is claimed until the browser is logged in as the right account");
     }
-    println!(
+    crate::outln!(
         "last tick:   {}",
         tick_line.as_deref().unwrap_or("(none yet)")
     );
@@ -176,28 +173,28 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> Result<(), CliError>
             .as_str()
             .map(|u| format!("  PAUSED by the site's rate limit until {u}"))
             .unwrap_or_default();
-        println!(
+        crate::outln!(
             "{:<12} due={} {}{breaker}",
             format!("{} lane:", kind.as_str()),
             lane["due"],
             states.join(" ")
         );
         if let Some(n) = lane["states"]["uncertain"].as_u64().filter(|n| *n > 0) {
-            println!(
+            crate::outln!(
                 "{:<12} {n} job(s) uncertain: published or not is being settled on the site; one that cannot be looked up far enough stays so (executor jobs --state uncertain)",
                 ""
             );
         }
     }
     if let Some(tick) = &last_tick {
-        println!("backoff:     {}s", tick["backoff_seconds"]);
+        crate::outln!("backoff:     {}s", tick["backoff_seconds"]);
         match tick["last_error"].as_str() {
-            Some(error) => println!("last error:  {error}"),
-            None => println!("last error:  none"),
+            Some(error) => crate::outln!("last error:  {error}"),
+            None => crate::outln!("last error:  none"),
         }
     }
     if let Some(error) = store_error {
-        println!("store error: {error}");
+        crate::outln!("store error: {error}");
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 use super::CliError;
 use crate::lock::LockOwner;
 use crate::settings::{parse_duration, Settings};
+use crate::stop::Switch;
 use clap::Args;
 use std::time::{Duration, Instant};
 
@@ -17,35 +18,37 @@ pub async fn run(settings: &Settings, args: &StopArgs) -> Result<(), CliError> {
     let timeout = parse_duration(&args.timeout)
         .map_err(|reason| CliError::usage(format!("--timeout={:?}: {reason}", args.timeout)))?;
     let stop_path = settings.stop_path();
-    if let Err(err) = std::fs::create_dir_all(&settings.profile).and_then(|_| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&stop_path)
-    }) {
-        return Err(CliError::failure(format!(
-            "cannot create the STOP switch {}: {err}",
-            stop_path.display()
-        )));
-    }
+    let switch = crate::files::create_private_dir(&settings.profile)
+        .and_then(|()| crate::stop::create_switch(&stop_path))
+        .map_err(|err| {
+            CliError::failure(format!(
+                "cannot create the STOP switch {}: {err}",
+                stop_path.display()
+            ))
+        })?;
+    let pulled = match switch {
+        Switch::Created => "STOP switch created".to_string(),
+        Switch::AlreadyPresent(kind) => format!("STOP switch already in place ({kind})"),
+    };
     let lock_path = settings.lock_path();
     let owner = LockOwner::read(&lock_path).filter(LockOwner::is_alive);
     let Some(owner) = owner else {
-        println!(
-            "No daemon is running on {}; STOP switch {} is in place (remove it to allow a start).",
+        crate::outln!(
+            "No daemon is running on {}; {pulled}: {} (remove it to allow a start).",
             settings.profile.display(),
             stop_path.display()
         );
         return Ok(());
     };
-    println!(
-        "STOP switch created; waiting up to {} for pid {} to exit...",
-        args.timeout, owner.pid
+    crate::outln!(
+        "{pulled}; waiting up to {} for pid {} to exit...",
+        args.timeout,
+        owner.pid
     );
     let started = Instant::now();
     while started.elapsed() < timeout {
         if !lock_path.exists() && !owner.is_alive() {
-            println!(
+            crate::outln!(
                 "Daemon (pid {}) exited after {} ms; lock released. Remove {} to allow a restart.",
                 owner.pid,
                 started.elapsed().as_millis(),

@@ -69,7 +69,7 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<(), CliError>
     let store = super::open_store(settings).await?;
     let whole = Report::collect(store.as_ref(), since).await?;
     let executors = Report::collect_by_executor(store.as_ref(), since, &args.scope()).await?;
-    println!(
+    crate::outln!(
         "Stability checklist, {} → {}",
         crate::clock::format_ts(whole.since),
         crate::clock::format_ts(whole.until)
@@ -88,7 +88,7 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<(), CliError>
     for (id, report) in &judged {
         let local = id.is_none_or(|id| id == settings.executor_id) || judged.len() == 1;
         if judged.len() > 1 {
-            println!("\n== executor {}", id.unwrap_or("-"));
+            crate::outln!("\n== executor {}", id.unwrap_or("-"));
         }
         let checklist = report.checklist_in(local.then_some(&lock), &whole.published);
         print_checklist(&checklist);
@@ -96,7 +96,7 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<(), CliError>
         failed += checklist.iter().filter(|c| !c.pass).count();
     }
     if args.on_site {
-        println!("\n== on the site");
+        crate::outln!("\n== on the site");
         let checklist =
             crate::proof::on_site::check(settings, store.as_ref(), since, &args.scope())
                 .await
@@ -106,11 +106,11 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<(), CliError>
         failed += checklist.iter().filter(|c| !c.pass).count();
     }
     if failed == 0 {
-        println!("All {criteria} criteria pass.");
+        crate::outln!("All {criteria} criteria pass.");
         Ok(())
     } else {
         // The FAIL lines above are the report; only the exit code is left.
-        println!("{failed} of {criteria} criteria fail.");
+        crate::outln!("{failed} of {criteria} criteria fail.");
         Err(CliError::already_reported(super::EXIT_FAILURE))
     }
 }
@@ -144,7 +144,7 @@ async fn run_for(settings: &Settings, duration: Duration) -> Result<SystemTime, 
     let mut stderr = std::io::stderr();
     while started.elapsed() < duration {
         if let Ok(Some(status)) = child.try_wait() {
-            eprintln!("\nthe daemon exited early ({status}); verifying what it did");
+            crate::errln!("\nthe daemon exited early ({status}); verifying what it did");
             break;
         }
         let done = started.elapsed().as_secs_f64() / duration.as_secs_f64();
@@ -162,8 +162,8 @@ async fn run_for(settings: &Settings, duration: Duration) -> Result<SystemTime, 
         let _ = stderr.flush();
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    eprintln!("\nrun over: touching {}", settings.stop_path().display());
-    let _ = std::fs::write(settings.stop_path(), "");
+    crate::errln!("\nrun over: touching {}", settings.stop_path().display());
+    let _ = crate::stop::create_switch(&settings.stop_path());
     let deadline = Instant::now() + Duration::from_secs(15);
     let waited = loop {
         if let Ok(Some(_)) = child.try_wait() {
@@ -177,7 +177,7 @@ async fn run_for(settings: &Settings, duration: Duration) -> Result<SystemTime, 
     let _ = std::fs::remove_file(settings.stop_path());
     if !waited {
         let _ = child.kill();
-        eprintln!("the daemon did not stop within 15 s (the checklist will say so)");
+        crate::errln!("the daemon did not stop within 15 s (the checklist will say so)");
     }
     Ok(started_at)
 }

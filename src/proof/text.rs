@@ -37,13 +37,13 @@ pub fn report_json(report: &Report) -> serde_json::Value {
 
 /// The report as tables on stdout (`executor report`).
 pub fn print_report(report: &Report) {
-    println!(
+    crate::outln!(
         "Window: {} → {}",
         format_ts(report.since),
         format_ts(report.until)
     );
-    println!("\n== Recent ticks (newest first, at most 20)");
-    println!(
+    crate::outln!("\n== Recent ticks (newest first, at most 20)");
+    crate::outln!(
         "{:<26} {:>5} {:<16} {:>8} {:>8} {:>8} {:>8} {:>7}  LAST_ERROR",
         "CREATED_AT",
         "PAGES",
@@ -55,7 +55,7 @@ pub fn print_report(report: &Report) {
         "BACKOFF"
     );
     for t in report.ticks.iter().rev().take(20) {
-        println!(
+        crate::outln!(
             "{:<26} {:>5} {:<16} {:>8} {:>8} {:>8} {:>8} {:>7}  {}",
             format_ts(t.created_at),
             t.pages,
@@ -68,23 +68,25 @@ pub fn print_report(report: &Report) {
             t.last_error.as_deref().unwrap_or("-")
         );
     }
-    println!("\n== Page count distribution");
-    println!(
+    crate::outln!("\n== Page count distribution");
+    crate::outln!(
         "{:>5} {:>7}  {:<26} LAST_SEEN",
-        "PAGES", "COUNT", "FIRST_SEEN"
+        "PAGES",
+        "COUNT",
+        "FIRST_SEEN"
     );
     for (pages, count, first, last) in report.page_distribution() {
-        println!(
+        crate::outln!(
             "{pages:>5} {count:>7}  {:<26} {}",
             format_ts(first),
             format_ts(last)
         );
     }
     let (total, failed, pct) = report.failure_rate();
-    println!("\n== Failure rate\n{total} ticks, {failed} failed: {pct:.2}%");
-    println!("\n== Published ({})", report.published.len());
+    crate::outln!("\n== Failure rate\n{total} ticks, {failed} failed: {pct:.2}%");
+    crate::outln!("\n== Published ({})", report.published.len());
     for p in &report.published {
-        println!(
+        crate::outln!(
             "  {} {:<5} job {:<6} {}  {}",
             format_ts(p.created_at),
             p.kind,
@@ -93,24 +95,26 @@ pub fn print_report(report: &Report) {
             p.url.as_deref().unwrap_or("")
         );
     }
-    println!(
+    crate::outln!(
         "\n== Needing attention: {} uncertain, {} dead job(s)",
         report.uncertain_jobs.len(),
         report.dead_jobs.len()
     );
     for (id, text) in report.uncertain_jobs.iter().chain(&report.dead_jobs) {
-        println!("  job {id}: {text}");
+        crate::outln!("  job {id}: {text}");
     }
-    println!(
+    crate::outln!(
         "\n== Browser: {} loss(es), {} restart(s) for memory; {} stray page(s) closed",
-        report.browser_losses, report.browser_restarts, report.strays_closed
+        report.browser_losses,
+        report.browser_restarts,
+        report.strays_closed
     );
 }
 
 /// One line per criterion: PASS or FAIL, its name, its evidence.
 pub fn print_checklist(checklist: &[Criterion]) {
     for criterion in checklist {
-        println!(
+        crate::outln!(
             "{}  {:<56} {}",
             if criterion.pass { "PASS" } else { "FAIL" },
             criterion.name,

@@ -232,12 +232,15 @@ fn default_max_pages() -> usize {
 #[derive(Debug, thiserror::Error)]
 pub enum SiteError {
     #[error(
-        "--site / EXECUTOR_SITE {0:?}: neither a built-in site (x, sandbox) nor a readable file"
+        "--site / EXECUTOR_SITE {}: neither a built-in site (x, sandbox) nor a readable file", crate::quote::quoted(.0)
     )]
     Unknown(String),
     #[error("site file {path}: {reason}")]
     Invalid { path: String, reason: String },
 }
+
+/// The most of a site file that is read: a definition is a few KiB.
+pub const SITE_FILE_MAX_BYTES: u64 = 1024 * 1024;
 
 impl SiteDefinition {
     /// A built-in name, or a path to a TOML file.
@@ -246,8 +249,17 @@ impl SiteDefinition {
             return Self::parse(name_or_path, text);
         }
         let path = Path::new(name_or_path);
-        let text = std::fs::read_to_string(path)
-            .map_err(|_| SiteError::Unknown(name_or_path.to_string()))?;
+        // The operator's own file, wherever a link sends it; but a regular file of a sane size
+        // (a FIFO or /dev/zero would hang the command or fill its memory).
+        let text =
+            crate::files::read_text_limited(path, SITE_FILE_MAX_BYTES, crate::files::Links::Follow)
+                .map_err(|err| match err.kind() {
+                    std::io::ErrorKind::NotFound => SiteError::Unknown(name_or_path.to_string()),
+                    _ => SiteError::Invalid {
+                        path: path.display().to_string(),
+                        reason: err.to_string(),
+                    },
+                })?;
         Self::parse(&path.display().to_string(), &text)
     }
 
@@ -256,8 +268,13 @@ impl SiteDefinition {
             path: source.to_string(),
             reason,
         };
-        let def: SiteDefinition =
-            toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
+        // The parser's message may quote the file (a value of the wrong type): bounded, one line.
+        let def: SiteDefinition = toml::from_str(text).map_err(|e| {
+            invalid(crate::quote::single_line(
+                e.message(),
+                crate::quote::MESSAGE_CHARS,
+            ))
+        })?;
         if def.max_chars == 0 {
             return Err(invalid("max_chars must be at least 1".into()));
         }

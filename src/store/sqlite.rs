@@ -68,13 +68,21 @@ impl SqliteStore {
         };
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() && !dir.exists() {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError::Other {
+                // Usually the profile, created by the first command run on it (0700).
+                crate::files::create_private_dir(dir).map_err(|e| StoreError::Other {
                     operation: "open",
                     reason: format!("cannot create {}: {e}", dir.display()),
                 })?;
             }
         }
-        let conn = Connection::open(path).map_err(err)?;
+        check_files(path)?;
+        // SQLite follows a link given as the database's path unless told not to (NOFOLLOW); its
+        // journal, WAL and shared-memory files it opens with O_NOFOLLOW already. NOFOLLOW refuses
+        // a link anywhere in the path, though, and the profile may be reached through one (it is
+        // the operator's to place; macOS's temp dirs are under the link /var): SQLite is given
+        // the path with its directory resolved, so that only the database's own name is judged.
+        let flags = rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(resolved_directory(path), flags).map_err(err)?;
         // SQLite's default busy handler sleeps in growing steps (up to 100 ms), so a writer
         // that waits can keep missing the moment another process releases the lock and starve.
         // Short jittered retries get in as soon as the lock is free; the total stays bounded
@@ -120,6 +128,43 @@ impl SqliteStore {
             operation: "blocking task",
             reason: e.to_string(),
         })?
+    }
+}
+
+/// The database file and SQLite's companions (`-wal`, `-shm`, `-journal`) are each absent or a
+/// regular file: a link would send our data elsewhere and a FIFO would hang SQLite's first read,
+/// so either is refused before SQLite opens anything. A new database file is created here,
+/// owner-only, because SQLite creates its companions with the database's own mode.
+fn check_files(path: &Path) -> Result<(), StoreError> {
+    let refused = |path: &Path, e: std::io::Error| StoreError::Other {
+        operation: "open",
+        reason: format!("{}: {e}", path.display()),
+    };
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        crate::files::require_absent_or_regular(&file).map_err(|e| refused(&file, e))?;
+    }
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Ok(()); // a regular file, checked above
+    }
+    match crate::files::open_for_writing(path, crate::files::Write::CreateNew) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(refused(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// `path` with its directory made canonical (links resolved) and its last component kept as it
+/// is; `path` itself when the directory cannot be resolved (SQLite then says why it cannot open).
+fn resolved_directory(path: &Path) -> PathBuf {
+    let directory = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    match (std::fs::canonicalize(directory), path.file_name()) {
+        (Ok(directory), Some(name)) => directory.join(name),
+        _ => path.to_path_buf(),
     }
 }
 

@@ -287,6 +287,65 @@ pub fn run(command: &mut Command, deadline: Duration) -> (i32, String) {
     (status.code().unwrap_or(-1), running.lines.all().join("\n"))
 }
 
+/// Runs the binary to completion with `input` on its stdin: (exit code, stdout, stderr).
+/// Panics (killing the child) when it has not exited by the deadline.
+pub fn run_with_stdin(
+    mut command: Command,
+    input: &str,
+    deadline: Duration,
+) -> (i32, String, String) {
+    use std::io::{Read, Write};
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn executor");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_string();
+    // A child that stops reading must not block the test: the writer is a thread of its own.
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let collect = |stream: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut stream) = stream {
+                let _ = stream.read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = collect(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let stderr = collect(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let end = Instant::now() + deadline;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process did not exit within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (
+        status.code().unwrap_or(-1),
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
+    )
+}
+
 /// The variable that points the tests at a PostgreSQL server.
 pub const POSTGRES_VAR: &str = "EXECUTOR_TEST_DATABASE_URL";
 
