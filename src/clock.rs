@@ -12,8 +12,12 @@ pub fn unix_ms(time: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// The last millisecond of the year 9999: the latest time RFC 3339 can write. Later times
+/// (only a corrupt value could hold one) are written as this one, never a panic.
+pub const LATEST_UNIX_MS: u64 = 253_402_300_799_999;
+
 pub fn from_unix_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
+    UNIX_EPOCH + Duration::from_millis(ms.min(LATEST_UNIX_MS))
 }
 
 /// RFC 3339 in UTC with milliseconds, as in the tick line.
@@ -40,5 +44,15 @@ mod tests {
         let text = format_ts(t);
         assert_eq!(text, "2026-01-23T12:00:00.123Z");
         assert_eq!(parse_ts(&text), Some(t));
+    }
+
+    #[test]
+    fn times_past_the_year_9999_are_written_as_its_end_not_a_panic() {
+        let far = SystemTime::now() + Duration::from_secs(400_000 * 365 * 86_400);
+        assert_eq!(format_ts(far), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            format_ts(from_unix_ms(u64::MAX)),
+            "9999-12-31T23:59:59.999Z"
+        );
     }
 }

@@ -495,6 +495,16 @@ settings! {
             })
         },
     };
+    allow_remote_metrics: bool = Def {
+        key: "allow_remote_metrics",
+        env: "EXECUTOR_ALLOW_REMOTE_METRICS",
+        flag: Flag::Switch,
+        help: "Allow a metrics address that is not loopback (it has no authentication)",
+        default: Fallback::Text("false"),
+        example: "true",
+        parse: parse_bool,
+        show: |allow| Some(allow.to_string()),
+    };
     metrics_addr: Option<SocketAddr> = Def {
         key: "metrics_addr",
         env: "EXECUTOR_METRICS_ADDR",
@@ -743,6 +753,7 @@ pub struct Settings {
     pub chrome_path: Option<PathBuf>,
     pub log_format: LogFormat,
     pub metrics_addr: Option<SocketAddr>,
+    pub allow_remote_metrics: bool,
     /// `STOP_EXECUTOR=true` in the environment (SPEC §2).
     pub stop_env: bool,
 }
@@ -823,6 +834,16 @@ fn check_combinations(settings: &Settings, layer: &Layer) -> Result<(), Settings
             ));
         }
     }
+    if let Some(addr) = settings.metrics_addr {
+        if !addr.ip().is_loopback() && !settings.allow_remote_metrics {
+            if let Some(raw) = layer.get(defs::metrics_addr().key) {
+                return Err(invalid(
+                    raw,
+                    "metrics are served on loopback only (they have no authentication); pass --allow-remote-metrics to listen elsewhere",
+                ));
+            }
+        }
+    }
     if settings.cdp_port == 0 && settings.browser_mode == BrowserMode::Attach {
         if let Some(raw) = layer.get(defs::cdp_port().key) {
             return Err(invalid(
@@ -854,16 +875,29 @@ fn parse_count(value: &str) -> Result<u32, String> {
         .map_err(|_| "expected a whole number (0 pauses the lane)".into())
 }
 
-/// Durations as `500ms`, `30s`, `5m`, `1h`, `1m30s`; a bare number is seconds.
+/// The longest duration any setting or argument takes: a year. Longer ones are mistakes (and
+/// past this, adding them to the clock could overflow it).
+pub const LONGEST_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Durations as `500ms`, `30s`, `5m`, `1h`, `1m30s`; a bare number is seconds. At most
+/// [`LONGEST_DURATION`].
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     if value.is_empty() {
         return Err("expected a duration such as 500ms, 30s or 5m".into());
     }
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
+    let too_long = || "longer than a year (366d); expected a duration such as 500ms, 30s or 5m";
+    let duration = match value.parse::<u64>() {
+        Ok(seconds) if seconds > LONGEST_DURATION.as_secs() => return Err(too_long().into()),
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(value).map_err(|err| match err {
+            humantime::DurationError::NumberOverflow => too_long().to_string(),
+            _ => "expected a duration such as 500ms, 30s or 5m".to_string(),
+        })?,
+    };
+    if duration > LONGEST_DURATION {
+        return Err(too_long().into());
     }
-    humantime::parse_duration(value)
-        .map_err(|_| "expected a duration such as 500ms, 30s or 5m".into())
+    Ok(duration)
 }
 
 fn parse_positive_duration(value: &str) -> Result<Duration, String> {
@@ -1093,6 +1127,30 @@ mod tests {
     }
 
     #[test]
+    fn remote_metrics_need_explicit_permission() {
+        let profile = temp_profile();
+        for addr in ["0.0.0.0:9464", "[::]:9464", "10.1.2.3:9464"] {
+            let err = resolve(
+                Some(profile.clone()),
+                &Layer::default(),
+                &env_of(&[("EXECUTOR_METRICS_ADDR", addr)]),
+            )
+            .expect_err(addr);
+            assert!(err.to_string().contains("--allow-remote-metrics"), "{err}");
+            assert!(err.to_string().contains("EXECUTOR_METRICS_ADDR"), "{err}");
+            let env = env_of(&[
+                ("EXECUTOR_METRICS_ADDR", addr),
+                ("EXECUTOR_ALLOW_REMOTE_METRICS", "true"),
+            ]);
+            assert!(resolve(Some(profile.clone()), &Layer::default(), &env).is_ok());
+        }
+        for addr in ["127.0.0.1:9464", "[::1]:9464"] {
+            let env = env_of(&[("EXECUTOR_METRICS_ADDR", addr)]);
+            assert!(resolve(Some(profile.clone()), &Layer::default(), &env).is_ok());
+        }
+    }
+
+    #[test]
     fn bad_database_url_and_unknown_file_key_are_one_line() {
         let profile = temp_profile();
         let err = resolve(
@@ -1119,6 +1177,16 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        for huge in [
+            "18446744073709551615",
+            "99999999h",
+            "367d",
+            "1000000000000000000000s",
+        ] {
+            let err = parse_duration(huge).expect_err(huge);
+            assert!(err.contains("longer than a year"), "{huge}: {err}");
+        }
+        assert_eq!(parse_duration("366d"), Ok(LONGEST_DURATION));
         assert!(parse_duration("abc").is_err());
     }
 

@@ -369,10 +369,16 @@ async fn endpoints_that_are_not_cdp_give_clear_errors() {
         "{err}"
     );
 
-    // Something that speaks HTTP but is not DevTools, and something that is not HTTP at all.
-    for answer in [
-        &b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found"[..],
-        &b"SSH-2.0-OpenSSH_9.2\r\n"[..],
+    // Something that speaks HTTP but is not DevTools, something that is not HTTP at all, and a
+    // fake DevTools endpoint that sends us to another host.
+    let elsewhere = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 77\r\n\r\n{\"webSocketDebuggerUrl\": \"ws://10.9.8.7:9222/devtools/browser/0123456789abc\"}";
+    for (answer, says) in [
+        (
+            &b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found"[..],
+            "HTTP 404",
+        ),
+        (&b"SSH-2.0-OpenSSH_9.2\r\n"[..], ""),
+        (&elsewhere[..], "not to the address asked"),
     ] {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -395,6 +401,7 @@ async fn endpoints_that_are_not_cdp_give_clear_errors() {
                 .contains("is not a Chrome DevTools endpoint"),
             "{err}"
         );
+        assert!(err.to_string().contains(says), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 

@@ -480,3 +480,50 @@ fn hostile_values_are_echoed_quoted_bounded_and_on_one_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("unknown setting"), "{stderr}");
 }
+
+/// Durations and times that pass as numbers but would overflow the clock (issue 11, item 5):
+/// each is refused as bad input with one line, never a panic.
+#[test]
+fn durations_past_a_year_are_refused_with_one_line_not_a_panic() {
+    let profile = Profile::new("cli-huge-durations");
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec![("EXECUTOR_TICK_INTERVAL", "18446744073709551615")],
+            vec!["daemon"],
+            "EXECUTOR_TICK_INTERVAL",
+        ),
+        (
+            vec![("EXECUTOR_TICK_TIMEOUT", "18446744073709551615")],
+            vec!["daemon"],
+            "EXECUTOR_TICK_TIMEOUT",
+        ),
+        (
+            vec![],
+            vec!["--tick-timeout", "99999999h", "daemon"],
+            "--tick-timeout",
+        ),
+        (
+            vec![],
+            vec!["enqueue", "post", "hi", "--at", "99999999h"],
+            "--at",
+        ),
+        (vec![], vec!["events", "--since", "99999999h"], "--since"),
+    ];
+    for (env, args, says) in cases {
+        let mut cmd = command(&profile.dir, &args);
+        for (key, value) in &env {
+            cmd.env(key, value);
+        }
+        let (code, stdout, stderr) = run_with_stdin(cmd, "", DEADLINE);
+        let what = format!("{env:?} {args:?}");
+        assert_eq!(code, 2, "{what}: {stdout}{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{what}: one line: {stderr}");
+        assert!(stderr.contains(says), "{what}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    }
+    assert!(
+        !profile.path("executor.db").exists() || jobs_json(&profile, "").is_empty(),
+        "nothing was stored"
+    );
+}

@@ -407,7 +407,34 @@ pub async fn browser_ws_url(
             addr,
             reason: "/json/version has no webSocketDebuggerUrl".into(),
         })?;
-    Ok(url.to_string())
+    ws_url_at(url, addr).ok_or_else(|| CdpError::NotCdp {
+        addr,
+        reason: format!(
+            "/json/version points to {}, not to the address asked; refused",
+            crate::quote::quoted(url)
+        ),
+    })
+}
+
+/// `url` if it is a DevTools browser endpoint on `addr` itself (`ws://HOST:PORT/devtools/…`,
+/// HOST the address asked or `localhost` for a loopback one); `None` if it points elsewhere.
+/// A fake endpoint must not send us to another host.
+fn ws_url_at(url: &str, addr: SocketAddr) -> Option<String> {
+    let rest = url.strip_prefix("ws://")?;
+    let (authority, path) = rest.split_once('/')?;
+    if !path.starts_with("devtools/") || path.contains(['@', '\\']) {
+        return None;
+    }
+    let (host, port) = authority.rsplit_once(':')?;
+    if port.parse::<u16>().ok()? != addr.port() {
+        return None;
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let same = match host.parse::<IpAddr>() {
+        Ok(ip) => ip == addr.ip(),
+        Err(_) => host.eq_ignore_ascii_case("localhost") && addr.ip().is_loopback(),
+    };
+    same.then(|| format!("ws://{addr}/{path}"))
 }
 
 /// A subscription to a connection's events ([`Connection::subscribe`]).
@@ -445,5 +472,39 @@ impl Events {
             }),
             _ = self.closed.cancelled() => Err(EventsEnded::Closed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ws_url_at;
+    use std::net::SocketAddr;
+
+    #[test]
+    fn the_websocket_url_must_point_at_the_address_asked() {
+        let addr: SocketAddr = "127.0.0.1:9222".parse().expect("addr");
+        let ok = "ws://127.0.0.1:9222/devtools/browser/abc";
+        assert_eq!(ws_url_at(ok, addr).as_deref(), Some(ok));
+        assert_eq!(
+            ws_url_at("ws://localhost:9222/devtools/browser/abc", addr).as_deref(),
+            Some(ok)
+        );
+        for elsewhere in [
+            "ws://10.0.0.7:9222/devtools/browser/abc",
+            "ws://127.0.0.1:9223/devtools/browser/abc",
+            "ws://evil.example:9222/devtools/browser/abc",
+            "wss://127.0.0.1:9222/devtools/browser/abc",
+            "ws://127.0.0.1:9222/other",
+            "ws://user@10.0.0.7:9222/devtools/browser/abc",
+            "ws://127.0.0.1:9222",
+            "",
+        ] {
+            assert_eq!(ws_url_at(elsewhere, addr), None, "{elsewhere}");
+        }
+        let v6: SocketAddr = "[::1]:9222".parse().expect("addr");
+        assert_eq!(
+            ws_url_at("ws://[::1]:9222/devtools/browser/x", v6).as_deref(),
+            Some("ws://[::1]:9222/devtools/browser/x")
+        );
     }
 }
