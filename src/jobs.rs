@@ -144,8 +144,8 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 pub enum JobError {
     #[error("the text is empty")]
     EmptyText,
-    #[error("the text has {chars} characters; the site allows at most {limit}")]
-    TooLong { chars: usize, limit: usize },
+    #[error("the text is {length} long as the site counts ({}); it allows at most {}", .limit.count.describe(), .limit.max)]
+    TooLong { length: usize, limit: TextLimit },
     #[error("a reply needs --to URL_OR_ID (the post to reply to)")]
     MissingTarget,
     #[error("reply target {} is neither a post URL (…/status/ID) nor a post id", crate::quote::quoted(.0))]
@@ -160,18 +160,34 @@ pub enum JobError {
     BadAccount,
 }
 
+/// The longest text a site takes, and how it counts (a site definition's `max_chars` and
+/// `[text] count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextLimit {
+    pub max: usize,
+    pub count: crate::length::Count,
+}
+
+impl TextLimit {
+    /// At most `max` characters.
+    pub fn chars(max: usize) -> TextLimit {
+        TextLimit {
+            max,
+            count: crate::length::Count::Chars,
+        }
+    }
+}
+
 impl NewJob {
-    /// Checks the job against a site's length limit; normalises the reply target to an id.
-    pub fn validate(mut self, max_chars: usize) -> Result<NewJob, JobError> {
-        if self.text.trim().is_empty() {
+    /// Checks the job against a site's length limit; normalises the reply target to an id. A
+    /// text of white space and invisible characters only (zero-width spaces, …) is empty.
+    pub fn validate(mut self, limit: TextLimit) -> Result<NewJob, JobError> {
+        if crate::length::is_blank(&self.text) {
             return Err(JobError::EmptyText);
         }
-        let chars = self.text.chars().count();
-        if chars > max_chars {
-            return Err(JobError::TooLong {
-                chars,
-                limit: max_chars,
-            });
+        let length = crate::length::length(&self.text, limit.count);
+        if length > limit.max {
+            return Err(JobError::TooLong { length, limit });
         }
         match (self.kind, self.reply_to.take()) {
             (Kind::Post, Some(_)) => return Err(JobError::UnexpectedTarget),
@@ -607,32 +623,54 @@ mod tests {
     #[test]
     fn validation_rejects_what_cannot_be_published() {
         assert_eq!(
-            new(Kind::Post, "  \n", None).validate(280),
+            new(Kind::Post, "  \n", None).validate(TextLimit::chars(280)),
             Err(JobError::EmptyText)
         );
         let long = "é".repeat(281);
         assert_eq!(
-            new(Kind::Post, &long, None).validate(280),
+            new(Kind::Post, &long, None).validate(TextLimit::chars(280)),
             Err(JobError::TooLong {
-                chars: 281,
-                limit: 280
+                length: 281,
+                limit: TextLimit::chars(280)
             })
         );
         assert!(new(Kind::Post, &"é".repeat(280), None)
-            .validate(280)
+            .validate(TextLimit::chars(280))
             .is_ok());
         assert_eq!(
-            new(Kind::Reply, "hi", None).validate(280),
+            new(Kind::Reply, "hi", None).validate(TextLimit::chars(280)),
             Err(JobError::MissingTarget)
         );
         assert!(matches!(
-            new(Kind::Reply, "hi", Some("not a url!")).validate(280),
+            new(Kind::Reply, "hi", Some("not a url!")).validate(TextLimit::chars(280)),
             Err(JobError::BadTarget(_))
         ));
         assert!(matches!(
-            new(Kind::Reply, "hi", Some("https://x.com/a/likes/1")).validate(280),
+            new(Kind::Reply, "hi", Some("https://x.com/a/likes/1")).validate(TextLimit::chars(280)),
             Err(JobError::BadTarget(_))
         ));
+    }
+
+    #[test]
+    fn invisible_texts_are_empty_and_weighted_limits_name_the_count() {
+        assert_eq!(
+            new(Kind::Post, "\u{200B}\u{200B}\u{FEFF}", None).validate(TextLimit::chars(280)),
+            Err(JobError::EmptyText)
+        );
+        let weighted = TextLimit {
+            max: 280,
+            count: crate::length::Count::Weighted,
+        };
+        let err = new(Kind::Post, &"字".repeat(141), None)
+            .validate(weighted)
+            .expect_err("282 weighted");
+        assert_eq!(
+            err.to_string(),
+            "the text is 282 long as the site counts (weighted length: most emoji and CJK count 2, a link 23); it allows at most 280"
+        );
+        assert!(new(Kind::Post, &"字".repeat(140), None)
+            .validate(weighted)
+            .is_ok());
     }
 
     #[test]

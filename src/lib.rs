@@ -33,6 +33,7 @@ pub mod fleet;
 pub mod holding;
 pub mod jobs;
 pub mod lanes;
+pub mod length;
 pub mod lock;
 pub mod log;
 pub mod metrics;

@@ -40,12 +40,27 @@ async fn bad_jobs_are_one_clear_line_and_nothing_is_stored() {
     let profile = Profile::new("cli-bad");
     for db in databases(&profile).await {
         let long = "x".repeat(281);
+        // x.com counts most CJK characters 2 and every link 23 (issue 11, item 9).
+        let cjk = "字".repeat(141);
+        let with_link = format!("{} https://example.com/a", "a".repeat(270));
         let cases: Vec<(Vec<&str>, &str)> = vec![
             (vec!["enqueue", "post", ""], "the text is empty"),
             (vec!["enqueue", "post", "   "], "the text is empty"),
             (
+                vec!["enqueue", "post", "\u{200B}\u{200B}\u{2060}"],
+                "the text is empty",
+            ),
+            (
                 vec!["enqueue", "post", &long],
-                "281 characters; the site allows at most 280",
+                "the text is 281 long as the site counts",
+            ),
+            (
+                vec!["--site", "x", "enqueue", "post", &cjk],
+                "the text is 282 long as the site counts (weighted length",
+            ),
+            (
+                vec!["--site", "x", "enqueue", "post", &with_link],
+                "the text is 294 long as the site counts",
             ),
             (
                 vec!["enqueue", "reply", "--to", "not a url", "hi"],

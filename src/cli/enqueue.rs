@@ -56,12 +56,15 @@ pub struct JobOptions {
     pub json: bool,
 }
 
-/// The longest text the configured site accepts (its definition's `max_chars`; 280, x.com's,
-/// when no site is configured).
-pub fn text_limit(settings: &Settings) -> usize {
+/// The longest text the configured site accepts, as it counts (its definition's `max_chars`
+/// and `[text] count`; 280 characters when the site cannot be loaded).
+pub fn text_limit(settings: &Settings) -> crate::jobs::TextLimit {
     crate::sites::SiteDefinition::load(&settings.site)
-        .map(|def| def.max_chars)
-        .unwrap_or(280)
+        .map(|def| crate::jobs::TextLimit {
+            max: def.max_chars,
+            count: def.text.count,
+        })
+        .unwrap_or(crate::jobs::TextLimit::chars(280))
 }
 
 /// `--at`: RFC 3339 UTC, or a delay from now. Returns the time and whether it was in the past.

@@ -189,6 +189,10 @@ pub struct TextDef {
     /// links with a shortened text); each stands for one typed link.
     #[serde(default)]
     pub links: Option<String>,
+    /// How the site counts a text's length against `max_chars`: `"chars"` (default) or
+    /// `"weighted"` (x.com's rule, see [`crate::length`]).
+    #[serde(default)]
+    pub count: crate::length::Count,
 }
 
 impl Default for TextDef {
@@ -197,6 +201,7 @@ impl Default for TextDef {
             trim: Trim::End,
             max_blank_lines: None,
             links: None,
+            count: crate::length::Count::Chars,
         }
     }
 }

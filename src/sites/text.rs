@@ -143,6 +143,7 @@ mod tests {
             trim,
             max_blank_lines,
             links: None,
+            count: Default::default(),
         }
     }
 
