@@ -49,6 +49,28 @@ pub enum Exit {
     HardCapExceeded { pages: usize },
 }
 
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Stopped(reason) => write!(f, "stopped ({reason:?})"),
+            Exit::AlreadyRunning { pid } => {
+                write!(f, "another daemon (pid {pid}) runs on this profile")
+            }
+            Exit::StopPresent => write!(f, "the STOP switch is present; not starting"),
+            Exit::TooManyFailures { count, last_error } => write!(
+                f,
+                "{count} consecutive failed ticks - exiting (last error: {last_error})"
+            ),
+            Exit::HardCapExceeded { pages } => {
+                write!(
+                    f,
+                    "HARD CAP EXCEEDED: {pages} pages after cleanup - exiting"
+                )
+            }
+        }
+    }
+}
+
 impl Exit {
     pub fn code(&self) -> i32 {
         match self {
@@ -101,21 +123,7 @@ pub fn prepare_profile(settings: &Settings) -> Result<(), DaemonError> {
     };
     crate::files::create_private_dir(path).map_err(|e| err(e.to_string()))?;
     crate::browser::managed::set_private(path);
-    // Created new (O_EXCL): whatever already has this name, a link included, is never opened;
-    // one left by a crash of a process with our pid is removed (the link, not its target).
-    let probe = path.join(format!(".write-test-{}", std::process::id()));
-    let create = || crate::files::open_for_writing(&probe, crate::files::Write::CreateNew);
-    create()
-        .or_else(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => {
-                std::fs::remove_file(&probe)?;
-                create()
-            }
-            _ => Err(e),
-        })
-        .map_err(|e| err(format!("not writable: {e}")))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
+    crate::files::write_probe(path).map_err(|e| err(format!("not writable: {e}")))
 }
 
 /// The files the daemon will write besides the lock and the log are usable (see `files`):

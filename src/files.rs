@@ -65,6 +65,23 @@ pub fn refused(err: &io::Error) -> Option<&Refused> {
     err.get_ref()?.downcast_ref()
 }
 
+/// Can a file be created in the directory `dir`? A probe file is created and removed. Created new
+/// (O_EXCL): whatever already has its name, a link included, is never opened; one left by a
+/// crash of a process with our pid is removed (the link, not its target).
+pub fn write_probe(dir: &Path) -> io::Result<()> {
+    let probe = dir.join(format!(".write-test-{}", std::process::id()));
+    let create = || open_for_writing(&probe, Write::CreateNew);
+    create().or_else(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(&probe)?;
+            create()
+        }
+        _ => Err(e),
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// How a file is opened for writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Write {

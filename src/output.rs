@@ -53,6 +53,26 @@ pub fn write_stderr(args: fmt::Arguments) {
     let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
 }
 
+/// Do stdout and stderr go to the same file, pipe or terminal? (Then a line written to both
+/// would be read twice.)
+pub fn stderr_is_stdout() -> bool {
+    let id = |fd: libc::c_int| {
+        let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: fstat writes a `stat` into the buffer it is given, and we read it only
+        // when it says it did.
+        if unsafe { libc::fstat(fd, stat.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // SAFETY: fstat succeeded, so the buffer is initialised.
+        let stat = unsafe { stat.assume_init() };
+        Some((stat.st_dev, stat.st_ino))
+    };
+    match (id(libc::STDOUT_FILENO), id(libc::STDERR_FILENO)) {
+        (Some(out), Some(err)) => out == err,
+        _ => false,
+    }
+}
+
 /// Flushes stdout; `Err` for a failure other than a closed pipe.
 pub fn finish() -> Result<(), std::io::Error> {
     if let Err(err) = std::io::stdout().lock().flush() {

@@ -621,8 +621,7 @@ impl Layer {
             text.parse()
                 .map_err(|err: toml::de::Error| SettingsError::ConfigFile {
                     path: path.to_path_buf(),
-                    // The parser's message may quote the file: bounded, one line.
-                    reason: crate::quote::single_line(err.message(), crate::quote::MESSAGE_CHARS),
+                    reason: toml_error(&text, &err),
                 })?;
         let mut layer = Layer::default();
         for (key, value) in table {
@@ -853,6 +852,26 @@ fn check_combinations(settings: &Settings, layer: &Layer) -> Result<(), Settings
         }
     }
     Ok(())
+}
+
+/// A TOML parse error as one bounded line that says where: `line L, column C: message` (the
+/// parser's message may quote the file, so it is cut and kept on one line).
+pub fn toml_error(text: &str, err: &toml::de::Error) -> String {
+    let message = crate::quote::single_line(err.message(), crate::quote::MESSAGE_CHARS);
+    let Some(span) = err.span() else {
+        return message;
+    };
+    let before = &text.as_bytes()[..span.start.min(text.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |at| at + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    format!("line {line}, column {column}: {message}")
 }
 
 fn default_executor_id(profile: &Path) -> String {
@@ -1161,12 +1180,22 @@ mod tests {
         .expect_err("must fail");
         assert!(err.to_string().starts_with("DATABASE_URL="));
         std::fs::write(profile.join(CONFIG_FILE), "tick_intervall = \"5s\"\n").expect("write");
-        let err = resolve(Some(profile), &Layer::default(), &env_of(&[])).expect_err("must fail");
+        let err =
+            resolve(Some(profile.clone()), &Layer::default(), &env_of(&[])).expect_err("must fail");
         assert!(
             err.to_string()
                 .contains("unknown setting \"tick_intervall\""),
             "{err}"
         );
+        // A syntax error says where it is.
+        std::fs::write(
+            profile.join(CONFIG_FILE),
+            "tick_interval = \"5s\"\nmax_failures = 3 3\n",
+        )
+        .expect("write");
+        let err = resolve(Some(profile), &Layer::default(), &env_of(&[])).expect_err("must fail");
+        assert!(err.to_string().contains("line 2, column 16"), "{err}");
+        assert_eq!(err.to_string().lines().count(), 1, "{err}");
     }
 
     #[test]

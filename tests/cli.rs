@@ -542,3 +542,33 @@ fn durations_past_a_year_are_refused_with_one_line_not_a_panic() {
         "nothing was stored"
     );
 }
+
+/// A daemon that gives up after failed ticks says why on stderr too (issue 11, item 8), where
+/// a wrapper looks for the reason a program failed; stdout and the log keep their line.
+#[test]
+fn the_reason_for_giving_up_reaches_stderr() {
+    let profile = Profile::new("cli-give-up");
+    let port = free_port().to_string();
+    let args = [
+        "--cdp-port",
+        &port,
+        "--max-failures",
+        "2",
+        "--backoff",
+        "100ms",
+        "--tick-interval",
+        "100ms",
+        "daemon",
+    ];
+    let (code, stdout, stderr) = run_with_stdin(command(&profile.dir, &args), "", DEADLINE);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("2 consecutive failed ticks - exiting"),
+        "{stdout}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("error: 2 consecutive failed ticks - exiting (last error: "),
+        "{stderr}"
+    );
+}

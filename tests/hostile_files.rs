@@ -753,3 +753,52 @@ fn a_profile_reached_through_a_link_works_as_usual() {
         "the store is in the real directory"
     );
 }
+
+/// A profile on a read-only file system (issue 11, item 8): every command says so in its one
+/// line (SQLite alone says only "unable to open database file"). Needs a read-only bind mount,
+/// which needs root (as CI runs); elsewhere the test says it could not run.
+#[test]
+fn a_read_only_profile_is_named_as_such_in_one_line() {
+    let profile = Profile::new("read-only");
+    let (code, _, stderr) = Child::spawn(
+        command(&profile.dir, &["enqueue", "post", "before"]),
+        "enqueue",
+    )
+    .wait();
+    assert_eq!(code, 0, "{stderr}");
+    let mount = |args: &[&str]| {
+        Command::new("mount")
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let dir = profile.dir.to_str().expect("utf-8 path");
+    if !(mount(&["--bind", dir, dir]) && mount(&["-o", "remount,bind,ro", dir, dir])) {
+        let _ = Command::new("umount").arg(dir).status();
+        println!("SKIPPED: a read-only bind mount needs root");
+        return;
+    }
+    let mut results = Vec::new();
+    for args in [
+        &["enqueue", "post", "hi"][..],
+        &["jobs"][..],
+        &["daemon"][..],
+    ] {
+        let what = format!("`executor {}` on a read-only profile", args.join(" "));
+        results.push((
+            what.clone(),
+            Child::spawn(command(&profile.dir, args), &what).wait(),
+        ));
+    }
+    let _ = Command::new("umount").arg(dir).status();
+    for (what, (code, _, stderr)) in results {
+        assert_ne!(code, 0, "{what}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{what}: one line: {stderr}"
+        );
+        assert!(stderr.contains("Read-only file system"), "{what}: {stderr}");
+    }
+}

@@ -25,6 +25,10 @@ pub fn site_for(settings: &Settings) -> Result<Option<Arc<dyn Site>>, String> {
 /// daemon that gave up after failed ticks has logged why and only its exit code is left.
 pub async fn run(settings: Settings) -> Result<(), CliError> {
     let site = site_for(&settings).map_err(CliError::usage)?;
+    // A profile that cannot be written is the one line to say, before the log (which would
+    // say first that it cannot write its file) is opened there.
+    daemon::prepare_profile(&settings)
+        .map_err(|err| CliError::with_code(err.code(), err.to_string()))?;
     let logger = Logger::new(settings.log_format, Some(&settings.log_path()));
     let options = RunOptions {
         logger: logger.clone(),
@@ -34,7 +38,17 @@ pub async fn run(settings: Settings) -> Result<(), CliError> {
     };
     match daemon::run(settings, Shutdown::new(), options).await {
         Ok(exit) if exit.code() == super::EXIT_OK => Ok(()),
-        Ok(exit) => Err(CliError::already_reported(exit.code())),
+        Ok(exit) => {
+            // Logged to stdout and the log; said on stderr too, where a supervisor or a
+            // wrapper looks for why a program failed, unless both go to the same place.
+            if !crate::output::stderr_is_stdout() {
+                crate::errln!(
+                    "error: {}",
+                    crate::quote::single_line(&exit.to_string(), crate::quote::MESSAGE_CHARS)
+                );
+            }
+            Err(CliError::already_reported(exit.code()))
+        }
         Err(err) => {
             logger.error(&err.to_string());
             Err(CliError::with_code(err.code(), err.to_string()))

@@ -274,12 +274,8 @@ impl SiteDefinition {
             reason,
         };
         // The parser's message may quote the file (a value of the wrong type): bounded, one line.
-        let def: SiteDefinition = toml::from_str(text).map_err(|e| {
-            invalid(crate::quote::single_line(
-                e.message(),
-                crate::quote::MESSAGE_CHARS,
-            ))
-        })?;
+        let def: SiteDefinition =
+            toml::from_str(text).map_err(|e| invalid(crate::settings::toml_error(text, &e)))?;
         if def.max_chars == 0 {
             return Err(invalid("max_chars must be at least 1".into()));
         }
@@ -312,6 +308,42 @@ impl SiteDefinition {
                 )));
             }
         }
+        // Every selector is checked now: a broken one would otherwise burn every job's attempts.
+        let mut selectors: Vec<(String, &String)> = vec![
+            ("session.logged_in".into(), &def.session.logged_in),
+            ("post.composer".into(), &def.post.composer),
+            ("reply.open".into(), &def.reply.open),
+            ("reply.composer".into(), &def.reply.composer),
+            ("find.item".into(), &find.item),
+            ("find.text".into(), &find.text),
+            ("find.link".into(), &find.link),
+            ("find.time".into(), &find.time),
+        ];
+        for (key, value) in [
+            ("session.account", def.session.account.as_ref()),
+            ("find.skip", find.skip.as_ref()),
+            ("find.end", find.end.as_ref()),
+            ("find.more.link", more_link),
+            ("text.links", def.text.links.as_ref()),
+        ] {
+            if let Some(value) = value {
+                selectors.push((key.into(), value));
+            }
+        }
+        for (index, value) in def.post.submit.iter().enumerate() {
+            selectors.push((format!("post.submit[{index}]"), value));
+        }
+        for (index, value) in def.reply.submit.iter().enumerate() {
+            selectors.push((format!("reply.submit[{index}]"), value));
+        }
+        for (key, value) in selectors {
+            if let Err(reason) = check_selector(value) {
+                return Err(invalid(format!(
+                    "{key} {} is not a CSS selector: {reason}",
+                    crate::quote::quoted(value)
+                )));
+            }
+        }
         if find.max_pages == 0 {
             return Err(invalid("find.max_pages must be at least 1".into()));
         }
@@ -330,9 +362,101 @@ impl SiteDefinition {
     }
 }
 
+/// A light syntax check of a CSS selector, for the mistakes a hand-written file makes: empty,
+/// unbalanced brackets, parentheses or quotes, a combinator or comma with nothing on one side.
+/// (The browser is the judge of the rest; this catches what would fail every job.)
+fn check_selector(selector: &str) -> Result<(), &'static str> {
+    let selector = selector.trim();
+    if selector.is_empty() {
+        return Err("it is empty");
+    }
+    let mut closers = Vec::new();
+    let mut quote = None;
+    let mut escaped = false;
+    for c in selector.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match (quote, c) {
+            (_, '\\') => escaped = true,
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[') => closers.push(']'),
+            (None, '(') => closers.push(')'),
+            (None, ']' | ')') if closers.pop() != Some(c) => {
+                return Err("its brackets or parentheses do not match");
+            }
+            _ => {}
+        }
+    }
+    if quote.is_some() {
+        return Err("a quote is not closed");
+    }
+    if !closers.is_empty() {
+        return Err("a bracket or parenthesis is not closed");
+    }
+    for part in selector.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err("a comma has nothing on one side");
+        }
+        let ends = [part.chars().next(), part.chars().last()];
+        if ends.iter().any(|c| matches!(c, Some('>' | '+' | '~'))) {
+            return Err("a combinator (>, +, ~) has nothing on one side");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broken_selectors_are_refused_at_load_naming_the_key() {
+        for good in [
+            "[data-testid=\"tweetTextarea_0\"]",
+            "a[href^=\"https://t.co/\"]",
+            "[role=\"dialog\"] [data-testid=\"tweetButton\"]",
+            "div > a, span ~ b",
+            ":is(a, b) [x=\",\"]",
+            "a:has(> b)",
+            "a\\[b",
+        ] {
+            assert_eq!(check_selector(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "  ",
+            "[data-testid=\"x\"",
+            "a)",
+            "[x='y]",
+            "div >",
+            "> div",
+            "a,,b",
+            "a,",
+            "(a]",
+        ] {
+            assert!(check_selector(bad).is_err(), "{bad:?}");
+        }
+        let x = include_str!("../../sites/x.toml");
+        let broken = x.replace(
+            "composer = '[data-testid=\"tweetTextarea_0\"]'",
+            "composer = '[data-testid=\"tweetTextarea_0\"'",
+        );
+        assert_ne!(broken, x);
+        let err = SiteDefinition::parse("broken.toml", &broken)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("post.composer"), "{err}");
+        assert!(err.contains("is not a CSS selector"), "{err}");
+        let err = SiteDefinition::parse("bad.toml", "name = \"x\"\nmax_chars = [")
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("line 2, column"), "{err}");
+    }
 
     #[test]
     fn built_ins_load_and_carry_the_spec_selectors() {

@@ -60,12 +60,37 @@ type Step<T> = Box<
         + Send,
 >;
 
-impl SqliteStore {
-    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let err = |source| StoreError::Sqlite {
+/// SQLite says only "unable to open database file": find the cause the operator can act on
+/// (a read-only file system, a permission) by opening the file, or creating a file beside it,
+/// for writing ourselves.
+fn why_not_opened(path: &Path, source: rusqlite::Error) -> StoreError {
+    let probe = if path.exists() {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map(drop)
+    } else {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        crate::files::write_probe(dir)
+    };
+    match probe {
+        Err(cause) => StoreError::Other {
+            operation: "open",
+            reason: format!("the database cannot be written there ({cause})"),
+        },
+        Ok(()) => StoreError::Sqlite {
             path: path.display().to_string(),
             source,
-        };
+        },
+    }
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() && !dir.exists() {
                 // Usually the profile, created by the first command run on it (0700).
@@ -82,22 +107,7 @@ impl SqliteStore {
         // the operator's to place; macOS's temp dirs are under the link /var): SQLite is given
         // the path with its directory resolved, so that only the database's own name is judged.
         let flags = rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
-        let conn = Connection::open_with_flags(resolved_directory(path), flags).map_err(err)?;
-        // SQLite's default busy handler sleeps in growing steps (up to 100 ms), so a writer
-        // that waits can keep missing the moment another process releases the lock and starve.
-        // Short jittered retries get in as soon as the lock is free; the total stays bounded
-        // (about 3 s) so a locked store makes the event sink spool rather than hold the tick.
-        conn.busy_handler(Some(busy_retry)).map_err(err)?;
-        // WAL lets readers (status, report) run beside the daemon. NORMAL sync survives a crash
-        // of the process; the two commits whose loss in a power cut would do harm — an enqueue
-        // (a lost job) and `attempting` (a second publish) — are made with FULL sync instead
-        // (see `queue::Durability`). A lost claim or outcome is recovered by the lease rules.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(err)?;
+        let conn = Self::connect(path, flags).map_err(|source| why_not_opened(path, source))?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(SqliteConn::new(
@@ -107,6 +117,24 @@ impl SqliteStore {
             sweeps: super::SweepClock::default(),
             observer: Observer::default(),
         })
+    }
+
+    /// Opens the connection and sets it up (busy handler, WAL, sync levels).
+    fn connect(path: &Path, flags: rusqlite::OpenFlags) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(resolved_directory(path), flags)?;
+        // SQLite's default busy handler sleeps in growing steps (up to 100 ms), so a writer
+        // that waits can keep missing the moment another process releases the lock and starve.
+        // Short jittered retries get in as soon as the lock is free; the total stays bounded
+        // (about 3 s) so a locked store makes the event sink spool rather than hold the tick.
+        conn.busy_handler(Some(busy_retry))?;
+        // WAL lets readers (status, report) run beside the daemon. NORMAL sync survives a crash
+        // of the process; the two commits whose loss in a power cut would do harm — an enqueue
+        // (a lost job) and `attempting` (a second publish) — are made with FULL sync instead
+        // (see `queue::Durability`). A lost claim or outcome is recovered by the lease rules.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(conn)
     }
 
     /// Runs `f` with the connection on the blocking pool.
