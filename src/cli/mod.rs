@@ -212,17 +212,41 @@ pub(crate) async fn open_store(
 
 /// Parses the command line and runs the command; returns the process exit code. The one place
 /// a command's error is printed (`error: …`) and turned into its code.
+/// clap's usage error (an `error:` line, a blank line, a tip, the usage, a pointer to `--help`)
+/// as one bounded line: the error, its tip, and where to read more.
+fn one_line_usage_error(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut line = lines
+        .next()
+        .unwrap_or("error: bad command line")
+        .to_string();
+    for rest in lines {
+        if let Some(tip) = rest.strip_prefix("tip: ") {
+            line.push_str(&format!(" ({tip})"));
+        }
+    }
+    line.push_str("; see --help");
+    crate::quote::single_line(&line, crate::quote::MESSAGE_CHARS)
+}
+
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
-            // clap prints its own usage errors, in its own format.
-            let _ = err.print();
+            use clap::error::ErrorKind;
             return match err.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = err.print();
                     EXIT_OK
                 }
-                _ => EXIT_USAGE,
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = err.print();
+                    EXIT_USAGE
+                }
+                _ => {
+                    crate::errln!("{}", one_line_usage_error(&err.render().to_string()));
+                    EXIT_USAGE
+                }
             };
         }
     };
