@@ -3,7 +3,9 @@
 //! Start: profile dir (0700) → refuse while STOP is present → the files it will write checked
 //! (no links, no special files) → single-instance lock → STOP and signal watchers → store
 //! (migrations) → event sink (flushes any spool left by a crash) → `EXECUTOR_DAEMON_BOOT` →
-//! tick loop.
+//! tick loop. The watchers come before anything that waits: opening the store (bounded by its
+//! own deadlines: a silent server, another session's migration lock) is cut short by a STOP or
+//! a signal, which then ends the daemon as an orderly stop (exit 0, lock released).
 //!
 //! Loop: run a tick under its runtime cap; write the tick line and the tick event from its one
 //! result; on failure back off (30 s, 60 s, … by default) and after `max_failures` consecutive
@@ -226,12 +228,18 @@ async fn run_locked(
         .map_err(|e| DaemonError::Watch(e.to_string()))?;
     let _abort_after = shutdown.spawn_abort_after(ABORT_GRACE);
 
-    let store = crate::store::open(&settings.database)
-        .await
-        .map_err(|e| DaemonError::Store {
+    // Opening waits on the network (and maybe on another executor's migrations): bounded by the
+    // store's own deadlines, and cut short by a STOP or a signal like everything else.
+    let opened = shutdown
+        .unless_stopped(crate::store::open(&settings.database))
+        .await;
+    let store = match opened {
+        Some(opened) => opened.map_err(|e| DaemonError::Store {
             url: settings.database.to_string(),
             reason: e.to_string(),
-        })?;
+        })?,
+        None => return Ok(stopped_while_starting(shutdown, &log)),
+    };
     let identity = Identity {
         run_id: uuid::Uuid::new_v4().to_string(),
         executor_id: settings.executor_id.clone(),
@@ -270,8 +278,10 @@ async fn run_locked(
         format_duration(settings.tick_interval)
     ));
 
-    // Jobs this executor left leased when its previous run ended (crash, kill -9).
-    match store.job_rescue_owner(&settings.executor_id, &identity, SystemTime::now()).await {
+    // Jobs this executor left leased when its previous run ended (crash, kill -9). A stop
+    // meanwhile skips this and the registration; the loop then exits before its first tick.
+    let rescue = store.job_rescue_owner(&settings.executor_id, &identity, SystemTime::now());
+    match shutdown.unless_stopped(rescue).await.unwrap_or(Ok(Default::default())) {
         Ok(rescued) if rescued.uncertain + rescued.requeued > 0 => log.warn(&format!(
             "Jobs left by the previous run: {} now uncertain (verified on the site before any retry), {} back in the queue",
             rescued.uncertain, rescued.requeued
@@ -290,7 +300,8 @@ async fn run_locked(
         run_id: identity.run_id.clone(),
         started_at: SystemTime::now(),
     };
-    if let Err(err) = with_deadline(store.executor_register(&registered, SystemTime::now())).await {
+    let register = with_deadline(store.executor_register(&registered, SystemTime::now()));
+    if let Some(Err(err)) = shutdown.unless_stopped(register).await {
         log.warn(&format!("Could not register in the fleet registry: {err}"));
     }
     if options.site.is_none() && options.work.is_none() {
@@ -357,10 +368,7 @@ async fn run_locked(
     // On the way out, in SPEC §2's order: the STOP line, "Cleaning up...", then (in `run`)
     // "Lock released" and "Exited gracefully".
     if let Exit::Stopped(reason) = &exit {
-        if *reason != StopReason::File {
-            log.info(&format!("{reason} received"));
-        }
-        log.info("STOP switch triggered - exiting gracefully...");
+        log_stop(reason, &log);
         let latency_ms = shutdown.record().map(|r| r.at.elapsed().as_millis() as u64);
         sink.record(
             events::STOP,
@@ -401,6 +409,27 @@ async fn run_locked(
         ));
     }
     Ok(exit)
+}
+
+/// A stop before the store was open: there is no store to record it in, so it is only logged,
+/// with the lines of an orderly exit (`run` adds "Lock released" and "Exited gracefully").
+fn stopped_while_starting(shutdown: &Shutdown, log: &Logger) -> Exit {
+    let reason = shutdown
+        .record()
+        .map(|r| r.reason.clone())
+        .unwrap_or(StopReason::Requested("stop".into()));
+    log.info("Stopped while opening the store");
+    log_stop(&reason, log);
+    log.info("Cleaning up...");
+    Exit::Stopped(reason)
+}
+
+/// The first of SPEC §2's exit lines, after what caused it when that was not the file.
+fn log_stop(reason: &StopReason, log: &Logger) {
+    if *reason != StopReason::File {
+        log.info(&format!("{reason} received"));
+    }
+    log.info("STOP switch triggered - exiting gracefully...");
 }
 
 /// How long a registry write may take before the daemon goes on without it.

@@ -119,6 +119,16 @@ impl Shutdown {
         }
     }
 
+    /// Runs `work` unless the stop comes first: `None` then, and `work` is dropped (so whatever
+    /// it waited on, a silent server say, holds nothing up).
+    pub async fn unless_stopped<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            biased;
+            _ = self.stopped() => None,
+            done = work => Some(done),
+        }
+    }
+
     /// After a stop, abort the work in flight once `grace` has passed.
     pub fn spawn_abort_after(&self, grace: Duration) -> tokio::task::JoinHandle<()> {
         let this = self.clone();

@@ -48,6 +48,24 @@ pub enum StoreError {
         operation: &'static str,
         seconds: u64,
     },
+    /// A PostgreSQL call got no answer in time: named by the server's address (never a
+    /// password), so the line alone says which server to look at.
+    #[error("postgres {address}: {operation} timed out after {}", crate::settings::format_duration(*.after))]
+    PostgresTimeout {
+        address: String,
+        operation: &'static str,
+        after: Duration,
+    },
+    /// Another session held the migrations' advisory lock for longer than opening waits.
+    #[error(
+        "postgres {address}: migration lock not granted within {}: another session holds advisory lock {key} (pg_locks shows which)",
+        crate::settings::format_duration(*.waited)
+    )]
+    MigrationLocked {
+        address: String,
+        key: i64,
+        waited: Duration,
+    },
     #[error("store {operation}: {reason}")]
     Other {
         operation: &'static str,

@@ -169,6 +169,15 @@ pub(crate) struct PgConn {
     /// prepared statement would live on one of its server connections only: there every
     /// statement goes out unnamed, with its types, in one round trip.
     prepared: Option<HashMap<&'static str, Statement>>,
+    /// The task that drives the socket: ended with the connection, so a connection given up on
+    /// mid-call (its server silent) does not linger.
+    connection_task: tokio::task::AbortHandle,
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        self.connection_task.abort();
+    }
 }
 
 const BEGIN_FULL: &str = "BEGIN";
@@ -186,8 +195,9 @@ type Step<'a> = std::pin::Pin<
 >;
 
 impl PgConn {
-    pub fn new(client: Client, prepare: bool) -> PgConn {
+    pub fn new(client: Client, prepare: bool, connection_task: tokio::task::AbortHandle) -> PgConn {
         PgConn {
+            connection_task,
             client,
             written: Vec::new(),
             in_transaction: false,

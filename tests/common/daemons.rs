@@ -8,6 +8,31 @@ use super::*;
 pub const START: Duration = Duration::from_secs(60);
 /// How long a stopped daemon may take to exit in tests that are not about the STOP bound.
 pub const EXIT: Duration = Duration::from_secs(15);
+/// The README's bound: after STOP the daemon is gone within 10 s, whatever it was doing.
+pub const STOP_BOUND: Duration = Duration::from_secs(10);
+
+/// SPEC §2's exit lines are all there, in order.
+pub fn exit_lines_in_order(lines: &[String]) {
+    let wanted = [
+        "[EXECUTOR_DAEMON] STOP switch triggered - exiting gracefully...",
+        "[EXECUTOR_DAEMON] Cleaning up...",
+        "[EXECUTOR_DAEMON] Lock released",
+        "[EXECUTOR_DAEMON] Exited gracefully",
+    ];
+    let positions: Vec<usize> = wanted
+        .iter()
+        .map(|w| {
+            lines
+                .iter()
+                .position(|l| l == w)
+                .unwrap_or_else(|| panic!("missing line {w:?} in:\n{}", lines.join("\n")))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|p| p[0] < p[1]),
+        "exit lines out of order: {positions:?}"
+    );
+}
 
 /// A healthy daemon: launch mode on a free port, short interval.
 pub fn launch_daemon(profile: &Profile, extra: &[&str]) -> Running {

@@ -403,8 +403,17 @@ pub async fn pooler_database() -> Option<String> {
             return None;
         }
     };
+    let name = create_database(&direct).await;
+    Some(format!(
+        "{}/{name}?pgbouncer=true",
+        pooler.trim_end_matches('/')
+    ))
+}
+
+/// Creates a fresh database `t_<uuid>` on the server of `direct`; returns its name.
+async fn create_database(direct: &str) -> String {
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let (client, connection) = tokio_postgres::connect(&direct, tokio_postgres::NoTls)
+    let (client, connection) = tokio_postgres::connect(direct, tokio_postgres::NoTls)
         .await
         .expect("connect to the test PostgreSQL");
     tokio::spawn(connection);
@@ -412,10 +421,24 @@ pub async fn pooler_database() -> Option<String> {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create database");
-    Some(format!(
-        "{}/{name}?pgbouncer=true",
-        pooler.trim_end_matches('/')
-    ))
+    name
+}
+
+/// A fresh database for one test on the server of `base` (a direct URL); returns its URL.
+/// For a test that takes locks of database scope, such as the migrations' advisory lock, which
+/// in a schema of the shared database would hold up every other test's migrations.
+pub async fn postgres_database(base: &str) -> String {
+    let name = create_database(base).await;
+    let (url, query) = match base.split_once('?') {
+        Some((url, query)) => (url, format!("?{query}")),
+        None => (base, String::new()),
+    };
+    let server = match url.rsplit_once('/') {
+        // postgres://user@host:port/db → postgres://user@host:port
+        Some((server, _)) if server.contains("//") && !server.ends_with('/') => server,
+        _ => url,
+    };
+    format!("{server}/{name}{query}")
 }
 
 /// A fresh schema for one test; returns a URL whose connections use it.
