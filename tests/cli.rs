@@ -572,3 +572,24 @@ fn the_reason_for_giving_up_reaches_stderr() {
         "{stderr}"
     );
 }
+
+/// PostgreSQL's own words reach the operator (issue 11, item 8), not only the driver's
+/// "db error": a missing database is named as such, in one line.
+#[test]
+fn a_missing_postgres_database_is_named_in_one_line() {
+    let Some(base) = postgres_base_url() else {
+        return;
+    };
+    let profile = Profile::new("cli-missing-db");
+    let (prefix, _) = base.rsplit_once('/').expect("a URL with a database");
+    let missing = format!("{prefix}/no_such_database_{}", std::process::id());
+    let (code, stdout, stderr) = run_with_stdin(
+        command(&profile.dir, &["--database", &missing, "jobs"]),
+        "",
+        DEADLINE,
+    );
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(!stderr.contains("db error"), "{stderr}");
+}

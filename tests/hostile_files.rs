@@ -776,7 +776,7 @@ fn a_read_only_profile_is_named_as_such_in_one_line() {
     let dir = profile.dir.to_str().expect("utf-8 path");
     if !(mount(&["--bind", dir, dir]) && mount(&["-o", "remount,bind,ro", dir, dir])) {
         let _ = Command::new("umount").arg(dir).status();
-        println!("SKIPPED: a read-only bind mount needs root");
+        skipped("a read-only bind mount needs root");
         return;
     }
     let mut results = Vec::new();

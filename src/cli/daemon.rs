@@ -51,7 +51,13 @@ pub async fn run(settings: Settings) -> Result<(), CliError> {
         }
         Err(err) => {
             logger.error(&err.to_string());
-            Err(CliError::with_code(err.code(), err.to_string()))
+            // Once on a terminal (the log line is on stdout already), twice when stderr is
+            // elsewhere: a supervisor reads stderr for why a program failed.
+            if crate::output::stderr_is_stdout() {
+                Err(CliError::already_reported(err.code()))
+            } else {
+                Err(CliError::with_code(err.code(), err.to_string()))
+            }
         }
     }
 }

@@ -29,6 +29,31 @@ use crate::settings::DatabaseUrl;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+/// What PostgreSQL said, not only the driver's "db error": the server's message (with its
+/// detail and hint), or the cause of a failed connection, once.
+pub fn postgres_message(err: &tokio_postgres::Error) -> String {
+    if let Some(db) = err.as_db_error() {
+        let mut text = db.message().to_string();
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!(" ({detail})"));
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!("; hint: {hint}"));
+        }
+        return crate::quote::single_line(&text, crate::quote::MESSAGE_CHARS);
+    }
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(&format!(": {cause_text}"));
+        }
+        source = cause.source();
+    }
+    crate::quote::single_line(&text, crate::quote::MESSAGE_CHARS)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("sqlite {path}: {source}")]
@@ -37,7 +62,7 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("postgres {operation}: {source}")]
+    #[error("postgres {operation}: {}", postgres_message(.source))]
     Postgres {
         operation: &'static str,
         #[source]
