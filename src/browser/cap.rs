@@ -139,6 +139,11 @@ impl Browser {
     /// page; in launch mode restart the browser if that was not enough. Returns whether anything
     /// was done.
     pub async fn enforce_memory_cap(&self, cap_bytes: u64) -> Result<bool, BrowserError> {
+        // Proportional memory is never above resident memory: below the cap by the cheap count,
+        // the costly one is not needed (it is, only near or above the cap).
+        if self.resident_bytes() <= cap_bytes {
+            return Ok(false);
+        }
         let before_bytes = self.memory_bytes();
         if before_bytes <= cap_bytes {
             return Ok(false);

@@ -69,6 +69,29 @@ pub fn process(pid: u32) -> Option<ProcessInfo> {
     })
 }
 
+/// The children of `pid` by the kernel's own links (every thread's `children` file: a child
+/// belongs to the thread that forked it). `None` when the kernel does not offer them.
+pub fn children(pid: u32) -> Option<Vec<u32>> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut children = Vec::new();
+    let mut any = false;
+    for task in tasks.flatten() {
+        let Ok(text) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        any = true;
+        children.extend(
+            text.split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
+    }
+    // A process that ended between the listing and the reads has no children left to find.
+    if !any && std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        return None;
+    }
+    Some(children)
+}
+
 pub fn all_processes() -> Vec<ProcessInfo> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();

@@ -55,8 +55,15 @@ pub fn is_same_process(pid: u32, recorded_start_ms: u64) -> bool {
     matches!(start_unix_ms(pid), Some(start) if start.abs_diff(recorded_start_ms) <= 20)
 }
 
-/// `root` and all of its descendants (by parent pid).
+/// `root` and all of its descendants. Where the kernel lists each process's children (Linux's
+/// `/proc/PID/task/TID/children`), only the tree's own processes are read; elsewhere every
+/// process is listed and the tree found by parent pid.
 pub fn process_tree(root: u32) -> Vec<ProcessInfo> {
+    tree_by_children(root).unwrap_or_else(|| tree_by_walk(root))
+}
+
+/// The tree under `root` found by parent pid among every process.
+fn tree_by_walk(root: u32) -> Vec<ProcessInfo> {
     let all = all_processes();
     let mut tree: Vec<ProcessInfo> = all.iter().filter(|p| p.pid == root).cloned().collect();
     let mut index = 0;
@@ -70,6 +77,23 @@ pub fn process_tree(root: u32) -> Vec<ProcessInfo> {
         index += 1;
     }
     tree
+}
+
+/// The tree under `root` by the kernel's child links; `None` where the OS has none.
+fn tree_by_children(root: u32) -> Option<Vec<ProcessInfo>> {
+    let mut tree = vec![process(root)?];
+    let mut index = 0;
+    while index < tree.len() {
+        for child in imp::children(tree[index].pid)? {
+            if tree.iter().all(|t| t.pid != child) {
+                if let Some(info) = process(child) {
+                    tree.push(info);
+                }
+            }
+        }
+        index += 1;
+    }
+    Some(tree)
 }
 
 /// Sends `signal` to one process. Never to a group or by name.
@@ -116,6 +140,37 @@ impl Signal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_tree_by_child_links_is_the_tree_by_parent_pid() {
+        // A shell with two children, one of which has a child of its own.
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & (sleep 30 & wait) & wait"])
+            .spawn()
+            .expect("spawn sh");
+        let root = shell.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let pids = |tree: Vec<ProcessInfo>| {
+            let mut pids: Vec<u32> = tree.into_iter().map(|p| p.pid).collect();
+            pids.sort_unstable();
+            pids
+        };
+        let by_walk = loop {
+            let tree = pids(tree_by_walk(root));
+            if tree.len() >= 4 || std::time::Instant::now() > deadline {
+                break tree;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let by_children = pids(tree_by_children(root).expect("this kernel has child links"));
+        for pid in by_walk.iter().rev() {
+            let _ = signal(*pid, Signal::Kill);
+        }
+        let _ = shell.wait();
+        assert!(by_walk.len() >= 4, "{by_walk:?}");
+        assert_eq!(by_children, by_walk);
+    }
 
     #[test]
     fn a_display_is_named_by_display_or_wayland_display_and_not_by_an_empty_one() {

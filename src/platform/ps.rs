@@ -63,6 +63,11 @@ pub fn process(pid: u32) -> Option<ProcessInfo> {
     .next()
 }
 
+/// No child links from `ps`: the tree is found from the whole list.
+pub fn children(_pid: u32) -> Option<Vec<u32>> {
+    None
+}
+
 pub fn all_processes() -> Vec<ProcessInfo> {
     run_ps(&["-A", "-o", "pid=,ppid=,rss=,etime=,command="])
 }
