@@ -310,6 +310,7 @@ async fn run_locked(
     let work: Arc<dyn TickWork> = match options.work.clone() {
         Some(work) => work,
         None => Arc::new(crate::lanes::Lanes {
+            idle: Default::default(),
             store: store.clone(),
             site: options.site.clone(),
             identity: identity.clone(),

@@ -81,6 +81,49 @@ pub struct Lanes {
     pub log: crate::log::Logger,
     /// The account's lease, renewed by each tick; `None`: no fleet (tests of the lanes alone).
     pub hold: Option<crate::holding::AccountHold>,
+    /// What the last ticks found, for the idle session check (see [`SESSION_IDLE_CHECK`]).
+    pub idle: IdleState,
+}
+
+/// With nothing due, the session is checked (a navigation) at most this often; with work due,
+/// after a failure, a login wall or an account mismatch, and on the first tick, it is checked
+/// every tick. An operator still learns of a login wall within this time while the queue is
+/// empty, and an idle daemon does not load the site every tick.
+pub const SESSION_IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The idle session check's memory.
+#[derive(Debug, Default)]
+pub struct IdleState {
+    /// The due counts of this tick (`ready` runs just before `run`).
+    due: std::sync::Mutex<Option<LaneCounts>>,
+    /// The last session check that found all well, while nothing went wrong since.
+    quiet_since: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl IdleState {
+    fn nothing_due(&self) -> bool {
+        self.due
+            .lock()
+            .map(|due| due.is_some_and(|d| d.posting == 0 && d.reply == 0))
+            .unwrap_or(false)
+    }
+
+    /// May this tick skip the session check and the lanes? Only with nothing due and a good
+    /// check within [`SESSION_IDLE_CHECK`].
+    fn may_skip(&self) -> bool {
+        self.nothing_due()
+            && self
+                .quiet_since
+                .lock()
+                .map(|at| at.is_some_and(|at| at.elapsed() < SESSION_IDLE_CHECK))
+                .unwrap_or(false)
+    }
+
+    fn set_quiet(&self, quiet: bool) {
+        if let Ok(mut at) = self.quiet_since.lock() {
+            *at = quiet.then(std::time::Instant::now);
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -97,7 +140,11 @@ impl TickWork for Lanes {
             .job_count_due(Kind::Reply, Some(&self.config.account), now)
             .await
             .map_err(machinery)?;
-        Ok(LaneCounts { posting, reply })
+        let counts = LaneCounts { posting, reply };
+        if let Ok(mut due) = self.idle.due.lock() {
+            *due = Some(counts);
+        }
+        Ok(counts)
     }
 
     async fn abandoned(&self) {
@@ -121,9 +168,15 @@ impl TickWork for Lanes {
                 return report;
             }
         }
+        // Idle and recently checked: nothing to do, and no navigation to find that out.
+        if self.idle.may_skip() {
+            return report;
+        }
+        let nothing_due = self.idle.nothing_due();
         // Step 3 of the tick: no claim while the site wants a login, or while the browser is
         // logged in as another account than ours (and no spinning either: one check per tick,
         // one event per episode).
+        self.idle.set_quiet(false);
         let session = match site.session(browser).await {
             Ok(session) => {
                 self.auth_restored();
@@ -134,9 +187,12 @@ impl TickWork for Lanes {
                 return report;
             }
             Err(error) => {
-                report
-                    .errors
-                    .push(WorkError::Machinery(format!("session check: {error}")));
+                let message = format!("session check: {error}");
+                report.errors.push(if nothing_due {
+                    WorkError::Idle(message)
+                } else {
+                    WorkError::Machinery(message)
+                });
                 return report;
             }
         };
@@ -161,6 +217,10 @@ impl TickWork for Lanes {
                 }
             }
         }
+        // All well and nothing was started: the next ticks may skip the check while idle.
+        let started = report.attempts.posting + report.attempts.reply;
+        self.idle
+            .set_quiet(report.errors.is_empty() && started == 0);
         report
     }
 }

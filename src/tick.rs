@@ -36,6 +36,11 @@ pub enum WorkError {
     /// a run of bad jobs must not take the daemon down.
     #[error("{0}")]
     Job(String),
+    /// A check that failed while nothing was due (the session check of an idle tick): reported
+    /// on the tick line, but not a failed tick — nothing was held up, and an unreachable site
+    /// with an empty queue must not back the daemon off or end it.
+    #[error("{0}")]
+    Idle(String),
 }
 
 impl WorkError {
@@ -44,6 +49,7 @@ impl WorkError {
         match self {
             WorkError::Machinery(e) => WorkError::Machinery(format!("{lane} lane: {e}")),
             WorkError::Job(e) => WorkError::Job(format!("{lane} lane: {e}")),
+            WorkError::Idle(e) => WorkError::Idle(format!("{lane} lane: {e}")),
         }
     }
 }
@@ -296,7 +302,10 @@ pub async fn run_tick(ctx: &TickContext, tick: u64, ts: SystemTime) -> TickOutco
         if report.errors.is_empty() {
             return Ok(None);
         }
-        job_failures_only = report.errors.iter().all(|e| matches!(e, WorkError::Job(_)));
+        job_failures_only = report
+            .errors
+            .iter()
+            .all(|e| matches!(e, WorkError::Job(_) | WorkError::Idle(_)));
         let messages: Vec<String> = report.errors.iter().map(WorkError::to_string).collect();
         Err(messages.join("; "))
     }

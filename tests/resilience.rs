@@ -267,3 +267,91 @@ async fn a_storm_of_1000_tabs_is_swept_and_publishing_goes_on() {
         back_to_one.as_secs_f64()
     );
 }
+
+/// With nothing due, a session check that cannot reach the site is reported on the tick line
+/// but is not a failed tick (issue 14, item 4): no backoff, and the daemon does not give up
+/// after `--max-failures` of them, though a site that is down with work queued would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_site_with_nothing_due_is_reported_but_not_a_failed_tick() {
+    let profile = Profile::new("idle-unreachable");
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let mut daemon = common::daemons::launch_daemon(
+        &profile,
+        &[
+            "--site",
+            "sandbox",
+            "--site-url",
+            &url,
+            "--max-failures",
+            "2",
+            "--backoff",
+            "5s",
+        ],
+    );
+    let reported = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.contains(" pages=") && l.contains("last_error=session check"))
+            .count()
+    };
+    eventually("five ticks report the unreachable site", LONG, || async {
+        reported(&daemon.lines.all()) >= 5
+    })
+    .await;
+    assert!(
+        daemon.child.try_wait().expect("try_wait").is_none(),
+        "still running after more idle session failures than --max-failures"
+    );
+    for line in daemon.lines.all().iter().filter(|l| l.contains(" pages=")) {
+        assert!(
+            line.contains(" backoff=0s"),
+            "no backoff while idle: {line}"
+        );
+    }
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    assert_eq!(daemon.wait_exit(LONG).code(), Some(0));
+}
+
+/// An idle daemon does not load the site every tick (issue 13, item 1): with nothing due, the
+/// session is checked on the first tick and then at most every `SESSION_IDLE_CHECK`; work that
+/// becomes due is published at once, its session checked on that tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_ticks_do_not_load_the_site_and_work_is_still_published_at_once() {
+    let profile = Profile::new("idle-no-navigation");
+    let site = sandbox_rig().await;
+    let mut daemon = logged_in_launch_daemon(&profile, &site.url, &[]).await;
+    let ticks = |daemon: &Running| {
+        daemon
+            .lines
+            .all()
+            .iter()
+            .filter(|l| l.contains(" pages="))
+            .count()
+    };
+    eventually("two ticks", LONG, || async { ticks(&daemon) >= 2 }).await;
+    let loads = site.sandbox.home_loads();
+    let seen = ticks(&daemon);
+    eventually("ten more idle ticks", LONG, || async {
+        ticks(&daemon) >= seen + 10
+    })
+    .await;
+    assert_eq!(
+        site.sandbox.home_loads(),
+        loads,
+        "no session check (navigation) on idle ticks"
+    );
+    let store = executor::store::open(&DatabaseUrl::Sqlite(profile.db()))
+        .await
+        .expect("store");
+    enqueue(store.as_ref(), "due after a quiet spell").await;
+    eventually("published", LONG, || async {
+        copies_of(&site.sandbox, "due after a quiet spell") == 1
+    })
+    .await;
+    assert!(
+        site.sandbox.home_loads() > loads,
+        "checked when work was due"
+    );
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    assert_eq!(daemon.wait_exit(LONG).code(), Some(0));
+}

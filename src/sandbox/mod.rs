@@ -155,6 +155,8 @@ struct Inner {
     /// account, not all of them).
     rate_limited: HashSet<String>,
     next_id: u64,
+    /// How often `/home` was loaded (the session check's page): tests count navigations.
+    home_loads: u64,
 }
 
 /// The sandbox's state; cheap to clone.
@@ -175,6 +177,11 @@ impl Sandbox {
             Ok(mut inner) => f(&mut inner),
             Err(poisoned) => f(&mut poisoned.into_inner()),
         }
+    }
+
+    /// How often `/home` has been loaded.
+    pub fn home_loads(&self) -> u64 {
+        self.with(|inner| inner.home_loads)
     }
 
     pub fn set_fault(&self, fault: Option<Fault>) {
@@ -368,6 +375,7 @@ fn to_login() -> Response {
 }
 
 async fn home(State(sandbox): State<Sandbox>, headers: HeaderMap) -> Response {
+    sandbox.with(|inner| inner.home_loads += 1);
     let extra = page_fault_on(&sandbox, true).await;
     let Some(user) = sandbox.user(&headers) else {
         return to_login();
