@@ -13,6 +13,9 @@
 //! - sites: verified actions per minute through the single page on the sandbox with limits off
 //!   (prepare + publish with the id read from the site's answer), and the browser's memory after
 //!   10 actions vs after 1,000.
+//! - bulk: `executor enqueue bulk` of 100,000 lines (the real release binary, from a file on
+//!   stdin to its exit, per-line output to /dev/null) on a fresh SQLite profile and a fresh
+//!   PostgreSQL schema, N runs each (default 3); then one 50 MB batch on each, with the peak RSS.
 //! - browser: popup-close latency (target created → target destroyed, seen from a second CDP
 //!   connection) over 100 popups, and the round trip of 1,000 `Runtime.evaluate`.
 
@@ -591,6 +594,14 @@ mod jobs_bench {
         }
     }
 
+    /// A fresh schema on `base`, as a URL whose connections use it.
+    pub async fn pg_schema(base: &str) -> String {
+        match pg_url(base).await {
+            DatabaseUrl::Postgres(url) => url,
+            DatabaseUrl::Sqlite(_) => unreachable!("pg_url makes PostgreSQL URLs"),
+        }
+    }
+
     async fn pg_url(base: &str) -> DatabaseUrl {
         let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
         let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
@@ -717,6 +728,119 @@ mod sites_bench {
     }
 }
 
+mod bulk_bench {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    /// A batch as operators write them: posts and some replies, some with keys, until `lines`
+    /// lines or `bytes` bytes, whichever comes first.
+    fn batch(dir: &Path, name: &str, lines: usize, bytes: usize, text_chars: usize) -> PathBuf {
+        let path = dir.join(name);
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).expect("batch"));
+        let mut written = 0;
+        for n in 0..lines {
+            let text = format!("bulk {n:07} {}", "lorem ipsum ".repeat(text_chars / 12));
+            let line = match n % 10 {
+                0 => format!(
+                    r#"{{"kind":"reply","to":"https://x.com/a/status/{n}","text":"{text}"}}"#
+                ),
+                1 => format!(r#"{{"kind":"post","text":"{text}","key":"bench-{n}"}}"#),
+                _ => format!(r#"{{"kind":"post","text":"{text}"}}"#),
+            };
+            writeln!(file, "{line}").expect("write");
+            written += line.len() + 1;
+            if written >= bytes {
+                break;
+            }
+        }
+        file.flush().expect("flush");
+        path
+    }
+
+    /// Runs `enqueue bulk` once; (wall seconds, peak RSS in MiB).
+    fn once(profile: &Path, database: &str, input: &Path) -> (f64, f64) {
+        let started = Instant::now();
+        // Reaped by wait4 below, which also gives the child's peak RSS (`Child::wait` does not).
+        #[allow(clippy::zombie_processes)]
+        let child = Command::new(super::binary())
+            .args(["--profile"])
+            .arg(profile)
+            .args(["--database", database, "enqueue", "bulk"])
+            .stdin(std::fs::File::open(input).expect("input"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn executor");
+        let mut status = 0;
+        // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on our own child's pid, with pointers to live locals.
+        let waited = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+        let seconds = started.elapsed().as_secs_f64();
+        assert!(
+            waited > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "enqueue bulk failed (status {status})"
+        );
+        (seconds, usage.ru_maxrss as f64 / 1024.0)
+    }
+
+    fn report(label: &str, mut samples: Vec<f64>) {
+        samples.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "{label}: n={} median={:.2} s min={:.2} s max={:.2} s",
+            samples.len(),
+            samples[samples.len() / 2],
+            samples[0],
+            samples[samples.len() - 1]
+        );
+    }
+
+    pub async fn run(runs: usize) {
+        let dir = super::temp_profile("bulk");
+        let lines = batch(&dir, "100k.jsonl", 100_000, usize::MAX, 80);
+        let big = batch(&dir, "50mb.jsonl", usize::MAX, 50 << 20, 260);
+        let base = std::env::var("EXECUTOR_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let sqlite = |n: usize| {
+            let profile = dir.join(format!("sqlite-{n}"));
+            let url = format!("sqlite://{}", profile.join("executor.db").display());
+            (profile, url)
+        };
+        let postgres = |n: usize| {
+            let profile = dir.join(format!("pg-{n}"));
+            (profile, base.clone())
+        };
+        let mut sqlite_runs = Vec::new();
+        let mut pg_runs = Vec::new();
+        for n in 0..runs {
+            let (profile, url) = sqlite(n);
+            sqlite_runs.push(once(&profile, &url, &lines).0);
+            let (profile, _) = postgres(n);
+            let url = super::jobs_bench::pg_schema(&base).await;
+            pg_runs.push(once(&profile, &url, &lines).0);
+        }
+        report("enqueue bulk, 100,000 lines, SQLite", sqlite_runs);
+        report("enqueue bulk, 100,000 lines, PostgreSQL", pg_runs);
+        let size = std::fs::metadata(&big).map(|m| m.len()).unwrap_or(0) as f64 / (1 << 20) as f64;
+        let count = std::fs::read_to_string(&big)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        let (profile, url) = sqlite(runs);
+        let (seconds, rss) = once(&profile, &url, &big);
+        println!(
+            "enqueue bulk, {size:.0} MB ({count} lines), SQLite: {seconds:.2} s, peak RSS {rss:.0} MiB"
+        );
+        let url = super::jobs_bench::pg_schema(&base).await;
+        let (seconds, rss) = once(&postgres(runs).0, &url, &big);
+        println!(
+            "enqueue bulk, {size:.0} MB ({count} lines), PostgreSQL: {seconds:.2} s, peak RSS {rss:.0} MiB"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let runs: usize = std::env::args()
@@ -739,6 +863,9 @@ fn main() {
     }
     if let Some(only) = what.strip_prefix("fleet-") {
         runtime.block_on(jobs_bench::fleet(Some(only)));
+    }
+    if what == "bulk" || what == "all" {
+        runtime.block_on(bulk_bench::run(runs.min(10)));
     }
     if what == "browser" || what == "all" {
         runtime.block_on(browser_bench());

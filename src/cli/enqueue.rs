@@ -4,11 +4,11 @@
 use super::CliError;
 use crate::jobs::{Kind, NewJob, DEFAULT_MAX_ATTEMPTS};
 use crate::settings::Settings;
-use crate::store::{Enqueued, Store};
+use crate::store::{BatchControl, BatchEnqueued, Enqueued, Store, StoreError};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 use std::io::BufRead;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 #[derive(Debug, Args)]
 pub struct EnqueueArgs {
@@ -116,6 +116,19 @@ fn build(
     options: &JobOptions,
     now: SystemTime,
 ) -> Result<Ready, String> {
+    build_with_limit(settings, text_limit(settings), kind, text, to, options, now)
+}
+
+/// [`build`] with the site's text limit already known (a batch reads it once).
+fn build_with_limit(
+    settings: &Settings,
+    limit: usize,
+    kind: Kind,
+    text: String,
+    to: Option<String>,
+    options: &JobOptions,
+    now: SystemTime,
+) -> Result<Ready, String> {
     let (not_before, was_past) = match &options.at {
         Some(at) => parse_at(at, now)?,
         None => (now, false),
@@ -133,7 +146,7 @@ fn build(
         not_before,
         max_attempts: DEFAULT_MAX_ATTEMPTS,
     }
-    .validate(text_limit(settings))
+    .validate(limit)
     .map_err(|e| e.to_string())?;
     Ok(Ready { job, was_past })
 }
@@ -205,9 +218,15 @@ pub async fn run(settings: &Settings, args: &EnqueueArgs) -> Result<(), CliError
 }
 
 /// JSON lines on stdin; every line is checked first, and nothing is stored unless all pass.
+/// Then the whole batch is stored in one transaction: all of it, or — on a store error, a full
+/// disk, SIGTERM or SIGINT — none of it.
 async fn bulk(settings: &Settings, now: SystemTime) -> Result<(), CliError> {
+    // The site's limit, read once for the batch (loading the definition per line cost seconds).
+    let limit = text_limit(settings);
     let stdin = std::io::stdin();
-    let mut accepted: Vec<(usize, Ready)> = Vec::new();
+    // The checked jobs, and the line each came from (blank lines are skipped).
+    let mut jobs: Vec<NewJob> = Vec::new();
+    let mut numbers: Vec<usize> = Vec::new();
     let mut rejected = 0usize;
     let mut lines = 0usize;
     for (index, line) in stdin.lock().lines().enumerate() {
@@ -236,13 +255,21 @@ async fn bulk(settings: &Settings, now: SystemTime) -> Result<(), CliError> {
                     account: raw.account,
                     json: false,
                 };
-                build(settings, kind, raw.text, raw.to, &options, now)
+                build_with_limit(settings, limit, kind, raw.text, raw.to, &options, now)
             });
         match checked {
-            Ok(ready) => accepted.push((number, ready)),
+            // Only the job is kept (bulk says nothing per line about a time in the past).
+            Ok(ready) if rejected == 0 => {
+                jobs.push(ready.job);
+                numbers.push(number);
+            }
+            // One bad line rejects the batch: the rest is only checked, to name every bad line.
+            Ok(_) => {}
             Err(reason) => {
                 crate::errln!("line {number}: rejected: {reason}");
                 rejected += 1;
+                jobs = Vec::new();
+                numbers = Vec::new();
             }
         }
     }
@@ -251,31 +278,122 @@ async fn bulk(settings: &Settings, now: SystemTime) -> Result<(), CliError> {
             "{rejected} of {lines} line(s) rejected; nothing was queued"
         )));
     }
-    if accepted.is_empty() {
+    if jobs.is_empty() {
         return Err(CliError::usage(
             "no jobs on stdin (one JSON object per line)",
         ));
     }
     let store = super::open_store(settings).await?;
-    enqueue_all(store.as_ref(), &accepted, now).await
-}
-
-async fn enqueue_all(
-    store: &dyn Store,
-    accepted: &[(usize, Ready)],
-    now: SystemTime,
-) -> Result<(), CliError> {
-    for (number, ready) in accepted {
-        match store.job_enqueue(&ready.job, now).await {
-            Ok(result) => crate::outln!("line {number}: {}", describe(&result).0),
-            Err(err) => {
-                // Said per line, like the rejections above, because some lines were stored.
-                crate::errln!("line {number}: error: {err} (lines before it were queued)");
-                return Err(CliError::already_reported(super::EXIT_FAILURE));
-            }
+    let answers = store_batch(store.as_ref(), jobs, now).await?;
+    let mut out = String::new();
+    for (number, answer) in numbers.iter().zip(&answers) {
+        out.push_str(&format!("line {number}: {}\n", describe_batch(answer)));
+        // Written in pieces of ~64 KiB: one write each, not one per line.
+        if out.len() >= 64 * 1024 {
+            crate::out!("{out}");
+            out.clear();
         }
     }
+    crate::out!("{out}");
     Ok(())
+}
+
+/// How often a batch still being stored says how far it got.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// After SIGTERM or SIGINT, how long the store has to roll the batch back (it stops within one
+/// chunk, milliseconds) before the command ends anyway.
+const ROLLBACK_BOUND: Duration = Duration::from_secs(5);
+
+/// Stores the batch in one transaction, saying how far it got while it takes long. SIGTERM and
+/// SIGINT abandon it: the transaction is rolled back, never committed, and the command ends with
+/// one line saying nothing was queued.
+async fn store_batch(
+    store: &dyn Store,
+    jobs: Vec<NewJob>,
+    now: SystemTime,
+) -> Result<Vec<BatchEnqueued>, CliError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let total = jobs.len();
+    // From here on a signal no longer ends the process at once: it abandons the transaction.
+    // (Before, while reading stdin, the default ends it, and nothing was stored yet.)
+    let listen = |kind: SignalKind| {
+        signal(kind).map_err(|err| CliError::failure(format!("cannot watch for signals: {err}")))
+    };
+    let (mut sigterm, mut sigint) = (
+        listen(SignalKind::terminate())?,
+        listen(SignalKind::interrupt())?,
+    );
+    let control = BatchControl::default();
+    let work = store.job_enqueue_batch(jobs, now, &control);
+    tokio::pin!(work);
+    let mut progress = tokio::time::interval(PROGRESS_EVERY / 10);
+    let mut last_said: Option<std::time::Instant> = None;
+    let mut interrupted: Option<(&str, tokio::time::Instant)> = None;
+    let result = loop {
+        let bound = interrupted.map(|(_, at)| at + ROLLBACK_BOUND);
+        tokio::select! {
+            result = &mut work => break result,
+            _ = sigterm.recv(), if interrupted.is_none() => {
+                control.cancel();
+                interrupted = Some(("SIGTERM", tokio::time::Instant::now()));
+            }
+            _ = sigint.recv(), if interrupted.is_none() => {
+                control.cancel();
+                interrupted = Some(("SIGINT", tokio::time::Instant::now()));
+            }
+            _ = tokio::time::sleep_until(bound.unwrap_or_else(tokio::time::Instant::now)), if bound.is_some() => {
+                let signal = interrupted.map(|(name, _)| name).unwrap_or("a signal");
+                return Err(CliError::failure(format!(
+                    "interrupted by {signal} while storing the batch; the store did not confirm \
+                     the rollback within {}s: the batch's transaction was not committed by this \
+                     command",
+                    ROLLBACK_BOUND.as_secs()
+                )));
+            }
+            _ = progress.tick(), if interrupted.is_none() => {
+                let written = control.written();
+                let due = last_said.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY);
+                if written > 0 && written < total && due {
+                    crate::errln!(
+                        "storing: {written} of {total} job(s) written; none is queued until all are"
+                    );
+                    last_said = Some(std::time::Instant::now());
+                }
+            }
+        }
+    };
+    match (result, interrupted) {
+        (Ok(answers), _) => Ok(answers),
+        (Err(StoreError::Abandoned { .. }), Some((signal, _))) => Err(CliError::failure(format!(
+            "interrupted by {signal} while storing the batch: its transaction was rolled back; \
+             nothing was queued"
+        ))),
+        (Err(err), _) if err.is_disk_full() => Err(CliError::failure(format!(
+            "the disk is full: cannot store the batch ({err}); nothing was queued"
+        ))),
+        (Err(err), _) => Err(CliError::failure(format!(
+            "cannot store the batch: {err}; nothing was queued"
+        ))),
+    }
+}
+
+fn describe_batch(answer: &BatchEnqueued) -> String {
+    match answer {
+        BatchEnqueued::Created {
+            id,
+            kind,
+            not_before,
+        } => format!(
+            "Queued job {id} ({}, due {})",
+            kind.as_str(),
+            due_text(*not_before)
+        ),
+        BatchEnqueued::Exists { id, key, state } => format!(
+            "Job {id} already has key {} ({state}); nothing was added",
+            crate::quote::quoted(key)
+        ),
+    }
 }
 
 #[cfg(test)]

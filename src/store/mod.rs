@@ -107,6 +107,26 @@ pub enum StoreError {
         state: String,
         action: &'static str,
     },
+    /// The caller gave up (a signal) before the commit: the transaction was rolled back.
+    #[error("store {operation} abandoned before its commit: nothing of it was stored")]
+    Abandoned { operation: &'static str },
+}
+
+impl StoreError {
+    /// The disk (or the server's) is full: SQLite's `SQLITE_FULL`, PostgreSQL's `disk_full`
+    /// (53100). Said by name, because the store's own words ("database or disk is full") are
+    /// easy to miss at the end of a long line.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite { source, .. } => {
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+            }
+            StoreError::Postgres { source, .. } => {
+                source.code() == Some(&tokio_postgres::error::SqlState::DISK_FULL)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The result of an enqueue: a new job, or the one that already has this idempotency key.
@@ -114,6 +134,54 @@ pub enum StoreError {
 pub enum Enqueued {
     Created(Job),
     Exists(Job),
+}
+
+/// What [`Store::job_enqueue_batch`] did with one job of the batch: a summary, so that a batch
+/// of a hundred thousand jobs is not read back whole.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchEnqueued {
+    Created {
+        id: i64,
+        kind: Kind,
+        not_before: SystemTime,
+    },
+    /// The key was taken (by an earlier job, or an earlier job of the same batch): nothing added.
+    Exists {
+        id: i64,
+        key: String,
+        state: &'static str,
+    },
+}
+
+/// Watches a batch from outside while the store writes it: how many jobs are written so far (in
+/// the transaction, not committed), and a switch that abandons it. The batch is abandoned
+/// between two of its chunks and never committed once the switch is on. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct BatchControl {
+    cancelled: Arc<std::sync::atomic::AtomicBool>,
+    written: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl BatchControl {
+    /// Abandon the batch: its transaction is rolled back instead of committed.
+    pub fn cancel(&self) {
+        self.cancelled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Jobs written so far in the batch's transaction.
+    pub fn written(&self) -> usize {
+        self.written.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_written(&self, jobs: usize) {
+        self.written
+            .fetch_add(jobs, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// What [`Store::job_rescue_owner`] did at start.
@@ -156,6 +224,16 @@ pub trait Store: Send + Sync {
 
     /// Adds a job, or returns the existing one with the same idempotency key.
     async fn job_enqueue(&self, job: &NewJob, now: SystemTime) -> Result<Enqueued, StoreError>;
+
+    /// Adds every job of `jobs` in ONE transaction, each as [`Store::job_enqueue`] would (a
+    /// taken key adds nothing and names the job that has it), answering in the same order: all
+    /// of them are stored, or — on any error, or once `control` is cancelled — none.
+    async fn job_enqueue_batch(
+        &self,
+        jobs: Vec<NewJob>,
+        now: SystemTime,
+        control: &BatchControl,
+    ) -> Result<Vec<BatchEnqueued>, StoreError>;
 
     async fn job_get(&self, id: i64) -> Result<Option<Job>, StoreError>;
 

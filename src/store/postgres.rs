@@ -24,7 +24,9 @@
 
 use super::postgres_jobs::PgConn;
 use super::queue;
-use super::{Enqueued, EventQuery, Observer, Rescued, Store, StoreError};
+use super::{
+    BatchControl, BatchEnqueued, Enqueued, EventQuery, Observer, Rescued, Store, StoreError,
+};
 use crate::events::{Event, EventObserver, Identity};
 use crate::jobs::{Claim, ClaimOutcome, Job, JobQuery, Kind, NewJob, OperatorAction, Outcome};
 use std::sync::Arc;
@@ -348,6 +350,15 @@ impl Store for PostgresStore {
 
     async fn job_enqueue(&self, job: &NewJob, now: SystemTime) -> Result<Enqueued, StoreError> {
         run!(self, "job enqueue", |c| queue::job_enqueue(c, job, now))
+    }
+
+    async fn job_enqueue_batch(
+        &self,
+        jobs: Vec<NewJob>,
+        now: SystemTime,
+        control: &BatchControl,
+    ) -> Result<Vec<BatchEnqueued>, StoreError> {
+        run!(self, |c| queue::job_enqueue_batch(c, &jobs, now, control))
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<Job>, StoreError> {

@@ -26,6 +26,17 @@ pub(crate) const QUERIES: Queries = Queries {
              max_attempts, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $8)
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+    job_ids_reserve: "SELECT nextval(pg_get_serial_sequence('jobs', 'id')) FROM generate_series(1, $1) n
+         ORDER BY n",
+    job_insert_many: "INSERT INTO jobs (id, kind, text, reply_to, account, idempotency_key, not_before,
+             state, max_attempts, created_at, updated_at)
+         OVERRIDING SYSTEM VALUE
+         SELECT r.id, r.kind, r.text, r.reply_to, r.account, r.idempotency_key, r.not_before,
+             'queued', r.max_attempts, $2, $2
+         FROM jsonb_to_recordset($1) AS r(id bigint, kind text, text text, reply_to text,
+             account text, idempotency_key text, not_before timestamptz, max_attempts integer)
+         ORDER BY r.id
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
     job_id_by_key: "SELECT id FROM jobs WHERE idempotency_key = $1",
     job_list: concat!(
         "SELECT * FROM (SELECT ",
@@ -240,12 +251,23 @@ impl PgConn {
         last: Option<(&'static str, &[Value], bool)>,
         commit: bool,
     ) -> Result<Answer, StoreError> {
+        let mut answers = self.pipeline_all(last.as_slice(), commit).await?;
+        Ok(answers.pop().unwrap_or(Answer::Changed(0)))
+    }
+
+    /// [`PgConn::pipeline`] for any number of statements after the deferred writes: answers
+    /// each of `wanted`, in order.
+    async fn pipeline_all(
+        &mut self,
+        wanted: &[(&'static str, &[Value], bool)],
+        commit: bool,
+    ) -> Result<Vec<Answer>, StoreError> {
         let deferred = std::mem::take(&mut self.deferred);
         let mut work: Vec<(&'static str, &[Value], bool)> = deferred
             .iter()
             .map(|(sql, params)| (*sql, params.as_slice(), false))
             .collect();
-        work.extend(last);
+        work.extend_from_slice(wanted);
         let typed_params: Vec<_> = work.iter().map(|(_, params, _)| typed(params)).collect();
         let mut statements = Vec::with_capacity(work.len());
         for ((sql, _, _), params) in work.iter().zip(&typed_params) {
@@ -262,7 +284,8 @@ impl PgConn {
                     .map(|()| Answer::Changed(0))
             }));
         }
-        let last_index = last.map(|_| steps.len() + work.len() - 1);
+        // The answers kept: those of `wanted`, after the BEGIN and the deferred writes.
+        let first_wanted = steps.len() + work.len() - wanted.len();
         for (((sql, _, want_rows), params), statement) in
             work.iter().zip(&typed_params).zip(statements)
         {
@@ -277,6 +300,7 @@ impl PgConn {
                 }
             }));
         }
+        let end_of_wanted = steps.len();
         if commit {
             steps.push(Box::pin(async move {
                 client
@@ -285,11 +309,11 @@ impl PgConn {
                     .map(|()| Answer::Changed(0))
             }));
         }
-        let mut answer = Answer::Changed(0);
+        let mut answers = Vec::with_capacity(wanted.len());
         let mut first_error = None;
         for (i, result) in in_order(steps).await.into_iter().enumerate() {
             match result {
-                Ok(a) if Some(i) == last_index => answer = a,
+                Ok(a) if (first_wanted..end_of_wanted).contains(&i) => answers.push(a),
                 Ok(_) => {}
                 Err(err) => {
                     first_error.get_or_insert(err);
@@ -298,33 +322,43 @@ impl PgConn {
         }
         match first_error {
             Some(err) => Err(pg(if commit { "commit" } else { "statement" })(err)),
-            None => Ok(answer),
+            None => Ok(answers),
         }
     }
 }
 
 /// Runs `steps` concurrently on this task, each first polled in order: a step's request is
 /// queued on the connection when it is first polled, so they go out on the wire in this order
-/// (`join_all` promises no polling order for long lists).
+/// (`join_all` promises no polling order for long lists). The server answers in the same order,
+/// so after that first pass only the earliest unfinished steps are polled again: a pipeline of
+/// a thousand statements (a bulk enqueue) costs a thousand polls, not a million.
 async fn in_order<T>(
     mut steps: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + '_>>>,
 ) -> Vec<T> {
     let mut done: Vec<Option<T>> = steps.iter().map(|_| None).collect();
+    let mut sent = false;
+    // Every step before this one has finished.
+    let mut earliest = 0;
     std::future::poll_fn(|cx| {
-        let mut waiting = false;
-        for (step, slot) in steps.iter_mut().zip(done.iter_mut()) {
-            if slot.is_none() {
-                match step.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *slot = Some(value),
-                    std::task::Poll::Pending => waiting = true,
+        if !sent {
+            sent = true;
+            for (step, slot) in steps.iter_mut().zip(done.iter_mut()) {
+                if let std::task::Poll::Ready(value) = step.as_mut().poll(cx) {
+                    *slot = Some(value);
                 }
             }
         }
-        if waiting {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
+        while earliest < steps.len() {
+            if done[earliest].is_none() {
+                match steps[earliest].as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => done[earliest] = Some(value),
+                    // Its waker is registered: its answer wakes this task again.
+                    std::task::Poll::Pending => return std::task::Poll::Pending,
+                }
+            }
+            earliest += 1;
         }
+        std::task::Poll::Ready(())
     })
     .await;
     done.into_iter().flatten().collect()
@@ -456,6 +490,26 @@ impl Driver for PgConn {
     ) -> Result<Vec<Vec<Value>>, StoreError> {
         let answer = self.pipeline(Some((sql, params, true)), false).await?;
         read_rows(answer, shape)
+    }
+
+    async fn rows_each(
+        &mut self,
+        sql: &'static str,
+        params: &[Vec<Value>],
+        shape: &'static [Col],
+    ) -> Result<Vec<Vec<Vec<Value>>>, StoreError> {
+        if params.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<(&'static str, &[Value], bool)> = params
+            .iter()
+            .map(|params| (sql, params.as_slice(), true))
+            .collect();
+        self.pipeline_all(&wanted, false)
+            .await?
+            .into_iter()
+            .map(|answer| read_rows(answer, shape))
+            .collect()
     }
 
     async fn defer(&mut self, sql: &'static str, params: Vec<Value>) -> Result<(), StoreError> {

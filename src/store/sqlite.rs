@@ -6,7 +6,9 @@
 
 use super::queue;
 use super::sqlite_jobs::SqliteConn;
-use super::{Enqueued, EventQuery, Observer, Rescued, Store, StoreError};
+use super::{
+    BatchControl, BatchEnqueued, Enqueued, EventQuery, Observer, Rescued, Store, StoreError,
+};
 use crate::events::{Event, EventObserver, Identity};
 use crate::jobs::{Claim, ClaimOutcome, Job, JobQuery, Kind, NewJob, OperatorAction, Outcome};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -196,6 +198,24 @@ fn resolved_directory(path: &Path) -> PathBuf {
     }
 }
 
+/// During a bulk enqueue, statement journals are kept in memory (see `job_enqueue_batch`); after
+/// it, the connection's default again, and the memory given back.
+fn set_batch_memory(conn: &Connection, batch: bool) -> rusqlite::Result<()> {
+    if batch {
+        conn.pragma_update(None, "temp_store", "MEMORY")
+    } else {
+        conn.pragma_update(None, "temp_store", "DEFAULT")?;
+        conn.execute_batch("PRAGMA shrink_memory")
+    }
+}
+
+fn c_error(conn: &SqliteConn, source: rusqlite::Error) -> StoreError {
+    StoreError::Sqlite {
+        path: conn.path.clone(),
+        source,
+    }
+}
+
 /// About 3 s of retries at 0.2–1.5 ms each, then SQLITE_BUSY.
 fn busy_retry(attempt: i32) -> bool {
     if attempt >= 3000 {
@@ -306,6 +326,31 @@ impl Store for SqliteStore {
     async fn job_enqueue(&self, job: &NewJob, now: SystemTime) -> Result<Enqueued, StoreError> {
         let job = job.clone();
         self.run(step!(|c| queue::job_enqueue(c, &job, now))).await
+    }
+
+    async fn job_enqueue_batch(
+        &self,
+        jobs: Vec<NewJob>,
+        now: SystemTime,
+        control: &BatchControl,
+    ) -> Result<Vec<BatchEnqueued>, StoreError> {
+        // The jobs move to the blocking pool (not copied): a large batch is held once.
+        let control = control.clone();
+        self.run(step!(|c| async move {
+            // Each insert of a long transaction keeps a statement journal (to undo that
+            // statement alone), which SQLite writes to a temporary file: 100,000 jobs made 1.3
+            // million writes there. During the batch it is kept in memory. (A larger page
+            // cache was measured too: no faster, 30 MiB more.)
+            set_batch_memory(&c.conn, true).map_err(|e| c_error(c, e))?;
+            let result = queue::job_enqueue_batch(c, &jobs, now, &control).await;
+            let restored = set_batch_memory(&c.conn, false);
+            match (result, restored) {
+                (Err(err), _) => Err(err),
+                (Ok(_), Err(err)) => Err(c_error(c, err)),
+                (Ok(answers), Ok(())) => Ok(answers),
+            }
+        }))
+        .await
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<Job>, StoreError> {
@@ -592,6 +637,14 @@ mod tests {
             shape: &'static [Col],
         ) -> Result<Vec<Vec<Value>>, StoreError> {
             self.inner.rows(sql, params, shape).await
+        }
+        async fn rows_each(
+            &mut self,
+            sql: &'static str,
+            params: &[Vec<Value>],
+            shape: &'static [Col],
+        ) -> Result<Vec<Vec<Vec<Value>>>, StoreError> {
+            self.inner.rows_each(sql, params, shape).await
         }
         async fn defer(&mut self, sql: &'static str, params: Vec<Value>) -> Result<(), StoreError> {
             self.inner.defer(sql, params).await

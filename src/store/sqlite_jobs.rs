@@ -25,6 +25,21 @@ pub(crate) const QUERIES: Queries = Queries {
              max_attempts, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?8)
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+    // BEGIN IMMEDIATE holds the write lock: the ids above the highest ever given are ours.
+    job_ids_reserve: "WITH RECURSIVE n(i) AS (SELECT 1 WHERE ?1 > 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+         SELECT i + MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0),
+                        COALESCE((SELECT MAX(id) FROM jobs), 0))
+         FROM n ORDER BY i",
+    // `WHERE true`: without it SQLite would read ON CONFLICT as a join's ON.
+    job_insert_many: "INSERT INTO jobs (id, kind, text, reply_to, account, idempotency_key, not_before,
+             state, max_attempts, created_at, updated_at)
+         SELECT json_extract(value, '$.id'), json_extract(value, '$.kind'),
+             json_extract(value, '$.text'), json_extract(value, '$.reply_to'),
+             json_extract(value, '$.account'), json_extract(value, '$.idempotency_key'),
+             json_extract(value, '$.not_before'), 'queued', json_extract(value, '$.max_attempts'),
+             ?2, ?2
+         FROM json_each(?1) WHERE true ORDER BY json_extract(value, '$.id')
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
     job_id_by_key: "SELECT id FROM jobs WHERE idempotency_key = ?1",
     job_list: concat!(
         "SELECT * FROM (SELECT ",
@@ -295,6 +310,21 @@ impl Driver for SqliteConn {
         shape: &'static [Col],
     ) -> Result<Vec<Vec<Value>>, StoreError> {
         self.run_rows(sql, params, shape).map_err(|e| self.error(e))
+    }
+
+    async fn rows_each(
+        &mut self,
+        sql: &'static str,
+        params: &[Vec<Value>],
+        shape: &'static [Col],
+    ) -> Result<Vec<Vec<Vec<Value>>>, StoreError> {
+        // The statement is prepared once (cached) and run for each set: the file is local, so
+        // a loop costs no round trips.
+        params
+            .iter()
+            .map(|params| self.run_rows(sql, params, shape))
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.error(e))
     }
 
     async fn defer(&mut self, sql: &'static str, params: Vec<Value>) -> Result<(), StoreError> {

@@ -246,9 +246,14 @@ pub fn command(profile: &Path, args: &[&str]) -> Command {
     command
 }
 
-pub fn spawn(mut command: Command) -> Running {
+pub fn spawn(command: Command) -> Running {
+    spawn_with_stdin(command, Stdio::null())
+}
+
+/// [`spawn`] with `stdin` as the child's standard input (a file: `File::open(path)?.into()`).
+pub fn spawn_with_stdin(mut command: Command, stdin: Stdio) -> Running {
     command
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().expect("spawn executor");

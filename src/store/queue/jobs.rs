@@ -2,8 +2,8 @@
 //! unknown outcomes, the operator's commands and the 429 breakers (docs/jobs.md).
 
 use super::{
-    job_opt, job_opt_last, jobs, kind_value, lease_token, must_get, scalar, write_event, Col,
-    Driver, Durability, Reader, Value,
+    job_from, job_opt, job_opt_last, jobs, kind_value, lease_token, must_get, scalar, write_event,
+    Col, Driver, Durability, Reader, Value, JOB_SHAPE,
 };
 use crate::events::Identity;
 use crate::jobs::{
@@ -11,7 +11,7 @@ use crate::jobs::{
     OperatorAction, Outcome, RecentActions, LEASE_EXPIRED_AFTER_CLICK,
     PREVIOUS_RUN_ENDED_AFTER_CLICK,
 };
-use crate::store::{Enqueued, Rescued, StoreError};
+use crate::store::{BatchControl, BatchEnqueued, Enqueued, Rescued, StoreError};
 use std::time::{Duration, SystemTime};
 
 // ---- reading jobs ---------------------------------------------------------------------------
@@ -88,21 +88,7 @@ async fn enqueue_in<D: Driver>(
     now: SystemTime,
 ) -> Result<Enqueued, StoreError> {
     let q = d.queries();
-    let inserted = scalar(
-        d,
-        q.job_insert,
-        &[
-            kind_value(job.kind),
-            Value::Text(job.text.clone()),
-            Value::OptText(job.reply_to.clone()),
-            Value::Text(job.account.clone()),
-            Value::OptText(job.idempotency_key.clone()),
-            Value::Time(job.not_before),
-            Value::Int(i64::from(job.max_attempts)),
-            Value::Time(now),
-        ],
-    )
-    .await?;
+    let inserted = scalar(d, q.job_insert, &insert_params(job, now)).await?;
     if let Some(id) = inserted {
         return Ok(Enqueued::Created(must_get(d, id).await?));
     }
@@ -113,11 +99,167 @@ async fn enqueue_in<D: Driver>(
         &[Value::OptText(job.idempotency_key.clone())],
     )
     .await?
-    .ok_or(StoreError::Other {
+    .ok_or_else(key_vanished)?;
+    Ok(Enqueued::Exists(must_get(d, id).await?))
+}
+
+/// How many jobs of a batch go to the store together: large enough that PostgreSQL's round
+/// trips do not count, small enough that a cancelled batch stops within milliseconds and the
+/// parameters of one chunk are all the batch holds twice.
+pub(crate) const BATCH_CHUNK: usize = 1000;
+
+/// Adds a batch of jobs in ONE transaction (see [`Store::job_enqueue_batch`]), chunk by chunk,
+/// with the rules of [`job_enqueue`]: a key already taken — by an earlier job, or by an earlier
+/// line of the same batch, which the transaction sees — adds nothing and answers the job that
+/// has it. Committed with full durability, once; never once `control` is cancelled.
+///
+/// [`Store::job_enqueue_batch`]: crate::store::Store::job_enqueue_batch
+pub(crate) async fn job_enqueue_batch<D: Driver + Send>(
+    d: &mut D,
+    batch: &[NewJob],
+    now: SystemTime,
+    control: &BatchControl,
+) -> Result<Vec<BatchEnqueued>, StoreError> {
+    in_tx!(d, Durability::Full, async {
+        let mut answers = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(BATCH_CHUNK) {
+            abandoned_if_cancelled(control)?;
+            answers.extend(enqueue_chunk(d, chunk, now).await?);
+            control.add_written(chunk.len());
+        }
+        // The last look before the commit: a cancel from now on comes too late to matter.
+        abandoned_if_cancelled(control)?;
+        Ok(answers)
+    })
+}
+
+fn abandoned_if_cancelled(control: &BatchControl) -> Result<(), StoreError> {
+    if control.is_cancelled() {
+        return Err(StoreError::Abandoned {
+            operation: "enqueue batch",
+        });
+    }
+    Ok(())
+}
+
+/// One chunk of a batch in two statements: the chunk's ids are reserved, then every job is
+/// inserted with its own id by one multi-row statement (one statement per job cost PostgreSQL
+/// more than the 5 s a 100,000-line batch may take), which answers the ids it stored. A job
+/// whose id is not among them found its key taken, by an earlier job or an earlier job of the
+/// batch (the rows go in in the batch's order, so the first line with a key gets it, as with
+/// single enqueues). Nothing depends on the order the rows come back in.
+async fn enqueue_chunk<D: Driver>(
+    d: &mut D,
+    chunk: &[NewJob],
+    now: SystemTime,
+) -> Result<Vec<BatchEnqueued>, StoreError> {
+    let q = d.queries();
+    let count = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+    let ids = d
+        .rows(q.job_ids_reserve, &[Value::Int(count)], &[Col::Int])
+        .await?
+        .into_iter()
+        .map(|row| Reader(row.into_iter()).int())
+        .collect::<Result<Vec<i64>, StoreError>>()?;
+    if ids.len() != chunk.len() {
+        return Err(StoreError::Other {
+            operation: "enqueue batch",
+            reason: format!("{} ids reserved for {} jobs", ids.len(), chunk.len()),
+        });
+    }
+    let rows: Vec<serde_json::Value> = chunk
+        .iter()
+        .zip(&ids)
+        .map(|(job, id)| {
+            serde_json::json!({
+                "id": id,
+                "kind": job.kind.as_str(),
+                "text": job.text,
+                "reply_to": job.reply_to,
+                "account": job.account,
+                "idempotency_key": job.idempotency_key,
+                "not_before": crate::clock::format_ts(job.not_before),
+                "max_attempts": job.max_attempts,
+            })
+        })
+        .collect();
+    let stored = d
+        .rows(
+            q.job_insert_many,
+            &[
+                Value::Json(serde_json::Value::Array(rows)),
+                Value::Time(now),
+            ],
+            &[Col::Int],
+        )
+        .await?
+        .into_iter()
+        .map(|row| Reader(row.into_iter()).int())
+        .collect::<Result<std::collections::HashSet<i64>, StoreError>>()?;
+    let inserted: Vec<bool> = ids.iter().map(|id| stored.contains(id)).collect();
+    // The jobs whose key was taken: the jobs that hold those keys, and their states.
+    let key_params: Vec<Vec<Value>> = chunk
+        .iter()
+        .zip(&inserted)
+        .filter(|(_, inserted)| !**inserted)
+        .map(|(job, _)| vec![Value::OptText(job.idempotency_key.clone())])
+        .collect();
+    let holder_ids = d
+        .rows_each(q.job_id_by_key, &key_params, &[Col::Int])
+        .await?
+        .into_iter()
+        .map(|rows| match rows.into_iter().next() {
+            Some(row) => Reader(row.into_iter()).int(),
+            None => Err(key_vanished()),
+        })
+        .collect::<Result<Vec<i64>, StoreError>>()?;
+    let id_params: Vec<Vec<Value>> = holder_ids.iter().map(|id| vec![Value::Int(*id)]).collect();
+    let mut holders = d
+        .rows_each(q.job_get, &id_params, JOB_SHAPE)
+        .await?
+        .into_iter();
+    let mut answers = Vec::with_capacity(chunk.len());
+    for ((job, id), inserted) in chunk.iter().zip(ids).zip(inserted) {
+        let answer = if inserted {
+            BatchEnqueued::Created {
+                id,
+                kind: job.kind,
+                not_before: job.not_before,
+            }
+        } else {
+            let holder = match holders.next().and_then(|rows| rows.into_iter().next()) {
+                Some(row) => job_from(row)?,
+                None => return Err(key_vanished()),
+            };
+            BatchEnqueued::Exists {
+                id: holder.id,
+                key: job.idempotency_key.clone().unwrap_or_default(),
+                state: holder.state.name(),
+            }
+        };
+        answers.push(answer);
+    }
+    Ok(answers)
+}
+
+fn key_vanished() -> StoreError {
+    StoreError::Other {
         operation: "enqueue",
         reason: "the insert was refused, yet no job has its key".into(),
-    })?;
-    Ok(Enqueued::Exists(must_get(d, id).await?))
+    }
+}
+
+fn insert_params(job: &NewJob, now: SystemTime) -> Vec<Value> {
+    vec![
+        kind_value(job.kind),
+        Value::Text(job.text.clone()),
+        Value::OptText(job.reply_to.clone()),
+        Value::Text(job.account.clone()),
+        Value::OptText(job.idempotency_key.clone()),
+        Value::Time(job.not_before),
+        Value::Int(i64::from(job.max_attempts)),
+        Value::Time(now),
+    ]
 }
 
 // ---- claims ---------------------------------------------------------------------------------

@@ -57,6 +57,8 @@ pub(crate) struct Queries {
     pub job_get: &'static str,
     pub job_get_for_update: &'static str,
     pub job_insert: &'static str,
+    pub job_ids_reserve: &'static str,
+    pub job_insert_many: &'static str,
     pub job_id_by_key: &'static str,
     pub job_list: &'static str,
     pub job_count_due: &'static str,
@@ -118,6 +120,16 @@ pub(crate) trait Driver {
         params: &[Value],
         shape: &'static [Col],
     ) -> impl std::future::Future<Output = Result<Vec<Vec<Value>>, StoreError>> + Send;
+    /// Runs `sql` once for each parameter set, in order, each seeing the ones before it, and
+    /// reads each one's rows as `shape` (answers in the same order). For many rows in one
+    /// transaction (a bulk enqueue): SQLite runs its prepared statement in a loop; PostgreSQL
+    /// sends them all in one round trip. After a failure none of the answers is given.
+    fn rows_each(
+        &mut self,
+        sql: &'static str,
+        params: &[Vec<Value>],
+        shape: &'static [Col],
+    ) -> impl std::future::Future<Output = Result<Vec<Vec<Vec<Value>>>, StoreError>> + Send;
     /// A write whose answer the step does not read (an event): the driver may hold it and send
     /// it with the transaction's next statement or its commit, in order, in one round trip. If it
     /// fails, the transaction fails with it (at that next statement or commit at the latest).
