@@ -122,7 +122,7 @@ fn build(
 /// [`build`] with the site's text limit already known (a batch reads it once).
 fn build_with_limit(
     settings: &Settings,
-    limit: usize,
+    limit: crate::jobs::TextLimit,
     kind: Kind,
     text: String,
     to: Option<String>,

@@ -306,8 +306,12 @@ impl PostgresStore {
 macro_rules! run {
     ($store:expr, $operation:literal, |$conn:ident| $body:expr) => {{
         let store = $store;
+        run!(store, $operation, deadline store.call_deadline(), |$conn| $body)
+    }};
+    ($store:expr, $operation:literal, deadline $deadline:expr, |$conn:ident| $body:expr) => {{
+        let store = $store;
         store
-            .bounded($operation, store.call_deadline(), async {
+            .bounded($operation, $deadline, async {
                 let mut call = store.call().await?;
                 let $conn = call.conn()?;
                 let result = $body.await;
@@ -358,7 +362,12 @@ impl Store for PostgresStore {
         now: SystemTime,
         control: &BatchControl,
     ) -> Result<Vec<BatchEnqueued>, StoreError> {
-        run!(self, |c| queue::job_enqueue_batch(c, &jobs, now, control))
+        // A batch is many statements in one transaction: its deadline grows with its size
+        // (each statement still has the server's own limit on a direct connection).
+        let deadline = self.call_deadline() + Duration::from_millis(jobs.len() as u64);
+        run!(self, "job enqueue batch", deadline deadline, |c| {
+            queue::job_enqueue_batch(c, &jobs, now, control)
+        })
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<Job>, StoreError> {
