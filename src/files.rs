@@ -30,7 +30,7 @@
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Mode of every file we create (the umask can only take bits away).
@@ -172,7 +172,12 @@ pub fn open_for_writing(path: &Path, how: Write) -> io::Result<File> {
         .mode(FILE_MODE)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     let file = options.open(path).map_err(|err| explain(path, err))?;
-    require_regular(&file.metadata()?)?;
+    let metadata = file.metadata()?;
+    require_regular(&metadata)?;
+    // A file made by an older version, or by hand, may be readable by others: ours are not.
+    if metadata.permissions().mode() & 0o077 != 0 {
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE));
+    }
     if how == Write::Replace {
         file.set_len(0)?;
     }

@@ -802,3 +802,61 @@ fn a_read_only_profile_is_named_as_such_in_one_line() {
         assert!(stderr.contains("Read-only file system"), "{what}: {stderr}");
     }
 }
+
+/// Files an older version (or a careless hand) left readable by others are made owner-only when
+/// the program next opens them (issue 11, item 1).
+#[test]
+fn files_left_readable_by_others_are_made_owner_only() {
+    let profile = Profile::new("modes-tighten");
+    let (code, _, stderr) = Child::spawn(
+        command(&profile.dir, &["enqueue", "post", "first"]),
+        "enqueue",
+    )
+    .wait();
+    assert_eq!(code, 0, "{stderr}");
+    let db = profile.db();
+    let lock = profile.path("executor.log");
+    std::fs::write(&lock, "old log line\n").expect("log");
+    for path in [&db, &lock] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    let (code, _, stderr) = Child::spawn(
+        command(&profile.dir, &["enqueue", "post", "second"]),
+        "enqueue again",
+    )
+    .wait();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(mode(&db), 0o600, "the database");
+    let port = free_port().to_string();
+    let args: Vec<&str> = DAEMON
+        .iter()
+        .map(|a| if *a == "PORT" { port.as_str() } else { a })
+        .collect();
+    let mut daemon = Child::spawn(command(&profile.dir, &args), "daemon");
+    daemon.wait_for_stdout(is_tick_line);
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    let (code, stdout, stderr) = daemon.wait();
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(mode(&lock), 0o600, "the log");
+}
+
+/// The browser's own profile directory as a link: the browser would write the session's
+/// cookies wherever it points, so a launch refuses it in one line (issue 11, item 1).
+#[test]
+fn a_browser_profile_directory_that_is_a_link_is_refused() {
+    let profile = Profile::new("chrome-profile-link");
+    let elsewhere = Profile::new("chrome-profile-elsewhere");
+    std::os::unix::fs::symlink(&elsewhere.dir, profile.path("chrome-profile")).expect("symlink");
+    let (code, stdout, stderr) =
+        Child::spawn(command(&profile.dir, &["chrome"]), "chrome through a link").wait();
+    assert_ne!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(&elsewhere.dir)
+            .expect("elsewhere")
+            .count(),
+        0,
+        "nothing written where the link points"
+    );
+}

@@ -219,7 +219,12 @@ impl Managed {
             path: options.profile_dir.clone(),
             reason,
         };
-        crate::files::create_private_dir(&options.profile_dir)
+        // The browser writes everything of its own (cookies included) in this directory: a link
+        // in its place would send it elsewhere.
+        if let Some(parent) = options.profile_dir.parent() {
+            crate::files::create_private_dir(parent).map_err(|e| profile_err(e.to_string()))?;
+        }
+        crate::files::create_private_subdir(&options.profile_dir)
             .map_err(|e| profile_err(e.to_string()))?;
         set_private(&options.profile_dir);
         let port_file = options.profile_dir.join("DevToolsActivePort");

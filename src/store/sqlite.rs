@@ -176,8 +176,14 @@ fn check_files(path: &Path) -> Result<(), StoreError> {
         let file = PathBuf::from(name);
         crate::files::require_absent_or_regular(&file).map_err(|e| refused(&file, e))?;
     }
-    if std::fs::symlink_metadata(path).is_ok() {
-        return Ok(()); // a regular file, checked above
+    if let Ok(metadata) = std::fs::symlink_metadata(path) {
+        // A regular file, checked above. One made by an older version may be readable by
+        // others: the database (and the companions SQLite creates with its mode) are not.
+        use std::os::unix::fs::PermissionsExt;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            let _ = crate::files::open_for_writing(path, crate::files::Write::Update);
+        }
+        return Ok(());
     }
     match crate::files::open_for_writing(path, crate::files::Write::CreateNew) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(refused(path, e)),
