@@ -135,13 +135,20 @@ impl Event {
                 map
             }
         };
+        // Whatever came from outside (a site's answer, a page's text, an error) is bounded
+        // before it is stored: an event is never megabytes.
+        for value in object.values_mut() {
+            bound_strings(value);
+        }
+        let message: String = message.into();
+        let message = crate::quote::cut(&message, EVENT_TEXT_CHARS).unwrap_or(message);
         object.insert("run_id".into(), identity.run_id.clone().into());
         object.insert("executor_id".into(), identity.executor_id.clone().into());
         Event {
             id: uuid::Uuid::new_v4().to_string(),
             event_type: event_type.to_string(),
             severity,
-            message: message.into(),
+            message,
             event_data: serde_json::Value::Object(object),
             // Stored at millisecond precision so text and database agree exactly.
             created_at: crate::clock::from_unix_ms(crate::clock::unix_ms(created_at)),
@@ -149,8 +156,54 @@ impl Event {
     }
 }
 
+/// The longest text an event stores in its message or any string of its data.
+pub const EVENT_TEXT_CHARS: usize = 16 * 1024;
+
+/// Cuts every string in `value` (nested too) to [`EVENT_TEXT_CHARS`].
+fn bound_strings(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) => {
+            if let Some(cut) = crate::quote::cut(text, EVENT_TEXT_CHARS) {
+                *text = cut;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(bound_strings),
+        serde_json::Value::Object(map) => map.values_mut().for_each(bound_strings),
+        _ => {}
+    }
+}
+
 /// Sees every event the daemon records, once: the sink calls it for the events it queues, the
 /// store for the events it wrote inside a committed transaction (actions, rate limits, rescues).
 pub trait EventObserver: Send + Sync {
     fn observe(&self, event: &Event);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_text_in_an_event_is_bounded() {
+        let identity = Identity {
+            run_id: "r".into(),
+            executor_id: "e".into(),
+        };
+        let huge = "x".repeat(1_000_000);
+        let event = Event::new(
+            &identity,
+            "T",
+            Severity::Info,
+            huge.clone(),
+            serde_json::json!({ "answer": huge, "nested": { "list": [huge, 1] }, "n": 5 }),
+        );
+        let bytes = serde_json::to_string(&event.event_data)
+            .expect("json")
+            .len()
+            + event.message.len();
+        assert!(bytes < 5 * (EVENT_TEXT_CHARS + 64), "{bytes} bytes");
+        assert!(event.message.ends_with("…(1000000 bytes)"));
+        assert_eq!(event.event_data["n"], 5);
+        assert_eq!(event.event_data["run_id"], "r");
+    }
 }

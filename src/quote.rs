@@ -58,9 +58,22 @@ pub fn single_line(message: &str, max_chars: usize) -> String {
     line
 }
 
+/// `text` cut after `max_chars` characters, saying its full size (control characters kept: for
+/// stored data, which is JSON-escaped anyway); `None` when it is short enough.
+pub fn cut(text: &str, max_chars: usize) -> Option<String> {
+    let (at, _) = text.char_indices().nth(max_chars)?;
+    Some(format!("{}…({} bytes)", &text[..at], text.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_stored_text_is_cut_saying_its_size() {
+        assert_eq!(cut("short", 10), None);
+        assert_eq!(cut("éééé", 2).as_deref(), Some("éé…(8 bytes)"));
+    }
 
     #[test]
     fn a_value_is_one_quoted_line_that_cannot_pass_for_a_log_line() {
