@@ -88,7 +88,9 @@ pub struct Lanes {
 /// With nothing due, the session is checked (a navigation) at most this often; with work due,
 /// after a failure, a login wall or an account mismatch, and on the first tick, it is checked
 /// every tick. An operator still learns of a login wall within this time while the queue is
-/// empty, and an idle daemon does not load the site every tick.
+/// empty, and an idle daemon does not load the site every tick. The lanes still run on idle
+/// ticks, with the session last found: an `uncertain` job (a rescued one too) is looked up at
+/// once, its lookup opening the page it needs.
 pub const SESSION_IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The idle session check's memory.
@@ -96,8 +98,9 @@ pub const SESSION_IDLE_CHECK: std::time::Duration = std::time::Duration::from_se
 pub struct IdleState {
     /// The due counts of this tick (`ready` runs just before `run`).
     due: std::sync::Mutex<Option<LaneCounts>>,
-    /// The last session check that found all well, while nothing went wrong since.
-    quiet_since: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The last session check that found all well (and what it found), while nothing went
+    /// wrong since.
+    quiet_since: std::sync::Mutex<Option<(std::time::Instant, Session)>>,
 }
 
 impl IdleState {
@@ -108,20 +111,29 @@ impl IdleState {
             .unwrap_or(false)
     }
 
-    /// May this tick skip the session check and the lanes? Only with nothing due and a good
-    /// check within [`SESSION_IDLE_CHECK`].
-    fn may_skip(&self) -> bool {
-        self.nothing_due()
-            && self
-                .quiet_since
-                .lock()
-                .map(|at| at.is_some_and(|at| at.elapsed() < SESSION_IDLE_CHECK))
-                .unwrap_or(false)
+    /// The session this tick may act with without checking it: with nothing due, the one a
+    /// good check found within [`SESSION_IDLE_CHECK`].
+    fn recent_session(&self) -> Option<Session> {
+        if !self.nothing_due() {
+            return None;
+        }
+        self.quiet_since.lock().ok().and_then(|quiet| {
+            quiet
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < SESSION_IDLE_CHECK)
+                .map(|(_, session)| session.clone())
+        })
     }
 
-    fn set_quiet(&self, quiet: bool) {
-        if let Ok(mut at) = self.quiet_since.lock() {
-            *at = quiet.then(std::time::Instant::now);
+    /// After a tick: `Some(session)` when all went well and nothing was started (idle ticks may
+    /// reuse it; its time is kept if it was reused), `None` otherwise.
+    fn settle(&self, quiet: Option<Session>) {
+        if let Ok(mut slot) = self.quiet_since.lock() {
+            *slot = match (quiet, slot.take()) {
+                (Some(session), Some((at, old))) if old == session => Some((at, session)),
+                (Some(session), _) => Some((std::time::Instant::now(), session)),
+                (None, _) => None,
+            };
         }
     }
 }
@@ -168,33 +180,35 @@ impl TickWork for Lanes {
                 return report;
             }
         }
-        // Idle and recently checked: nothing to do, and no navigation to find that out.
-        if self.idle.may_skip() {
-            return report;
-        }
         let nothing_due = self.idle.nothing_due();
+        // Idle and recently checked: the lanes run with the session last found, without a
+        // navigation to find it again (see SESSION_IDLE_CHECK).
+        let recent = self.idle.recent_session();
         // Step 3 of the tick: no claim while the site wants a login, or while the browser is
         // logged in as another account than ours (and no spinning either: one check per tick,
         // one event per episode).
-        self.idle.set_quiet(false);
-        let session = match site.session(browser).await {
-            Ok(session) => {
-                self.auth_restored();
-                session
-            }
-            Err(ActionError::AuthRequired) => {
-                self.auth_required();
-                return report;
-            }
-            Err(error) => {
-                let message = format!("session check: {error}");
-                report.errors.push(if nothing_due {
-                    WorkError::Idle(message)
-                } else {
-                    WorkError::Machinery(message)
-                });
-                return report;
-            }
+        self.idle.settle(None);
+        let session = match recent {
+            Some(session) => session,
+            None => match site.session(browser).await {
+                Ok(session) => {
+                    self.auth_restored();
+                    session
+                }
+                Err(ActionError::AuthRequired) => {
+                    self.auth_required();
+                    return report;
+                }
+                Err(error) => {
+                    let message = format!("session check: {error}");
+                    report.errors.push(if nothing_due {
+                        WorkError::Idle(message)
+                    } else {
+                        WorkError::Machinery(message)
+                    });
+                    return report;
+                }
+            },
         };
         if let Some(problem) = account_problem(&self.config.account, &session) {
             self.account_mismatch(&problem);
@@ -217,10 +231,10 @@ impl TickWork for Lanes {
                 }
             }
         }
-        // All well and nothing was started: the next ticks may skip the check while idle.
+        // All well and nothing was started: the next idle ticks may act with this session.
         let started = report.attempts.posting + report.attempts.reply;
         self.idle
-            .set_quiet(report.errors.is_empty() && started == 0);
+            .settle((report.errors.is_empty() && started == 0).then_some(session));
         report
     }
 }
