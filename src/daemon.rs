@@ -66,7 +66,7 @@ impl std::fmt::Display for Exit {
             Exit::HardCapExceeded { pages } => {
                 write!(
                     f,
-                    "HARD CAP EXCEEDED: {pages} pages after cleanup - exiting"
+                    "HARD CAP EXCEEDED: {pages} pages after cleanup - EXITING"
                 )
             }
         }
@@ -531,32 +531,30 @@ async fn tick_loop(
         );
 
         if let Some(pages) = hard_cap {
-            log.error(&format!(
-                "HARD CAP EXCEEDED: {pages} pages after cleanup - EXITING"
-            ));
+            let exit = Exit::HardCapExceeded { pages };
+            log.error(&exit.to_string());
             sink.record(
                 events::HARD_CAP_EXCEEDED,
                 Severity::Critical,
                 format!("HARD CAP EXCEEDED: {pages} pages after cleanup"),
                 json!({ "pages": pages }),
             );
-            return Exit::HardCapExceeded { pages };
+            return exit;
         }
         if consecutive_failures >= settings.max_failures {
             let last_error = result.last_error.clone().unwrap_or_default();
-            log.error(&format!(
-                "{consecutive_failures} consecutive failed ticks - exiting (last error: {last_error})"
-            ));
+            let exit = Exit::TooManyFailures {
+                count: consecutive_failures,
+                last_error: last_error.clone(),
+            };
+            log.error(&exit.to_string());
             sink.record(
                 events::CRASH,
                 Severity::Critical,
                 format!("{consecutive_failures} consecutive failed ticks"),
                 json!({ "consecutive_failures": consecutive_failures, "last_error": last_error }),
             );
-            return Exit::TooManyFailures {
-                count: consecutive_failures,
-                last_error,
-            };
+            return exit;
         }
 
         // Progress, for /healthz and systemd's watchdog: the next tick must complete within
