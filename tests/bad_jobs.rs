@@ -6,28 +6,16 @@ mod common;
 
 use common::rig::*;
 use common::*;
-use executor::jobs::{JobQuery, Kind, NewJob};
+use executor::jobs::{JobQuery, Kind};
 use executor::settings::DatabaseUrl;
 use executor::store::Store;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(120);
 
 async fn enqueue(store: &dyn Store, kind: Kind, text: &str, to: Option<&str>) {
-    let job = NewJob {
-        kind,
-        text: text.into(),
-        reply_to: to.map(str::to_string),
-        account: String::new(),
-        idempotency_key: None,
-        not_before: SystemTime::now(),
-        max_attempts: 5,
-    };
-    store
-        .job_enqueue(&job, SystemTime::now())
-        .await
-        .expect("enqueue");
+    enqueue_now(store, kind, text, to).await;
 }
 
 async fn in_state(store: &dyn Store, state: &str) -> usize {

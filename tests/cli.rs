@@ -418,16 +418,9 @@ fn jobs_piped_into_a_reader_that_leaves_early_ends_quietly() {
         .expect("the first line within the deadline");
     assert!(first.contains("ID") && first.contains("TEXT"), "{first}");
 
-    let end = std::time::Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if std::time::Instant::now() >= end {
-            let _ = child.kill();
-            panic!("executor jobs did not exit within {DEADLINE:?} after its reader left");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let Some(status) = exited(&mut child, DEADLINE) else {
+        let _ = child.kill();
+        panic!("executor jobs did not exit within {DEADLINE:?} after its reader left");
     };
     let stderr = stderr_reader.join().expect("stderr reader");
     assert_ne!(status.code(), Some(101), "a panic: {stderr}");

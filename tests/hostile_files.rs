@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A command that has not ended by then is hung: killed, and the test fails saying so.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -175,47 +175,42 @@ impl Child {
 
     /// Waits until stdout has a line matching `pred`, or fails the test as hung.
     fn wait_for_stdout(&mut self, pred: impl Fn(&str) -> bool) {
-        let end = Instant::now() + DEADLINE;
-        while !self.stdout().lines().any(&pred) {
-            if Instant::now() >= end || matches!(self.child.try_wait(), Ok(Some(_))) {
-                let _ = self.child.kill();
-                panic!(
-                    "{}: the awaited line never came (hung or ended)\nstdout:\n{}\nstderr:\n{}",
-                    self.what,
-                    self.stdout(),
-                    self.stderr()
-                );
+        let seen = poll(DEADLINE, || {
+            if self.stdout().lines().any(&pred) {
+                Some(true)
+            } else {
+                // Ended without the line: no use waiting on.
+                matches!(self.child.try_wait(), Ok(Some(_))).then_some(false)
             }
-            std::thread::sleep(Duration::from_millis(20));
+        });
+        if seen != Some(true) {
+            let _ = self.child.kill();
+            panic!(
+                "{}: the awaited line never came (hung or ended)\nstdout:\n{}\nstderr:\n{}",
+                self.what,
+                self.stdout(),
+                self.stderr()
+            );
         }
     }
 
     /// The exit code, once the output is drained; fails the test as hung at the deadline.
     fn wait(mut self) -> (i32, String, String) {
-        let end = Instant::now() + DEADLINE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() >= end {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "{}: hung (killed after {DEADLINE:?})\nstdout:\n{}\nstderr:\n{}",
-                    self.what,
-                    self.stdout(),
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        let Some(status) = exited(&mut self.child, DEADLINE) else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            panic!(
+                "{}: hung (killed after {DEADLINE:?})\nstdout:\n{}\nstderr:\n{}",
+                self.what,
+                self.stdout(),
+                self.stderr()
+            );
         };
         // The pipes close with the process: the readers finish at once.
-        let drained = Instant::now() + Duration::from_secs(2);
-        while Arc::strong_count(&self.stdout) + Arc::strong_count(&self.stderr) > 2
-            && Instant::now() < drained
-        {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let (stdout, stderr) = (&self.stdout, &self.stderr);
+        poll(Duration::from_secs(2), || {
+            (Arc::strong_count(stdout) + Arc::strong_count(stderr) == 2).then_some(())
+        });
         (status.code().unwrap_or(-1), self.stdout(), self.stderr())
     }
 }
@@ -223,21 +218,7 @@ impl Child {
 impl Drop for Child {
     /// A failed assertion must not leave a daemon behind: SIGTERM, then SIGKILL at a deadline.
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe {
-                libc::kill(self.child.id() as i32, libc::SIGTERM);
-            }
-            let end = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < end {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        end_child(&mut self.child);
     }
 }
 

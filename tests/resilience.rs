@@ -6,10 +6,10 @@ mod common;
 
 use common::rig::*;
 use common::*;
-use executor::jobs::{Kind, NewJob};
+use executor::jobs::Kind;
 use executor::settings::DatabaseUrl;
 use executor::store::Store;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -64,19 +64,7 @@ async fn logged_in_launch_daemon(profile: &Profile, url: &str, extra: &[&str]) -
 }
 
 async fn enqueue(store: &dyn Store, text: &str) {
-    let job = NewJob {
-        kind: Kind::Post,
-        text: text.into(),
-        reply_to: None,
-        account: String::new(),
-        idempotency_key: None,
-        not_before: SystemTime::now(),
-        max_attempts: 5,
-    };
-    store
-        .job_enqueue(&job, SystemTime::now())
-        .await
-        .expect("enqueue");
+    enqueue_now(store, Kind::Post, text, None).await;
 }
 
 /// Launch mode, backoff 1 s, at most 5 failed ticks: ten kill -9 of the browser in a row. The
@@ -111,9 +99,13 @@ async fn ten_browser_kills_in_a_row_the_daemon_relaunches_and_publishes_after_ea
             break;
         }
         let pid = *launched_pids(&daemon).last().expect("a launched browser");
-        // A browser that worked for a while is relaunched at once (one that dies right after
-        // its launch is not: that would be a loop).
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        // A browser that worked for a while (5 s) is relaunched at once; one that dies right
+        // after its launch is not (that would be a loop). So it is killed once it is that old.
+        let launched = executor::platform::start_unix_ms(pid).expect("the browser runs");
+        eventually("the browser has worked for 6 s", LONG, || async {
+            executor::clock::now_unix_ms().saturating_sub(launched) >= 6_000
+        })
+        .await;
         assert!(
             executor::platform::signal(pid, executor::platform::Signal::Kill),
             "kill -9 browser {pid}"

@@ -63,26 +63,53 @@ impl Drop for Profile {
 /// a moment (bounded) to go: a browser's helpers may outlive its main process by a few
 /// milliseconds, a leaked browser does not go by itself.
 fn leaked_browser(chrome: &Path) -> Vec<executor::platform::ProcessInfo> {
-    let end = Instant::now() + Duration::from_secs(2);
+    let left = || executor::browser::managed::leftovers(chrome, &[]);
+    poll(Duration::from_secs(2), || {
+        let now = left();
+        now.is_empty().then_some(now)
+    })
+    .unwrap_or_else(left)
+}
+
+/// The one polling loop of the tests: `probe` until it gives a value, or `None` once `deadline`
+/// has passed (the caller says what that means: a failure, or a fallback).
+pub fn poll<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + deadline;
     loop {
-        let left = executor::browser::managed::leftovers(chrome, &[]);
-        if left.is_empty() || Instant::now() >= end {
-            return left;
+        if let Some(value) = probe() {
+            return Some(value);
         }
-        std::thread::sleep(Duration::from_millis(20));
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The exit status of `child` once it has ended, or `None` if it still runs at the deadline.
+pub fn exited(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+    poll(deadline, || child.try_wait().expect("try_wait"))
+}
+
+/// Ends `child` if it still runs: SIGTERM (a daemon closes its browser), SIGKILL after 10 s.
+pub fn end_child(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        if exited(child, Duration::from_secs(10)).is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
 /// Waits until `condition` holds, polling, or panics with `what` at the deadline.
 pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
-    let end = Instant::now() + deadline;
-    while Instant::now() < end {
-        if condition() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if poll(deadline, || condition().then_some(())).is_none() {
+        panic!("timed out after {deadline:?} waiting for: {what}");
     }
-    panic!("timed out after {deadline:?} waiting for: {what}");
 }
 
 /// The async twin of [`wait_until`]: polls `condition` until it holds, or panics at the deadline.
@@ -167,6 +194,8 @@ pub fn is_tick_line(line: &str) -> bool {
 pub struct Running {
     pub child: Child,
     pub lines: Lines,
+    /// The threads reading stdout and stderr: done once the pipes are closed.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
@@ -181,42 +210,28 @@ impl Running {
         }
     }
 
-    /// Waits for exit, or panics at the deadline (killing the child).
+    /// Waits for exit, or panics at the deadline (killing the child); then until the reader
+    /// threads have taken the last lines (bounded: a leaked grandchild may hold the pipes).
     pub fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
-        let end = Instant::now() + deadline;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Let the reader threads drain what is left.
-                std::thread::sleep(Duration::from_millis(50));
-                return status;
-            }
-            if Instant::now() >= end {
-                let _ = self.child.kill();
-                panic!(
-                    "process did not exit within {deadline:?}; output:\n{}",
-                    self.lines.all().join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let Some(status) = exited(&mut self.child, deadline) else {
+            let _ = self.child.kill();
+            panic!(
+                "process did not exit within {deadline:?}; output:\n{}",
+                self.lines.all().join("\n")
+            );
+        };
+        let readers = &self.readers;
+        poll(Duration::from_secs(2), || {
+            readers.iter().all(|r| r.is_finished()).then_some(())
+        });
+        status
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // A failed test must not leave a daemon behind: SIGTERM lets it close its browser.
-            self.signal(libc::SIGTERM);
-            let end = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < end {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        // A failed test must not leave a daemon behind.
+        end_child(&mut self.child);
     }
 }
 
@@ -258,6 +273,7 @@ pub fn spawn_with_stdin(mut command: Command, stdin: Stdio) -> Running {
         .stderr(Stdio::piped());
     let mut child = command.spawn().expect("spawn executor");
     let lines = Lines::default();
+    let mut readers = Vec::new();
     for stream in [
         child
             .stdout
@@ -272,16 +288,20 @@ pub fn spawn_with_stdin(mut command: Command, stdin: Stdio) -> Running {
     .flatten()
     {
         let lines = lines.clone();
-        std::thread::spawn(move || {
+        readers.push(std::thread::spawn(move || {
             for line in BufReader::new(stream).lines() {
                 match line {
                     Ok(line) => lines.push(line),
                     Err(_) => break,
                 }
             }
-        });
+        }));
     }
-    Running { child, lines }
+    Running {
+        child,
+        lines,
+        readers,
+    }
 }
 
 /// Runs the binary to completion: (exit code, stdout + stderr).
@@ -332,23 +352,38 @@ pub fn run_with_stdin(
             .take()
             .map(|s| Box::new(s) as Box<dyn Read + Send>),
     );
-    let end = Instant::now() + deadline;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("process did not exit within {deadline:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let Some(status) = exited(&mut child, deadline) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("process did not exit within {deadline:?}");
     };
     (
         status.code().unwrap_or(-1),
         stdout.join().unwrap_or_default(),
         stderr.join().unwrap_or_default(),
     )
+}
+
+/// Enqueues a job due now (default account, 5 attempts) straight into `store`.
+pub async fn enqueue_now(
+    store: &dyn executor::store::Store,
+    kind: executor::jobs::Kind,
+    text: &str,
+    reply_to: Option<&str>,
+) {
+    let job = executor::jobs::NewJob {
+        kind,
+        text: text.into(),
+        reply_to: reply_to.map(str::to_string),
+        account: String::new(),
+        idempotency_key: None,
+        not_before: std::time::SystemTime::now(),
+        max_attempts: 5,
+    };
+    store
+        .job_enqueue(&job, std::time::SystemTime::now())
+        .await
+        .expect("enqueue");
 }
 
 /// The variable that points the tests at a PostgreSQL server.
