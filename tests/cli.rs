@@ -428,6 +428,29 @@ fn jobs_piped_into_a_reader_that_leaves_early_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// A bad-input case: environment, arguments, what the one line must say.
+type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
+
+/// Runs each case, asserting exit 2 with one stderr line that says what the case says; returns
+/// (the case as text, stdout, stderr) for the checks particular to a test.
+fn usage_errors(profile: &Profile, cases: &[Case]) -> Vec<(String, String, String)> {
+    cases
+        .iter()
+        .map(|(env, args, says)| {
+            let mut cmd = command(&profile.dir, args);
+            for (key, value) in env {
+                cmd.env(key, value);
+            }
+            let (code, stdout, stderr) = run_with_stdin(cmd, "", DEADLINE);
+            let what = format!("{env:?} {args:?}");
+            assert_eq!(code, 2, "{what}: {stdout}{stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{what}: one line: {stderr}");
+            assert!(stderr.contains(says), "{what}: {stderr}");
+            (what, stdout, stderr)
+        })
+        .collect()
+}
+
 /// Setting values and arguments echoed in an error are quoted and bounded (issue 11, item 4):
 /// the error stays one line, a newline in a value cannot start a line of its own, and a huge
 /// value is cut, saying its size.
@@ -436,8 +459,6 @@ fn hostile_values_are_echoed_quoted_bounded_and_on_one_line() {
     let profile = Profile::new("cli-hostile-values");
     let forged = "1\n[EXECUTOR_DAEMON] ts=2026-01-01T00:00:00.000Z pages=7";
     let huge = "9".repeat(100_000);
-    // (environment, arguments, what the one line must say)
-    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
     let cases: Vec<Case> = vec![
         (vec![("CDP_PORT", forged)], vec!["jobs"], "CDP_PORT="),
         (
@@ -457,16 +478,7 @@ fn hostile_values_are_echoed_quoted_bounded_and_on_one_line() {
             "reply target",
         ),
     ];
-    for (env, args, says) in cases {
-        let mut cmd = command(&profile.dir, &args);
-        for (key, value) in &env {
-            cmd.env(key, value);
-        }
-        let (code, stdout, stderr) = run_with_stdin(cmd, "", DEADLINE);
-        let what = format!("{env:?} {args:?}");
-        assert_eq!(code, 2, "{what}: {stdout}{stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{what}: one line: {stderr}");
-        assert!(stderr.contains(says), "{what}: {stderr}");
+    for (what, stdout, stderr) in usage_errors(&profile, &cases) {
         assert!(
             stderr.len() < 1500,
             "{what}: bounded: {} bytes",
@@ -494,7 +506,6 @@ fn hostile_values_are_echoed_quoted_bounded_and_on_one_line() {
 #[test]
 fn durations_past_a_year_are_refused_with_one_line_not_a_panic() {
     let profile = Profile::new("cli-huge-durations");
-    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
     let cases: Vec<Case> = vec![
         (
             vec![("EXECUTOR_TICK_INTERVAL", "18446744073709551615")],
@@ -518,16 +529,7 @@ fn durations_past_a_year_are_refused_with_one_line_not_a_panic() {
         ),
         (vec![], vec!["events", "--since", "99999999h"], "--since"),
     ];
-    for (env, args, says) in cases {
-        let mut cmd = command(&profile.dir, &args);
-        for (key, value) in &env {
-            cmd.env(key, value);
-        }
-        let (code, stdout, stderr) = run_with_stdin(cmd, "", DEADLINE);
-        let what = format!("{env:?} {args:?}");
-        assert_eq!(code, 2, "{what}: {stdout}{stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{what}: one line: {stderr}");
-        assert!(stderr.contains(says), "{what}: {stderr}");
+    for (what, _, stderr) in usage_errors(&profile, &cases) {
         assert!(!stderr.contains("panicked"), "{what}: {stderr}");
     }
     assert!(
