@@ -667,7 +667,7 @@ impl Layer {
         self
     }
 
-    fn get(&self, key: &str) -> Option<&(String, Origin)> {
+    pub(crate) fn get(&self, key: &str) -> Option<&(String, Origin)> {
         self.values.get(key)
     }
 }

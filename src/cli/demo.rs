@@ -155,12 +155,12 @@ async fn demo(base: &Settings, timeout: Duration) -> Result<bool, String> {
         identity.pid,
         identity.port
     );
-    let settings = demo_settings(base, &dir, &site_url, identity.port)?;
-    log_in(&settings, &site_url).await?;
+    let own = demo_settings(base, &dir, &site_url, identity.port)?;
+    log_in(&own, &site_url).await?;
     crate::outln!("login:    signed in to the sandbox once, as an operator would");
 
     // 3. The queue.
-    let store = crate::store::open(&settings.database)
+    let store = crate::store::open(&own.database)
         .await
         .map_err(|e| e.to_string())?;
     let now = SystemTime::now();
@@ -191,18 +191,18 @@ async fn demo(base: &Settings, timeout: Duration) -> Result<bool, String> {
     );
     crate::outln!(
         "== the daemon (tick every 1 s; every line below is also in {})",
-        settings.log_path().display()
+        own.log_path().display()
     );
 
     // 4. The daemon, attached to that browser, until everything is published.
     let definition = SiteDefinition::load("sandbox").map_err(|e| e.to_string())?;
     let options = RunOptions {
-        logger: Logger::new(settings.log_format, Some(&settings.log_path())),
+        logger: Logger::new(own.log_format, Some(&own.log_path())),
         site: Some(Arc::new(SiteEngine::new(definition, Some(&site_url)))),
         work: None,
         browser: None,
     };
-    let daemon_task = tokio::spawn(daemon::run(settings.clone(), Shutdown::new(), options));
+    let daemon_task = tokio::spawn(daemon::run(own.clone(), Shutdown::new(), options));
     let total = jobs.len();
     let mut last_shown = usize::MAX;
     let all_done = loop {
@@ -220,14 +220,11 @@ async fn demo(base: &Settings, timeout: Duration) -> Result<bool, String> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     // 5. The STOP switch, as an operator would pull it.
-    crate::outln!(
-        "== all published: touching {}",
-        settings.stop_path().display()
-    );
+    crate::outln!("== all published: touching {}", own.stop_path().display());
     if !all_done {
         crate::outln!("(not everything was published in time; stopping anyway)");
     }
-    let _ = crate::stop::create_switch(&settings.stop_path());
+    let _ = crate::stop::create_switch(&own.stop_path());
     let exit = tokio::time::timeout(Duration::from_secs(15), daemon_task)
         .await
         .map_err(|_| "the daemon did not stop within 15 s".to_string())?
@@ -239,7 +236,7 @@ async fn demo(base: &Settings, timeout: Duration) -> Result<bool, String> {
         report(store.as_ref(), &sandbox, &jobs, &site_url).await && all_done && exit.code() == 0;
     let _ = stop_site.send(());
     let _ = site_task.await;
-    let _ = std::fs::remove_file(settings.stop_path());
+    let _ = std::fs::remove_file(own.stop_path());
     crate::outln!(
         "== demo {} in {:.1} s; nothing left running (browser ended, sandbox closed)",
         if ok { "PASSED" } else { "FAILED" },
@@ -260,8 +257,8 @@ fn new_job(kind: Kind, text: &str, reply_to: Option<String>, key: &str, now: Sys
     }
 }
 
-async fn log_in(settings: &Settings, site_url: &str) -> Result<(), String> {
-    let browser = Browser::new(BrowserConfig::from_settings(settings), Arc::new(|_| {}));
+async fn log_in(own: &Settings, site_url: &str) -> Result<(), String> {
+    let browser = Browser::new(BrowserConfig::from_settings(own), Arc::new(|_| {}));
     browser
         .connect()
         .await

@@ -29,11 +29,20 @@ pub struct JobsArgs {
 #[derive(Debug, Subcommand)]
 pub enum Action {
     /// Everything about one job
-    Show { id: i64 },
+    Show {
+        /// The job's id (the first column of `executor jobs`)
+        id: i64,
+    },
     /// Put a failed, dead or cancelled job back in the queue (uncertain jobs are verified on the site, never retried by hand)
-    Retry { id: i64 },
+    Retry {
+        /// The job's id (the first column of `executor jobs`)
+        id: i64,
+    },
     /// Cancel a job that is not in flight
-    Cancel { id: i64 },
+    Cancel {
+        /// The job's id (the first column of `executor jobs`)
+        id: i64,
+    },
 }
 
 /// A job as JSON (the `--json` form of every command that shows jobs).
@@ -108,10 +117,35 @@ fn print_table(jobs: &[Job]) {
     }
 }
 
+/// The order `jobs show` prints a job's fields in: what it is first, then what happened.
+const SHOW_ORDER: &[&str] = &[
+    "id",
+    "kind",
+    "state",
+    "account",
+    "text",
+    "reply_to",
+    "not_before",
+    "attempts",
+    "max_attempts",
+    "lease",
+    "post_id",
+    "url",
+    "last_error",
+    "idempotency_key",
+    "created_at",
+    "updated_at",
+];
+
 fn print_job(job: &Job) {
     let value = job_json(job);
     if let Some(object) = value.as_object() {
-        for (key, value) in object {
+        // Any field not in the list still shows, after those that are.
+        let rest = object
+            .keys()
+            .filter(|key| !SHOW_ORDER.contains(&key.as_str()));
+        let keys = SHOW_ORDER.iter().copied().chain(rest.map(String::as_str));
+        for (key, value) in keys.filter_map(|key| object.get_key_value(key)) {
             let shown = match value {
                 Value::String(s) => s.clone(),
                 Value::Null => "-".into(),

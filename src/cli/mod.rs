@@ -53,9 +53,13 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Settings shared by every command (SPEC §1): one flag per entry of [`settings::SETTINGS`]
-/// (and `--profile`), made from the table with clap's builder API, each also read from its
-/// environment variable and the config file.
+/// The settings given on the command line (SPEC §1): one flag per entry of
+/// [`settings::SETTINGS`] (and `--profile`), made from the table with clap's builder API, each
+/// also read from its environment variable and the config file.
+///
+/// A command offers only the settings it reads ([`SETTINGS_USED`]), after its own options, under
+/// the heading `Settings`; `executor --help` lists them all, and a setting given before the
+/// command name (`executor --database URL jobs`) is accepted only if that command reads it.
 #[derive(Debug, Clone, Default)]
 pub struct GlobalArgs {
     pub profile: Option<PathBuf>,
@@ -63,23 +67,76 @@ pub struct GlobalArgs {
     flags: Layer,
 }
 
-/// The `Settings` help heading, so that a subcommand's own options stand apart from the settings.
+/// The `Settings` help heading, so that a command's own options stand apart from the settings.
 const SETTINGS_HEADING: &str = "Settings";
+
+/// The settings a store command reads.
+const STORE: &[&str] = &["database"];
+/// The settings that say which browser to use and how to reach it.
+const BROWSER: &[&str] = &[
+    "browser_mode",
+    "cdp_host",
+    "cdp_port",
+    "allow_remote_cdp",
+    "chrome_path",
+];
+/// The settings that say which site to act on.
+const SITE: &[&str] = &["site", "site_url"];
+/// Every setting: the commands that run the daemon or hand its settings on.
+const ALL: &[&str] = &["*"];
+
+/// The settings each command reads, by command name; `--profile` is every command's but
+/// `sandbox`'s. The single place that says which flags a command offers (the test
+/// `every_command_offers_only_the_settings_it_reads` holds it to the code).
+const SETTINGS_USED: &[(&str, &[&[&str]])] = &[
+    ("chrome", &[&["cdp_port", "chrome_path"]]),
+    ("login", &[BROWSER, SITE, &["account"]]),
+    ("daemon", &[ALL]),
+    ("stop", &[]),
+    ("status", &[STORE, &["account"]]),
+    ("enqueue", &[STORE, &["account", "site"]]),
+    ("jobs", &[STORE]),
+    ("sandbox", &[]),
+    ("demo", &[&["chrome_path", "log_format"]]),
+    ("events", &[STORE]),
+    ("fleet", &[STORE, &["tick_interval", "tick_timeout"]]),
+    ("report", &[STORE]),
+    ("verify", &[ALL]),
+    ("service", &[ALL]),
+];
+
+/// The commands that do not read the profile directory.
+const WITHOUT_PROFILE: &[&str] = &["sandbox"];
+
+/// Whether `command` reads the setting `key` (`profile` included).
+fn command_uses(command: &str, key: &str) -> bool {
+    if key == settings::PROFILE.key {
+        return !WITHOUT_PROFILE.contains(&command);
+    }
+    SETTINGS_USED
+        .iter()
+        .filter(|(name, _)| *name == command)
+        .flat_map(|(_, groups)| groups.iter().copied().flatten())
+        .any(|used| *used == "*" || *used == key)
+}
 
 fn setting_arg(setting: &Info) -> Option<Arg> {
     let arg = Arg::new(setting.key)
         .long(setting.flag_name())
-        .global(true)
         .help(setting.help_line());
-    match setting.flag {
-        Flag::Value(value_name) => Some(
-            arg.value_name(value_name)
-                .action(ArgAction::Set)
-                .value_parser(clap::value_parser!(String)),
-        ),
-        Flag::Switch => Some(arg.action(ArgAction::SetTrue)),
-        Flag::None => None,
-    }
+    let arg = match setting.flag {
+        Flag::Value(value_name) => arg
+            .value_name(value_name)
+            .action(ArgAction::Set)
+            .value_parser(clap::value_parser!(String)),
+        Flag::Switch => arg.action(ArgAction::SetTrue),
+        Flag::None => return None,
+    };
+    Some(if setting.key == settings::PROFILE.key {
+        arg.value_parser(clap::value_parser!(PathBuf))
+    } else {
+        arg
+    })
 }
 
 /// The settings without a flag, listed after the options in `--help`.
@@ -103,14 +160,68 @@ fn settings_without_flag_help() -> String {
     text
 }
 
+/// Every setting with a flag, `--profile` first.
+fn all_settings() -> impl Iterator<Item = &'static Info> {
+    std::iter::once(&settings::PROFILE).chain(settings::SETTINGS)
+}
+
+/// The whole command line: [`Cli`] with, on each command, the settings it reads (global within
+/// it, so `executor jobs show 7 --database URL` works too) after its own options.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_string())
+        .collect();
+    for name in names {
+        command = command.mut_subcommand(&name, |sub| {
+            // A command's own option of the same name (`verify --account`, the filter) stays
+            // its own; its value is also the setting's (see `update_from_arg_matches`).
+            let own: Vec<String> = sub
+                .get_arguments()
+                .map(|arg| arg.get_id().to_string())
+                .collect();
+            let used: Vec<Arg> = all_settings()
+                .filter(|setting| command_uses(&name, setting.key))
+                .filter(|setting| !own.iter().any(|id| id == setting.key))
+                .filter_map(setting_arg)
+                .map(|arg| arg.global(true))
+                .collect();
+            let reads_all = all_settings().all(|s| command_uses(&name, s.key));
+            let sub = sub
+                .next_help_heading(SETTINGS_HEADING)
+                .args(used)
+                .next_help_heading(None);
+            if reads_all {
+                sub.after_help(settings_without_flag_help())
+            } else {
+                sub
+            }
+        });
+    }
+    command
+}
+
+/// Parses `args` (the program name first) with [`command`].
+pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::FromArgMatches;
+    let mut command = command();
+    let matches = command.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches(&matches).map_err(|err| err.format(&mut command))
+}
+
 impl clap::Args for GlobalArgs {
     fn augment_args(command: clap::Command) -> clap::Command {
-        let profile = setting_arg(&settings::PROFILE)
-            .map(|arg| arg.value_parser(clap::value_parser!(PathBuf)));
+        // Before the command name, every setting (`executor --help` is the whole list); each
+        // command adds its own in [`command`].
         command
             .next_help_heading(SETTINGS_HEADING)
-            .args(profile)
-            .args(settings::SETTINGS.iter().filter_map(setting_arg))
+            .args(all_settings().filter_map(setting_arg))
             .next_help_heading(None)
             .after_help(settings_without_flag_help())
     }
@@ -118,6 +229,42 @@ impl clap::Args for GlobalArgs {
     fn augment_args_for_update(command: clap::Command) -> clap::Command {
         Self::augment_args(command)
     }
+}
+
+/// A setting's value as given on the command line: the profile is a path, the rest text.
+enum Given {
+    Path(PathBuf),
+    Text(String),
+}
+
+/// The value of setting `setting` in one level's matches, if given there.
+fn given_at(matches: &clap::ArgMatches, setting: &Info) -> Result<Option<Given>, clap::Error> {
+    use clap::parser::MatchesError;
+    fn read<T: Clone + Send + Sync + 'static>(
+        matches: &clap::ArgMatches,
+        key: &str,
+    ) -> Result<Option<T>, clap::Error> {
+        match matches.try_get_one::<T>(key) {
+            Ok(value) => Ok(value.cloned()),
+            // A level without the argument (a command that does not read it) has nothing.
+            Err(MatchesError::UnknownArgument { .. }) => Ok(None),
+            // The arguments are made from the same table, so another mismatch is a bug.
+            Err(err) => Err(clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                err.to_string(),
+            )),
+        }
+    }
+    if setting.key == settings::PROFILE.key {
+        return Ok(read::<PathBuf>(matches, setting.key)?.map(Given::Path));
+    }
+    Ok(match setting.flag {
+        Flag::Value(_) => read::<String>(matches, setting.key)?.map(Given::Text),
+        Flag::Switch => read::<bool>(matches, setting.key)?
+            .filter(|given| *given)
+            .map(|_| Given::Text("true".to_string())),
+        Flag::None => None,
+    })
 }
 
 impl clap::FromArgMatches for GlobalArgs {
@@ -128,30 +275,34 @@ impl clap::FromArgMatches for GlobalArgs {
     }
 
     fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
-        // The arguments are made from the same table above, so a mismatch is a bug, not input.
-        let internal = |err: clap::parser::MatchesError| {
-            clap::Error::raw(clap::error::ErrorKind::InvalidValue, err.to_string())
-        };
-        if let Some(profile) = matches
-            .try_get_one::<PathBuf>(settings::PROFILE.key)
-            .map_err(internal)?
-        {
-            self.profile = Some(profile.clone());
+        let command = matches.subcommand_name().unwrap_or_default().to_string();
+        // The levels of the command line, outermost first: a value given later wins.
+        let mut levels = vec![matches];
+        while let Some((_, sub)) = levels.last().and_then(|level| level.subcommand()) {
+            levels.push(sub);
         }
-        for setting in settings::SETTINGS {
-            let value = match setting.flag {
-                Flag::Value(_) => matches
-                    .try_get_one::<String>(setting.key)
-                    .map_err(internal)?
-                    .cloned(),
-                Flag::Switch => matches
-                    .try_get_one::<bool>(setting.key)
-                    .map_err(internal)?
-                    .filter(|given| **given)
-                    .map(|_| "true".to_string()),
-                Flag::None => None,
-            };
-            self.flags.flag(setting.key, value);
+        for setting in all_settings() {
+            let mut value = None;
+            for (depth, level) in levels.iter().enumerate() {
+                let Some(given) = given_at(level, setting)? else {
+                    continue;
+                };
+                if depth == 0 && !command_uses(&command, setting.key) {
+                    return Err(clap::Error::raw(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        format!(
+                            "--{} is not an option of `executor {command}`, which does not read it\n",
+                            setting.flag_name()
+                        ),
+                    ));
+                }
+                value = Some(given);
+            }
+            match value {
+                Some(Given::Path(path)) => self.profile = Some(path),
+                Some(Given::Text(text)) => self.flags.flag(setting.key, Some(text)),
+                None => self.flags.flag(setting.key, None),
+            }
         }
         Ok(())
     }
@@ -230,7 +381,7 @@ fn one_line_usage_error(rendered: &str) -> String {
 }
 
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let cli = match parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(err) => {
             use clap::error::ErrorKind;
@@ -319,7 +470,7 @@ mod tests {
         std::fs::write(profile.join(settings::CONFIG_FILE), file).expect("write config");
         let mut argv = vec!["executor", "--profile", profile.to_str().expect("utf8")];
         argv.extend_from_slice(args);
-        let cli = Cli::try_parse_from(&argv).expect("parse the command line");
+        let cli = parse_from(&argv).expect("parse the command line");
         let env: BTreeMap<String, String> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -421,9 +572,213 @@ mod tests {
         }
     }
 
+    /// The settings a command's source reads: `settings.FIELD` (`base.FIELD` in the demo, whose
+    /// own `settings` are made, not the operator's), and the calls that read a known set.
+    fn read_by_source(source: &str) -> std::collections::BTreeSet<&'static str> {
+        // The fields named unlike their key.
+        let field_of = |key: &str| match key {
+            "memory_cap" => "memory_cap_bytes".to_string(),
+            "stop_executor" => "stop_env".to_string(),
+            key => key.to_string(),
+        };
+        let mut read = std::collections::BTreeSet::new();
+        for setting in settings::SETTINGS {
+            let field = field_of(setting.key);
+            if [format!("settings.{field}"), format!("base.{field}")]
+                .iter()
+                .any(|access| {
+                    source.match_indices(access.as_str()).any(|(at, _)| {
+                        // Not a longer name (`settings.site` in `settings.site_url`).
+                        !source[at + access.len()..]
+                            .starts_with(|c: char| c == '_' || c.is_alphanumeric())
+                    })
+                })
+            {
+                read.insert(setting.key);
+            }
+        }
+        let everything: Vec<&'static str> = settings::SETTINGS.iter().map(|s| s.key).collect();
+        let calls: &[(&str, &[&'static str])] = &[
+            ("open_store(settings", &["database"]),
+            (
+                "from_settings(settings",
+                &["browser_mode", "cdp_host", "cdp_port", "chrome_path"],
+            ),
+            ("chrome::start(settings", &["cdp_port", "chrome_path"]),
+            ("daemon::run(settings", &everything),
+            ("to_env(", &everything),
+        ];
+        for (call, keys) in calls {
+            if source.contains(call) {
+                read.extend(keys.iter().copied());
+            }
+        }
+        // A flag that only permits another setting's value goes with it.
+        for (setting, permit) in [
+            ("cdp_host", "allow_remote_cdp"),
+            ("metrics_addr", "allow_remote_metrics"),
+        ] {
+            if read.contains(setting) {
+                read.insert(permit);
+            }
+        }
+        // Settings without a flag are offered by no command.
+        read.retain(|key| {
+            settings::SETTINGS
+                .iter()
+                .any(|s| s.key == *key && s.flag != Flag::None)
+        });
+        read
+    }
+
+    fn source_of(command: &str) -> &'static str {
+        match command {
+            "chrome" => include_str!("chrome.rs"),
+            "login" => include_str!("login.rs"),
+            "daemon" => include_str!("daemon.rs"),
+            "stop" => include_str!("stop.rs"),
+            "status" => include_str!("status.rs"),
+            "enqueue" => include_str!("enqueue.rs"),
+            "jobs" => include_str!("jobs.rs"),
+            "sandbox" => include_str!("sandbox.rs"),
+            "demo" => include_str!("demo.rs"),
+            "events" => include_str!("events.rs"),
+            "fleet" => include_str!("fleet.rs"),
+            "report" => include_str!("report.rs"),
+            "verify" => include_str!("verify.rs"),
+            "service" => include_str!("service.rs"),
+            other => panic!("no source listed for `executor {other}`: add it here"),
+        }
+    }
+
+    /// The long options a help text lists under `heading` (up to the next heading).
+    fn options_under(help: &str, heading: &str) -> Vec<String> {
+        let mut options = Vec::new();
+        let mut inside = false;
+        for line in help.lines() {
+            if !line.starts_with(' ') && line.ends_with(':') {
+                inside = line == format!("{heading}:");
+                continue;
+            }
+            if inside {
+                if let Some(at) = line.find("--") {
+                    if line[..at].trim().is_empty() || line[..at].trim().ends_with(',') {
+                        let name: String = line[at + 2..]
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '-')
+                            .collect();
+                        options.push(name);
+                    }
+                }
+            }
+        }
+        options
+    }
+
+    /// What `executor ARGS --help` prints.
+    fn help_of(args: &[&str]) -> String {
+        let argv = std::iter::once("executor")
+            .chain(args.iter().copied())
+            .chain(["--help"]);
+        match super::command().try_get_matches_from(argv) {
+            Err(err) if err.kind() == clap::error::ErrorKind::DisplayHelp => {
+                err.render().to_string()
+            }
+            other => panic!("executor {args:?} --help printed no help: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_command_offers_only_the_settings_it_reads() {
+        let mut command = super::command();
+        command.build();
+        // Each command and each of its own commands (`jobs show`), with its path.
+        let mut paths: Vec<(Vec<String>, &clap::Command)> = Vec::new();
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            paths.push((vec![sub.get_name().to_string()], sub));
+            for nested in sub.get_subcommands().filter(|s| s.get_name() != "help") {
+                paths.push((
+                    vec![sub.get_name().to_string(), nested.get_name().to_string()],
+                    nested,
+                ));
+            }
+        }
+        assert!(paths.len() > SETTINGS_USED.len(), "the commands were found");
+        for (path, sub) in paths {
+            let name = path[0].as_str();
+            let args: Vec<&str> = path.iter().map(String::as_str).collect();
+            let help = help_of(&args);
+            let offered: std::collections::BTreeSet<String> =
+                options_under(&help, SETTINGS_HEADING).into_iter().collect();
+            // A command's own option named like a setting (`verify --account`) is its own.
+            let own: std::collections::BTreeSet<String> = sub
+                .get_arguments()
+                .filter(|arg| arg.get_help_heading() != Some(SETTINGS_HEADING))
+                .filter_map(|arg| arg.get_long().map(str::to_string))
+                .collect();
+            let mut expected: std::collections::BTreeSet<String> = read_by_source(source_of(name))
+                .into_iter()
+                .map(|key| key.replace('_', "-"))
+                .filter(|flag| !own.contains(flag))
+                .collect();
+            if command_uses(name, settings::PROFILE.key) {
+                expected.insert("profile".into());
+            }
+            assert_eq!(
+                offered, expected,
+                "`executor {args:?} --help` offers settings other than those its code reads\n{help}"
+            );
+            // Its own options first, the settings after them.
+            if let (Some(options_at), Some(settings_at)) =
+                (help.find("Options:"), help.find("Settings:"))
+            {
+                assert!(
+                    options_at < settings_at,
+                    "{args:?}: settings before its options\n{help}"
+                );
+            }
+            for line in help.lines() {
+                assert_eq!(
+                    line,
+                    line.trim_end(),
+                    "{args:?} --help: a trailing space in {line:?}\n{help}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_setting_before_the_command_is_refused_when_the_command_does_not_read_it() {
+        let err = parse_from(["executor", "--memory-cap", "1GiB", "sandbox"])
+            .expect_err("sandbox has no memory cap");
+        assert!(
+            err.to_string()
+                .contains("--memory-cap is not an option of `executor sandbox`"),
+            "{err}"
+        );
+        // The same setting after the command name is not one of its options at all.
+        assert!(parse_from(["executor", "jobs", "--memory-cap", "1GiB"]).is_err());
+        // One the command reads is taken from either place; the later one wins.
+        let cli = parse_from([
+            "executor",
+            "--database",
+            "sqlite:///a.db",
+            "jobs",
+            "show",
+            "1",
+            "--database",
+            "sqlite:///b.db",
+        ])
+        .expect("jobs reads the database");
+        assert_eq!(
+            cli.global.flags.get("database").map(|v| v.0.clone()),
+            Some("sqlite:///b.db".to_string())
+        );
+    }
+
     #[test]
     fn the_command_line_is_consistent() {
-        // clap's own checks: unique names, no flag of a subcommand clashing with a setting's.
-        Cli::command().debug_assert();
+        // clap's own checks: unique names, no flag of a command clashing with a setting's.
+        super::command().debug_assert();
     }
 }
