@@ -54,7 +54,9 @@ impl Browser {
         let mut found = 0;
         let mut closed = 0;
         let remaining = loop {
+            let events_before = self.shared.page_events.load(Ordering::SeqCst);
             let pages = page_targets(&live.conn, list_deadline).await?;
+            self.remember_count(&live.target_id, events_before, pages.len());
             found = found.max(pages.len());
             let strays: Vec<String> = pages
                 .into_iter()
@@ -122,12 +124,33 @@ impl Browser {
         })
     }
 
-    /// The number of page targets right now.
+    /// The number of page targets right now: the last listing while the browser has announced
+    /// no page created or destroyed since (an idle tick lists once, in its sweep), else a new
+    /// listing.
     pub async fn page_count(&self) -> Result<usize, BrowserError> {
         let live = self.page()?;
-        Ok(page_targets(&live.conn, self.shared.config.call_deadline)
+        let events_before = self.shared.page_events.load(Ordering::SeqCst);
+        let still_holds = self.shared.listed.lock().ok().and_then(|listed| {
+            listed
+                .as_ref()
+                .filter(|(ours, events, _)| *ours == live.target_id && *events == events_before)
+                .map(|(_, _, count)| *count)
+        });
+        if let Some(count) = still_holds {
+            return Ok(count);
+        }
+        let count = page_targets(&live.conn, self.shared.config.call_deadline)
             .await?
-            .len())
+            .len();
+        self.remember_count(&live.target_id, events_before, count);
+        Ok(count)
+    }
+
+    /// Keeps a page count listed when `page_events` was `events_before`, for our page `ours`.
+    fn remember_count(&self, ours: &str, events_before: u64, count: usize) {
+        if let Ok(mut listed) = self.shared.listed.lock() {
+            *listed = Some((ours.to_string(), events_before, count));
+        }
     }
 
     /// Stray pages closed since the last call (for the tick's counters).

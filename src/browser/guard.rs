@@ -46,7 +46,8 @@ pub(super) async fn run(
             event = events.recv() => match event {
                 Ok(event) => on_event(&browser, &conn, &ours, &mut known_pages, event),
                 Err(super::cdp::EventsEnded::Lagged(_)) => {
-                    // We missed announcements: sweep instead.
+                    // We missed announcements: no earlier page count holds; sweep instead.
+                    browser.shared.page_events.fetch_add(1, Ordering::SeqCst);
                     let browser = browser.clone();
                     tokio::spawn(async move { let _ = browser.enforce_page_cap().await; });
                 }
@@ -76,6 +77,9 @@ fn on_event(
                 return;
             };
             let is_new = known_pages.insert(id.to_string());
+            if is_new {
+                browser.shared.page_events.fetch_add(1, Ordering::SeqCst);
+            }
             let our_id = ours.lock().ok().and_then(|o| o.clone());
             // While our page is being (re)created it has no name yet: leave sweeping to the
             // explicit cap check that follows.
@@ -99,6 +103,8 @@ fn on_event(
             });
         }
         "Target.targetDestroyed" => {
+            // Any target: its type is not in the announcement.
+            browser.shared.page_events.fetch_add(1, Ordering::SeqCst);
             if let Some(id) = event.params["targetId"].as_str() {
                 known_pages.remove(id);
             }

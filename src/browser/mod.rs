@@ -200,6 +200,11 @@ struct Shared {
     lifecycle: tokio::sync::Mutex<Lifecycle>,
     live: Mutex<Option<Live>>,
     strays_closed: AtomicU64,
+    /// Page targets announced created or destroyed (or announcements missed) so far: a page
+    /// count listed when this was `n` still holds while it is `n`.
+    page_events: AtomicU64,
+    /// The last page count listed: (our page's target id, `page_events` before listing, count).
+    listed: Mutex<Option<(String, u64, usize)>>,
     closing: AtomicBool,
     notify: NoticeFn,
 }
@@ -219,6 +224,8 @@ impl Browser {
                 lifecycle: tokio::sync::Mutex::new(Lifecycle::default()),
                 live: Mutex::new(None),
                 strays_closed: AtomicU64::new(0),
+                page_events: AtomicU64::new(0),
+                listed: Mutex::new(None),
                 closing: AtomicBool::new(false),
                 notify,
             }),
