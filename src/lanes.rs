@@ -233,6 +233,11 @@ impl TickWork for Lanes {
         }
         // All well and nothing was started: the next idle ticks may act with this session.
         let started = report.attempts.posting + report.attempts.reply;
+        // The site's page does not stay open (and busy) until the next tick: parked once, after
+        // the lanes, not between them.
+        if started > 0 {
+            let _ = browser.park().await;
+        }
         self.idle
             .settle((report.errors.is_empty() && started == 0).then_some(session));
         report
@@ -302,9 +307,10 @@ impl Lanes {
             Ok(_) => return Ok(0),
             Err(e) => return Err((0, machinery(e))),
         };
-        let result = self.act(site, browser, shutdown, &job).await;
-        let _ = browser.park().await;
-        result.map(|()| 1).map_err(err(1))
+        self.act(site, browser, shutdown, &job)
+            .await
+            .map(|()| 1)
+            .map_err(err(1))
     }
 
     /// Claims and checks each `uncertain` job of the account's lane on the site. "Not there"

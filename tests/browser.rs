@@ -449,3 +449,82 @@ fn a_missing_browser_binary_is_a_clear_error_with_install_hints() {
             && err.contains("--chrome-path")
     );
 }
+
+/// A small HTTP server: `/start` redirects to `/landed`, which says so; `/other` is another
+/// page. Its address.
+fn redirecting_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = [0u8; 4096];
+            let read = stream.read(&mut request).unwrap_or(0);
+            let head = String::from_utf8_lossy(&request[..read]).to_string();
+            let answer = if head.starts_with("GET /start ") {
+                "HTTP/1.1 302 Found\r\nLocation: /landed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+            } else {
+                let body = if head.starts_with("GET /other ") {
+                    "<title>other</title><p id=other>there</p>"
+                } else {
+                    "<title>landed</title><p id=landed>here</p>"
+                };
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            };
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_handle_follows_the_pages_own_navigations_and_open_reports_where_it_landed() {
+    let profile = Profile::new("document");
+    let (browser, _notices) = browser(config(&profile, BrowserMode::Launch, 0));
+    browser.connect().await.expect("connect");
+    let found = |selector: &'static str| {
+        let browser = browser.clone();
+        async move {
+            browser
+                .call_function(
+                    "function (s) { return !!this.querySelector(s); }",
+                    &[serde_json::json!(selector)],
+                    Duration::from_secs(5),
+                )
+                .await
+                .expect("call")
+                .as_bool()
+                .expect("a bool")
+        }
+    };
+    let base = redirecting_server();
+    browser
+        .navigate(&format!("{base}/landed"), Duration::from_secs(10))
+        .await
+        .expect("navigate");
+    assert!(found("#landed").await, "the first document");
+    // The page moves by itself: the handle kept for the first document is gone with it.
+    browser
+        .evaluate("location.href = '/other'; true", Duration::from_secs(5))
+        .await
+        .expect("evaluate");
+    browser
+        .wait_for("#other", Duration::from_secs(10))
+        .await
+        .expect("the new document is found, not through the first one's stale handle");
+    assert!(!found("#landed").await);
+
+    // A redirect: the URL the page landed on, as the browser announced it.
+    let landed = browser
+        .open_url(&format!("{base}/start"), Duration::from_secs(10))
+        .await
+        .expect("open");
+    assert_eq!(landed, format!("{base}/landed"));
+    assert_eq!(browser.current_url().await.expect("url"), landed);
+    assert!(found("#landed").await);
+    browser.shutdown().await;
+}

@@ -205,8 +205,33 @@ struct Shared {
     page_events: AtomicU64,
     /// The last page count listed: (our page's target id, `page_events` before listing, count).
     listed: Mutex<Option<(String, u64, usize)>>,
+    /// What our page's session already has: domains enabled, the document's handle.
+    session: Mutex<SessionCache>,
     closing: AtomicBool,
     notify: NoticeFn,
+}
+
+/// What one CDP session of our page has been given, so that it is not asked again: the domains
+/// enabled on it (they stay enabled across navigations) and the handle of its document (valid
+/// until the document is replaced). Kept for one session id; another session starts empty.
+#[derive(Default)]
+struct SessionCache {
+    session_id: String,
+    enabled: Vec<&'static str>,
+    document: Option<String>,
+}
+
+impl SessionCache {
+    /// The cache of `session_id`, emptied if it was another session's.
+    fn of(&mut self, session_id: &str) -> &mut SessionCache {
+        if self.session_id != session_id {
+            *self = SessionCache {
+                session_id: session_id.to_string(),
+                ..SessionCache::default()
+            };
+        }
+        self
+    }
 }
 
 /// The handle. Cheap to clone.
@@ -226,6 +251,7 @@ impl Browser {
                 strays_closed: AtomicU64::new(0),
                 page_events: AtomicU64::new(0),
                 listed: Mutex::new(None),
+                session: Mutex::new(SessionCache::default()),
                 closing: AtomicBool::new(false),
                 notify,
             }),

@@ -45,7 +45,8 @@ impl Browser {
     }
 
     /// Calls `declaration` (a JavaScript function) in our page with `args` passed as data —
-    /// never spliced into source — and returns its value (promises awaited).
+    /// never spliced into source — and `this` the document; returns its value (promises
+    /// awaited). The document's handle is kept until a navigation replaces the document.
     pub async fn call_function(
         &self,
         declaration: &str,
@@ -53,38 +54,97 @@ impl Browser {
         deadline: Duration,
     ) -> Result<Value, BrowserError> {
         let live = self.page()?;
-        let session = Some(live.session_id.as_str());
+        let arguments: Vec<Value> = args.iter().map(|value| json!({ "value": value })).collect();
+        let mut fresh = false;
+        loop {
+            let cached = self.cached(&live.session_id, |cache| cache.document.clone());
+            let object_id = match cached {
+                Some(id) => id,
+                None => {
+                    fresh = true;
+                    let id = self.document_handle(&live, deadline).await?;
+                    self.cached(&live.session_id, |cache| cache.document = Some(id.clone()));
+                    id
+                }
+            };
+            let answer = live
+                .conn
+                .call(
+                    "Runtime.callFunctionOn",
+                    json!({
+                        "functionDeclaration": declaration,
+                        "objectId": object_id,
+                        "arguments": arguments,
+                        "returnByValue": true,
+                        "awaitPromise": true,
+                    }),
+                    Some(&live.session_id),
+                    deadline,
+                )
+                .await;
+            match answer {
+                // The page replaced its document since (a navigation of its own): the function
+                // did not run; ask for the new document once.
+                Err(CdpError::Protocol { message, .. }) if !fresh && stale_handle(&message) => {
+                    self.cached(&live.session_id, |cache| cache.document = None);
+                }
+                answer => return script_value(&answer?),
+            }
+        }
+    }
+
+    /// A handle on our page's current document.
+    async fn document_handle(
+        &self,
+        live: &super::Live,
+        deadline: Duration,
+    ) -> Result<String, BrowserError> {
         let document = live
             .conn
             .call(
                 "Runtime.evaluate",
                 json!({ "expression": "document" }),
-                session,
+                Some(&live.session_id),
                 deadline,
             )
             .await?;
-        let object_id = document
+        document
             .pointer("/result/objectId")
             .and_then(Value::as_str)
-            .ok_or_else(|| BrowserError::Script("the page has no document".into()))?
-            .to_string();
-        let arguments: Vec<Value> = args.iter().map(|value| json!({ "value": value })).collect();
-        let result = live
-            .conn
+            .map(str::to_string)
+            .ok_or_else(|| BrowserError::Script("the page has no document".into()))
+    }
+
+    /// Runs `f` on the cache of our page's session `session_id`.
+    fn cached<T>(&self, session_id: &str, f: impl FnOnce(&mut super::SessionCache) -> T) -> T {
+        let mut cache = match self.shared.session.lock() {
+            Ok(cache) => cache,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(cache.of(session_id))
+    }
+
+    /// Enables `domain` (`Page`, `Network`) on our page's session, once per session: a domain
+    /// stays enabled across navigations.
+    pub async fn enable(
+        &self,
+        domain: &'static str,
+        deadline: Duration,
+    ) -> Result<(), BrowserError> {
+        let live = self.page()?;
+        if self.cached(&live.session_id, |cache| cache.enabled.contains(&domain)) {
+            return Ok(());
+        }
+        live.conn
             .call(
-                "Runtime.callFunctionOn",
-                json!({
-                    "functionDeclaration": declaration,
-                    "objectId": object_id,
-                    "arguments": arguments,
-                    "returnByValue": true,
-                    "awaitPromise": true,
-                }),
-                session,
+                &format!("{domain}.enable"),
+                json!({}),
+                Some(&live.session_id),
                 deadline,
             )
             .await?;
-        script_value(&result)
+        self.cached(&live.session_id, |cache| cache.enabled.push(domain));
+        Ok(())
     }
 
     /// Waits until `selector` matches an element in our page.
@@ -166,12 +226,19 @@ impl Browser {
 
     /// Navigates our page and waits for its load event.
     pub async fn navigate(&self, url: &str, deadline: Duration) -> Result<(), BrowserError> {
+        self.open_url(url, deadline).await.map(|_| ())
+    }
+
+    /// Navigates our page, waits for its load event and returns the URL the page is on then
+    /// (after redirects, and moves of the page's own within its document), as the browser
+    /// announced it — no second call to ask.
+    pub async fn open_url(&self, url: &str, deadline: Duration) -> Result<String, BrowserError> {
         let live = self.page()?;
         let mut events = live.conn.subscribe();
         let started = Instant::now();
-        live.conn
-            .call("Page.enable", json!({}), Some(&live.session_id), deadline)
-            .await?;
+        self.enable("Page", deadline).await?;
+        // The document is about to be replaced: its handle with it.
+        self.cached(&live.session_id, |cache| cache.document = None);
         let answer = live
             .conn
             .call(
@@ -193,19 +260,37 @@ impl Browser {
             .map(str::to_string);
         if loader.is_none() {
             // Same-document navigation: nothing more to wait for.
-            return Ok(());
+            return Ok(url.to_string());
         }
         let remaining = deadline.saturating_sub(started.elapsed());
+        let main_frame = live.target_id.clone();
         let wait = async {
+            let mut at = url.to_string();
             loop {
                 match events.recv().await {
-                    Ok(event) => {
-                        if event.session_id.as_deref() == Some(&live.session_id)
-                            && event.method == "Page.loadEventFired"
-                        {
-                            return Ok(());
+                    Ok(event) if event.session_id.as_deref() == Some(&live.session_id) => {
+                        match event.method.as_str() {
+                            "Page.loadEventFired" => return Ok(at),
+                            "Page.frameNavigated"
+                                if event.params.pointer("/frame/parentId").is_none() =>
+                            {
+                                if let Some(now) =
+                                    event.params.pointer("/frame/url").and_then(Value::as_str)
+                                {
+                                    at = now.to_string();
+                                }
+                            }
+                            "Page.navigatedWithinDocument"
+                                if event.params["frameId"].as_str() == Some(&main_frame) =>
+                            {
+                                if let Some(now) = event.params["url"].as_str() {
+                                    at = now.to_string();
+                                }
+                            }
+                            _ => {}
                         }
                     }
+                    Ok(_) => {}
                     Err(super::cdp::EventsEnded::Lagged(_)) => continue,
                     Err(_) => {
                         return Err(BrowserError::Cdp(CdpError::Disconnected {
@@ -287,6 +372,12 @@ impl Browser {
         }
         Ok(())
     }
+}
+
+/// Whether a CDP error says an object handle belongs to a document that is gone.
+fn stale_handle(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("could not find object") || message.contains("cannot find context")
 }
 
 /// The value of a `Runtime.evaluate` / `Runtime.callFunctionOn` answer, or the script's exception

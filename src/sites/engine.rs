@@ -101,23 +101,26 @@ impl SiteEngine {
 
     async fn on_login_wall(&self, browser: &Browser) -> bool {
         match browser.current_url().await {
-            Ok(url) => self
-                .def
-                .session
-                .login_walls
-                .iter()
-                .any(|wall| url.contains(wall)),
+            Ok(url) => self.is_login_wall(&url),
             Err(_) => false,
         }
     }
 
-    /// Navigates; a login wall there is `AuthRequired`.
+    fn is_login_wall(&self, url: &str) -> bool {
+        self.def
+            .session
+            .login_walls
+            .iter()
+            .any(|wall| url.contains(wall))
+    }
+
+    /// Navigates; a login wall there (the URL the page is on once loaded) is `AuthRequired`.
     async fn open(&self, browser: &Browser, url: &str) -> Result<(), ActionError> {
-        browser
-            .navigate(url, NAVIGATE)
+        let at = browser
+            .open_url(url, NAVIGATE)
             .await
             .map_err(failed("opening the page"))?;
-        if self.on_login_wall(browser).await {
+        if self.is_login_wall(&at) {
             return Err(ActionError::AuthRequired);
         }
         Ok(())
@@ -405,7 +408,7 @@ impl Site for SiteEngine {
         // Watch the network before the click so the answer cannot be missed.
         let (events, session) = browser.page_events().map_err(failed("watching the page"))?;
         browser
-            .page_call("Network.enable", json!({}), CALL)
+            .enable("Network", CALL)
             .await
             .map_err(failed("watching the network"))?;
         browser
