@@ -5,22 +5,9 @@
 
 use std::fmt::Write;
 
-/// `text` safe inside an element or a double-quoted attribute: job texts, account names, errors
-/// and everything else from the store are hostile input.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Job texts, account names, errors and everything else from the store are hostile input: all
+/// of it goes through here (the sandbox's pages use the same function).
+pub use crate::quote::html as escape;
 
 /// `text` as a query-string value (for the links the pages build).
 pub fn url_component(text: &str) -> String {
