@@ -195,6 +195,18 @@ async fn seed(database: String) -> Seeded {
             .await
             .expect("make it dead");
     }
+    let attempt =
+        json!({"job_id": dead, "kind": "post", "account": OTHER, "attempts": 5, "dead": true});
+    store
+        .event_insert(&Event::new(
+            &identity,
+            executor::events::POST_FAILED,
+            Severity::Error,
+            "gave up",
+            attempt,
+        ))
+        .await
+        .expect("the job's event");
     Seeded {
         store,
         database,
@@ -476,6 +488,12 @@ async fn drive_dashboard(database: String, label: &str) {
     )
     .await;
     assert_eq!(state, "queued");
+    let history = look(
+        &browser,
+        "[...document.querySelectorAll('#history tbody tr:not(.empty)')].map(r => r.cells[1].textContent)",
+    )
+    .await;
+    assert_eq!(history, json!(["POST_FAILED"]), "the job's own events");
     let stored = seeded
         .store
         .job_get(seeded.dead)
@@ -485,21 +503,34 @@ async fn drive_dashboard(database: String, label: &str) {
     assert_eq!(stored.state.name(), "queued");
     screenshot(&browser, &format!("{label}-job-retried")).await;
     browser.shutdown().await;
-    let _ = seeded.queued;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_in_chromium_shows_the_fleet_filters_jobs_and_retries_a_dead_job_on_sqlite() {
-    let profile = Profile::new("ui-sqlite-store");
-    drive_dashboard(profile.db().display().to_string(), "sqlite").await;
+/// Each `case(database, label)` as one test on SQLite and one on PostgreSQL.
+macro_rules! on_both_stores {
+    ($($case:ident: $sqlite:ident, $postgres:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let profile = Profile::new(stringify!($sqlite));
+            $case(profile.db().display().to_string(), "sqlite").await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            let Some(base) = postgres_base_url() else {
+                return;
+            };
+            $case(postgres_schema(&base).await, "postgres").await;
+        }
+    )*};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_in_chromium_shows_the_fleet_filters_jobs_and_retries_a_dead_job_on_postgres() {
-    let Some(base) = postgres_base_url() else {
-        return;
-    };
-    drive_dashboard(postgres_schema(&base).await, "postgres").await;
+on_both_stores! {
+    drive_dashboard:
+        dashboard_in_chromium_shows_the_fleet_filters_jobs_and_retries_a_dead_job_on_sqlite,
+        dashboard_in_chromium_shows_the_fleet_filters_jobs_and_retries_a_dead_job_on_postgres;
+    api_answers_as_the_cli:
+        post_api_jobs_answers_as_the_cli_on_sqlite,
+        post_api_jobs_answers_as_the_cli_on_postgres;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -602,71 +633,53 @@ async fn requests_need_the_token_and_cross_site_posts_are_refused() {
     // A cross-site POST, even with the cookie: refused, and the job untouched.
     let cancel = format!("/jobs/{}/cancel", seeded.queued);
     let form = format!("csrf={csrf}");
-    let form_type = ("Content-Type", "application/x-www-form-urlencoded");
+    let post = |path: &str, from: (&str, &str), body: &str| {
+        let headers = [
+            ("Cookie", cookie.as_str()),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            from,
+        ]
+        .map(|(name, value)| (name.to_string(), value.to_string()));
+        let (path, body) = (path.to_string(), body.to_string());
+        async move {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            http(port, "POST", &path, &headers, &body).await
+        }
+    };
+    let state_of = |id: i64| {
+        let store = seeded.store.clone();
+        async move {
+            let job = store.job_get(id).await.expect("get").expect("the job");
+            job.state.name().to_string()
+        }
+    };
     for cross in [
         ("Origin", "http://evil.example"),
         ("Sec-Fetch-Site", "cross-site"),
     ] {
-        let answer = http(
-            port,
-            "POST",
-            &cancel,
-            &[("Cookie", &cookie), form_type, cross],
-            &form,
-        )
-        .await;
+        let answer = post(&cancel, cross, &form).await;
         assert_eq!(answer.status, 403, "{cross:?}: {}", answer.body);
     }
     // Same origin but no CSRF field (a form not made by this dashboard): refused too.
     let origin = format!("http://127.0.0.1:{port}");
     let same = ("Origin", origin.as_str());
-    let answer = http(
-        port,
-        "POST",
-        &cancel,
-        &[("Cookie", &cookie), form_type, same],
-        "csrf=",
-    )
-    .await;
+    let answer = post(&cancel, same, "csrf=").await;
     assert_eq!(answer.status, 403, "{}", answer.body);
-    let job = seeded
-        .store
-        .job_get(seeded.queued)
-        .await
-        .expect("get")
-        .expect("job");
     assert_eq!(
-        job.state.name(),
+        state_of(seeded.queued).await,
         "queued",
         "no refused POST changed anything"
     );
 
     // From the dashboard's own page: done, with the CLI's rule (a cancelled job cannot be
     // cancelled again: 409 with the CLI's words).
-    let answer = http(
-        port,
-        "POST",
-        &cancel,
-        &[("Cookie", &cookie), form_type, same],
-        &form,
-    )
-    .await;
+    let answer = post(&cancel, same, &form).await;
     assert_eq!(answer.status, 303, "{}", answer.body);
-    let job = seeded
-        .store
-        .job_get(seeded.queued)
-        .await
-        .expect("get")
-        .expect("job");
-    assert_eq!(job.state.name(), "cancelled");
-    let again = http(
-        port,
-        "POST",
-        &cancel,
-        &[("Cookie", &cookie), form_type, same],
-        &form,
-    )
-    .await;
+    assert_eq!(state_of(seeded.queued).await, "cancelled");
+    let again = post(&cancel, same, &form).await;
     assert_eq!(again.status, 409);
     assert_eq!(
         again.json()["error"],
@@ -674,30 +687,11 @@ async fn requests_need_the_token_and_cross_site_posts_are_refused() {
     );
 
     // Bulk retry of the dead: the dead job of the other account is queued again.
-    let answer = http(
-        port,
-        "POST",
-        "/jobs/retry-dead",
-        &[("Cookie", &cookie), form_type, same],
-        &form,
-    )
-    .await;
+    let answer = post("/jobs/retry-dead", same, &form).await;
     assert_eq!(answer.status, 303, "{}", answer.body);
-    assert!(
-        answer
-            .header("location")
-            .unwrap_or_default()
-            .contains("retried=1"),
-        "{}",
-        answer.headers
-    );
-    let job = seeded
-        .store
-        .job_get(seeded.dead)
-        .await
-        .expect("get")
-        .expect("job");
-    assert_eq!(job.state.name(), "queued");
+    let location = answer.header("location").unwrap_or_default();
+    assert!(location.contains("retried=1"), "{location}");
+    assert_eq!(state_of(seeded.dead).await, "queued");
 }
 
 /// `POST /api/jobs` against `executor enqueue` on the same store.
@@ -813,20 +807,6 @@ async fn api_answers_as_the_cli(database: String, label: &str) {
         .await
         .expect("list");
     assert_eq!(jobs.len(), 3, "{jobs:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn post_api_jobs_answers_as_the_cli_on_sqlite() {
-    let profile = Profile::new("ui-api-sqlite-store");
-    api_answers_as_the_cli(profile.db().display().to_string(), "sqlite").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn post_api_jobs_answers_as_the_cli_on_postgres() {
-    let Some(base) = postgres_base_url() else {
-        return;
-    };
-    api_answers_as_the_cli(postgres_schema(&base).await, "postgres").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
