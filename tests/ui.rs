@@ -899,3 +899,39 @@ fn the_dashboard_stays_on_loopback_unless_allowed_and_its_token_file_is_private(
     let err = executor::ui::Token::load_or_create(&linked.dir).expect_err("a link is refused");
     assert!(err.to_string().contains("symbolic link"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_metrics_address_the_daemon_serves_the_dashboard_on_ui_addr() {
+    let profile = Profile::new("ui-daemon-alone");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    // Its ticks fail (no browser on that port): the dashboard still comes up and says so.
+    let daemon = failing_daemon(&profile, free_port(), &["--ui", "--ui-addr", &addr]);
+    let line = daemon
+        .lines
+        .wait_for(START, |l| l.contains("Dashboard on http://"));
+    let url = line
+        .split("Dashboard on ")
+        .nth(1)
+        .expect("the URL")
+        .trim()
+        .to_string();
+    assert_eq!(port_of(&url), port, "on --ui-addr");
+    assert_eq!(
+        http(port, "GET", "/api/overview", &[], "").await.status,
+        401
+    );
+    let bearer = format!("Bearer {}", token_of(&url));
+    eventually("the failed tick shows as the last error", START, || async {
+        let overview = http(
+            port,
+            "GET",
+            "/api/overview",
+            &[("Authorization", &bearer)],
+            "",
+        )
+        .await;
+        overview.status == 200 && !overview.json()["executors"][0]["last_error"].is_null()
+    })
+    .await;
+}

@@ -198,6 +198,13 @@ pub enum Command {
     /// Print a systemd unit or launchd plist that runs the daemon with these settings
     Service(service::ServiceArgs),
     /// The web dashboard over the store: fleet, queue, timeline, jobs (retry, cancel), POST /api/jobs
+    ///
+    /// Every executor of the fleet, the queue by account and lane, the timeline of the last
+    /// hours; the jobs with filters, their history, retry and cancel; POST /api/jobs for
+    /// producers. It listens on --ui-addr (127.0.0.1:9465; loopback only unless
+    /// --allow-remote-ui) and prints the URL to open, with the token kept in <profile>/ui-token.
+    /// From another machine, tunnel it: `ssh -N -L 9465:127.0.0.1:9465 HOST`, then open the
+    /// printed URL there. Details: docs/ui.md.
     Ui(ui::UiArgs),
 }
 

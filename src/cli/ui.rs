@@ -10,15 +10,8 @@ use crate::settings::Settings;
 use crate::ui::{Dashboard, Token};
 use clap::Args;
 
+/// No options of its own: the address, the store and the profile are settings.
 #[derive(Debug, Args)]
-#[command(
-    long_about = "Serve the web dashboard over the store: every executor of the fleet, the queue by \
-account and lane, the timeline of the last hours; the jobs with filters, their history, retry and \
-cancel; POST /api/jobs for producers.\n\n\
-It listens on --ui-addr (127.0.0.1:9465 by default; loopback only unless --allow-remote-ui) and \
-prints the URL to open, with the token kept in <profile>/ui-token. From another machine, tunnel \
-it: ssh -L 9465:127.0.0.1:9465 HOST, then open the printed URL there."
-)]
 pub struct UiArgs {}
 
 pub async fn run(settings: &Settings, _args: &UiArgs) -> Result<(), CliError> {
