@@ -541,6 +541,7 @@ async fn requests_need_the_token_and_cross_site_posts_are_refused() {
     let (port, token) = (port_of(&url), token_of(&url));
 
     for (method, path) in [
+        ("GET", "/nowhere"),
         ("GET", "/"),
         ("GET", "/jobs"),
         ("GET", "/api/overview"),

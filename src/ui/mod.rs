@@ -111,6 +111,8 @@ impl Dashboard {
             .route("/jobs/{id}/cancel", post(pages::cancel))
             .route("/api/overview", get(api::overview))
             .route("/api/jobs", post(api::enqueue))
+            // Behind the token too: an unknown path tells a stranger nothing either.
+            .fallback(|| async { Failure::new(StatusCode::NOT_FOUND, "no such page") })
             .layer(DefaultBodyLimit::max(api::BODY_LIMIT))
             .layer(axum::middleware::from_fn_with_state(self.clone(), guard))
             .with_state(self.clone())
