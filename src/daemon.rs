@@ -336,25 +336,51 @@ async fn run_locked(
         memory_cap_bytes: settings.memory_cap_bytes,
     };
 
-    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (metrics_stop, metrics_stopped) = tokio::sync::watch::channel(false);
+    // The servers (metrics, dashboard) end when the tick loop does.
+    let stopped = move || {
+        let mut stopped = metrics_stopped.clone();
+        async move {
+            while !*stopped.borrow_and_update() {
+                if stopped.changed().await.is_err() {
+                    break;
+                }
+            }
+        }
+    };
+    let dashboard = settings
+        .ui
+        .then(|| make_dashboard(settings, &store, &log))
+        .flatten();
     if let Some(addr) = settings.metrics_addr {
-        let stopped = async move {
-            let _ = metrics_stopped.await;
-        };
         match crate::metrics::serve(
             addr,
             metrics.clone(),
             store.clone(),
             browser.clone(),
-            stopped,
+            dashboard.as_ref().map(crate::ui::Dashboard::router),
+            stopped(),
         )
         .await
         {
-            Ok(bound) => log.info(&format!(
-                "Metrics on http://{bound}/metrics, health on http://{bound}/healthz"
-            )),
+            Ok(bound) => {
+                log.info(&format!(
+                    "Metrics on http://{bound}/metrics, health on http://{bound}/healthz"
+                ));
+                if let Some(dashboard) = &dashboard {
+                    log.info(&format!("Dashboard on {}", dashboard.url(bound)));
+                }
+            }
             Err(err) => log.error(&format!(
                 "Cannot serve metrics on {addr}: {err} (going on without them)"
+            )),
+        }
+    } else if let Some(dashboard) = &dashboard {
+        match crate::ui::serve(settings.ui_addr, dashboard, stopped()).await {
+            Ok(bound) => log.info(&format!("Dashboard on {}", dashboard.url(bound))),
+            Err(err) => log.error(&format!(
+                "Cannot serve the dashboard on {}: {err} (going on without it)",
+                settings.ui_addr
             )),
         }
     }
@@ -364,7 +390,7 @@ async fn run_locked(
     )
     .await;
     notifier.send("STOPPING=1");
-    let _ = metrics_stop.send(());
+    let _ = metrics_stop.send(true);
 
     // On the way out, in SPEC §2's order: the STOP line, "Cleaning up...", then (in `run`)
     // "Lock released" and "Exited gracefully".
@@ -414,6 +440,24 @@ async fn run_locked(
 
 /// A stop before the store was open: there is no store to record it in, so it is only logged,
 /// with the lines of an orderly exit (`run` adds "Lock released" and "Exited gracefully").
+/// The dashboard `--ui` asks for, or `None` (said in the log) when its token cannot be kept:
+/// the daemon goes on without it, as it does without metrics it cannot serve.
+fn make_dashboard(
+    settings: &Settings,
+    store: &Arc<dyn crate::store::Store>,
+    log: &Logger,
+) -> Option<crate::ui::Dashboard> {
+    match crate::ui::Token::load_or_create(&settings.profile) {
+        Ok(token) => Some(crate::ui::Dashboard::new(store.clone(), token, settings)),
+        Err(err) => {
+            log.error(&format!(
+                "Cannot keep the dashboard's token: {err} (going on without the dashboard)"
+            ));
+            None
+        }
+    }
+}
+
 fn stopped_while_starting(shutdown: &Shutdown, log: &Logger) -> Exit {
     let reason = shutdown
         .record()

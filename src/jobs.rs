@@ -602,6 +602,10 @@ pub struct JobQuery {
     pub states: Vec<String>,
     pub kind: Option<Kind>,
     pub limit: Option<u32>,
+    /// Only the jobs of this account (`Some("")`: the default account).
+    pub account: Option<String>,
+    /// Only the jobs whose text contains this (case-sensitive, the same on both stores).
+    pub text: Option<String>,
 }
 
 #[cfg(test)]

@@ -49,3 +49,4 @@ pub mod sites;
 pub mod stop;
 pub mod store;
 pub mod tick;
+pub mod ui;

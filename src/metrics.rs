@@ -261,12 +261,15 @@ async fn healthz(State(served): State<Served>) -> impl IntoResponse {
     }
 }
 
-/// Serves `/metrics` and `/healthz` on `addr` until `stop` resolves.
+/// Serves `/metrics` and `/healthz` on `addr` until `stop` resolves, and beside them the
+/// dashboard's routes when given (`--ui`; they keep their own token check, the metrics stay
+/// open to the scraper as before).
 pub async fn serve(
     addr: std::net::SocketAddr,
     metrics: Arc<Metrics>,
     store: Arc<dyn Store>,
     browser: Browser,
+    dashboard: Option<Router>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<std::net::SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -279,6 +282,10 @@ pub async fn serve(
             store,
             browser,
         });
+    let app = match dashboard {
+        Some(dashboard) => app.merge(dashboard),
+        None => app,
+    };
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(stop)

@@ -22,6 +22,23 @@ pub const SHOWN_CHARS: usize = 200;
 /// enough for its own text, such as the list of the keys it expected.
 pub const MESSAGE_CHARS: usize = 1000;
 
+/// `text` safe inside an HTML element or a quoted attribute (the dashboard's and the sandbox's
+/// pages show text from outside: a post's, a job's).
+pub fn html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `text` quoted, escaped and bounded: see the module docs.
 pub fn quoted(text: &str) -> String {
     quoted_part(text, text.len() as u64)

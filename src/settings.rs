@@ -534,6 +534,40 @@ settings! {
         // Never handed on: a child started by this one must not be stopped before it begins.
         show: |_| None,
     };
+    ui_addr: SocketAddr = Def {
+        key: "ui_addr",
+        env: "EXECUTOR_UI_ADDR",
+        flag: Flag::Value("ADDR"),
+        help: "Where `executor ui` serves the dashboard (port 0: any free port)",
+        default: Fallback::Text("127.0.0.1:9465"),
+        example: "127.0.0.1:9466",
+        parse: |value| {
+            value
+                .parse::<SocketAddr>()
+                .map_err(|_| "expected an address such as 127.0.0.1:9465".into())
+        },
+        show: |addr| Some(addr.to_string()),
+    };
+    allow_remote_ui: bool = Def {
+        key: "allow_remote_ui",
+        env: "EXECUTOR_ALLOW_REMOTE_UI",
+        flag: Flag::Switch,
+        help: "Allow the dashboard on an address that is not loopback (its token then crosses the network: prefer an SSH tunnel)",
+        default: Fallback::Text("false"),
+        example: "true",
+        parse: parse_bool,
+        show: |allow| Some(allow.to_string()),
+    };
+    ui: bool = Def {
+        key: "ui",
+        env: "EXECUTOR_UI",
+        flag: Flag::Switch,
+        help: "The daemon also serves the dashboard, behind its token: on --metrics-addr when given, else on --ui-addr",
+        default: Fallback::Text("false"),
+        example: "true",
+        parse: parse_bool,
+        show: |ui| Some(ui.to_string()),
+    };
 }
 
 /// A bad setting: always one line naming the source of the value.
@@ -755,6 +789,11 @@ pub struct Settings {
     pub allow_remote_metrics: bool,
     /// `STOP_EXECUTOR=true` in the environment (SPEC §2).
     pub stop_env: bool,
+    /// Where `executor ui` listens.
+    pub ui_addr: SocketAddr,
+    pub allow_remote_ui: bool,
+    /// The daemon serves the dashboard beside `/metrics`.
+    pub ui: bool,
 }
 
 impl Settings {
@@ -839,6 +878,24 @@ fn check_combinations(settings: &Settings, layer: &Layer) -> Result<(), Settings
                 return Err(invalid(
                     raw,
                     "metrics are served on loopback only (they have no authentication); pass --allow-remote-metrics to listen elsewhere",
+                ));
+            }
+        }
+    }
+    if !settings.ui_addr.ip().is_loopback() && !settings.allow_remote_ui {
+        if let Some(raw) = layer.get(defs::ui_addr().key) {
+            return Err(invalid(
+                raw,
+                "the dashboard listens on loopback only; pass --allow-remote-ui to listen elsewhere (or reach it through an SSH tunnel)",
+            ));
+        }
+    }
+    if let (true, Some(addr)) = (settings.ui, settings.metrics_addr) {
+        if !addr.ip().is_loopback() && !settings.allow_remote_ui {
+            if let Some(raw) = layer.get(defs::ui().key) {
+                return Err(invalid(
+                    raw,
+                    "the metrics address is not loopback: pass --allow-remote-ui to serve the dashboard there too",
                 ));
             }
         }

@@ -577,8 +577,7 @@ async fn count_in(profile: &Profile, state: &str) -> usize {
         .await
         .job_list(&executor::jobs::JobQuery {
             states: vec![state.into()],
-            kind: None,
-            limit: None,
+            ..Default::default()
         })
         .await
         .expect("list")

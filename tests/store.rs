@@ -1083,11 +1083,95 @@ mod job_suite {
             .job_list(&JobQuery {
                 states: vec!["claimed".into()],
                 kind: Some(Kind::Post),
-                limit: None,
+                ..Default::default()
             })
             .await
             .expect("list");
         assert_eq!(listed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![a.id]);
+    }
+
+    /// What the dashboard reads: jobs by account and text, a job's own events, and the queue by
+    /// account, lane and whether due.
+    pub async fn the_dashboards_reads_filter_by_account_text_and_job(url: DatabaseUrl) {
+        let store = open(&url).await;
+        let mine = enqueue(store.as_ref(), new_job(Kind::Post, "Hello 100% world")).await;
+        let theirs = enqueue(
+            store.as_ref(),
+            NewJob {
+                account: "bob".into(),
+                not_before: at(600),
+                ..new_job(Kind::Reply, "hello bob")
+            },
+        )
+        .await;
+        let list = |account: Option<&str>, text: Option<&str>| {
+            let query = JobQuery {
+                account: account.map(str::to_string),
+                text: text.map(str::to_string),
+                ..Default::default()
+            };
+            let store = store.clone();
+            async move {
+                let jobs = store.job_list(&query).await.expect("list");
+                jobs.iter().map(|j| j.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(list(Some(""), None).await, vec![mine.id]);
+        assert_eq!(list(Some("bob"), None).await, vec![theirs.id]);
+        assert_eq!(
+            list(None, Some("100%")).await,
+            vec![mine.id],
+            "% is no wildcard"
+        );
+        assert_eq!(list(None, Some("ello")).await, vec![mine.id, theirs.id]);
+        assert_eq!(
+            list(None, Some("HELLO")).await,
+            Vec::<i64>::new(),
+            "case-sensitive"
+        );
+
+        // The job's history: only the events about it.
+        let held = claimed(store.as_ref(), &claim(Kind::Post, "w", at(1), Limits::OFF)).await;
+        let failure = Outcome::FailedBeforeClick {
+            error: "selector not found".into(),
+        };
+        store
+            .job_finish(held.id, &token(&held), &failure, &identity(), at(2), 0.0)
+            .await
+            .expect("finish");
+        store
+            .event_insert(&event_at(
+                "POST_FAILED",
+                1_800_000_003_000,
+                json!({"job_id": theirs.id}),
+            ))
+            .await
+            .expect("insert");
+        let history = store
+            .event_list(&EventQuery {
+                job_id: Some(mine.id),
+                ..Default::default()
+            })
+            .await
+            .expect("history");
+        assert_eq!(history.len(), 1, "{history:?}");
+        assert_eq!(history[0].event_data["job_id"], json!(mine.id));
+
+        // The queue at 300 s: mine failed and waits for its retry, bob's reply waits for its time.
+        let queue = store.job_queue_by_account(at(300)).await.expect("queue");
+        let shape: Vec<(String, Kind, String, bool, u64)> = queue
+            .iter()
+            .map(|q| (q.account.clone(), q.kind, q.state.clone(), q.due, q.count))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (String::new(), Kind::Post, "failed".into(), true, 1),
+                ("bob".into(), Kind::Reply, "queued".into(), false, 1),
+            ],
+            "{queue:?}"
+        );
+        assert_eq!(queue[1].earliest, at(600));
     }
 }
 
@@ -1160,6 +1244,7 @@ both_backends!(
     transition_events_are_shown_to_the_observer_after_commit,
     one_executor_holds_an_account_the_other_waits_then_takes_over_when_it_lapses,
     an_orderly_exit_hands_the_account_over_at_once,
+    the_dashboards_reads_filter_by_account_text_and_job,
 );
 
 #[tokio::test]

@@ -290,8 +290,7 @@ async fn published_count(store: &dyn Store) -> usize {
     store
         .job_list(&JobQuery {
             states: vec!["succeeded".into()],
-            kind: None,
-            limit: None,
+            ..Default::default()
         })
         .await
         .map(|jobs| jobs.len())

@@ -102,10 +102,31 @@ struct BulkLine {
     account: Option<String>,
 }
 
+/// One line of `enqueue bulk` (a JSON object) checked as the CLI checks it: the same kinds,
+/// times, keys, accounts and text limit. `POST /api/jobs` takes its body through here too, so
+/// the two doors cannot accept different jobs. The error is one line.
+pub(crate) fn check_line(
+    settings: &Settings,
+    limit: crate::jobs::TextLimit,
+    line: &str,
+    now: SystemTime,
+) -> Result<Ready, String> {
+    let raw = serde_json::from_str::<BulkLine>(line).map_err(|e| format!("not a job: {e}"))?;
+    let kind = Kind::parse(&raw.kind)
+        .ok_or_else(|| crate::jobs::JobError::UnknownKind(raw.kind.clone()).to_string())?;
+    let options = JobOptions {
+        at: raw.at,
+        key: raw.key,
+        account: raw.account,
+        json: false,
+    };
+    build_with_limit(settings, limit, kind, raw.text, raw.to, &options, now)
+}
+
 /// A validated job and what to tell the operator about its time.
-struct Ready {
-    job: NewJob,
-    was_past: bool,
+pub(crate) struct Ready {
+    pub job: NewJob,
+    pub was_past: bool,
 }
 
 fn build(
@@ -151,7 +172,9 @@ fn build_with_limit(
     Ok(Ready { job, was_past })
 }
 
-fn describe(result: &Enqueued) -> (String, serde_json::Value) {
+/// What an enqueue did, as the line a person reads and as `--json` (which `POST /api/jobs`
+/// answers too).
+pub(crate) fn describe(result: &Enqueued) -> (String, serde_json::Value) {
     match result {
         Enqueued::Created(job) => (
             format!(
@@ -243,20 +266,7 @@ async fn bulk(settings: &Settings, now: SystemTime) -> Result<(), CliError> {
             continue;
         }
         lines += 1;
-        let checked = serde_json::from_str::<BulkLine>(&line)
-            .map_err(|e| format!("not a job: {e}"))
-            .and_then(|raw| {
-                let kind = Kind::parse(&raw.kind).ok_or_else(|| {
-                    crate::jobs::JobError::UnknownKind(raw.kind.clone()).to_string()
-                })?;
-                let options = JobOptions {
-                    at: raw.at,
-                    key: raw.key,
-                    account: raw.account,
-                    json: false,
-                };
-                build_with_limit(settings, limit, kind, raw.text, raw.to, &options, now)
-            });
+        let checked = check_line(settings, limit, &line, now);
         match checked {
             // Only the job is kept (bulk says nothing per line about a time in the past).
             Ok(ready) if rejected == 0 => {

@@ -39,6 +39,7 @@ pub async fn run(settings: &Settings, args: &EventsArgs) -> Result<(), CliError>
         types: args.types.clone(),
         since: Some(since),
         limit: Some(args.limit),
+        ..Default::default()
     };
     let events = store.event_list(&query).await?;
     for event in &events {

@@ -21,11 +21,11 @@ pub struct FleetArgs {
 
 /// How long an executor may be silent before the view calls it dead: its lease's time to
 /// live (a live one renews it every tick) plus the longest a tick may run.
-fn silence(settings: &Settings) -> Duration {
+pub(crate) fn silence(settings: &Settings) -> Duration {
     crate::holding::lease_ttl(settings.tick_interval) + settings.tick_timeout
 }
 
-fn row(member: &FleetMember, now: SystemTime, silence: Duration) -> Value {
+pub(crate) fn row(member: &FleetMember, now: SystemTime, silence: Duration) -> Value {
     let tick = &member.last_tick;
     json!({
         "executor": member.id,

@@ -182,6 +182,7 @@ pub async fn run(settings: &Settings, args: &JobsArgs) -> Result<(), CliError> {
                 states: args.state.clone(),
                 kind,
                 limit: Some(args.limit),
+                ..Default::default()
             };
             let jobs = store.job_list(&query).await?;
             if args.json {

@@ -10,17 +10,18 @@
 mod chrome;
 mod daemon;
 mod demo;
-mod enqueue;
+pub(crate) mod enqueue;
 mod error;
 mod events;
-mod fleet;
-mod jobs;
+pub(crate) mod fleet;
+pub(crate) mod jobs;
 mod login;
 mod report;
 mod sandbox;
 mod service;
 mod status;
 mod stop;
+mod ui;
 mod verify;
 
 pub use error::CliError;
@@ -347,6 +348,15 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Print a systemd unit or launchd plist that runs the daemon with these settings
     Service(service::ServiceArgs),
+    /// The web dashboard over the store: fleet, queue, timeline, jobs (retry, cancel), POST /api/jobs
+    ///
+    /// Every executor of the fleet, the queue by account and lane, the timeline of the last
+    /// hours; the jobs with filters, their history, retry and cancel; POST /api/jobs for
+    /// producers. It listens on --ui-addr (127.0.0.1:9465; loopback only unless
+    /// --allow-remote-ui) and prints the URL to open, with the token kept in <profile>/ui-token.
+    /// From another machine, tunnel it: `ssh -N -L 9465:127.0.0.1:9465 HOST`, then open the
+    /// printed URL there. Details: docs/ui.md.
+    Ui(ui::UiArgs),
 }
 
 /// Opens the store for a command (a failure to open it is exit 1).
@@ -441,6 +451,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Report(args) => report::run(&settings, &args).await,
             Command::Verify(args) => verify::run(&settings, &args).await,
             Command::Service(args) => service::run(&settings, &args),
+            Command::Ui(args) => ui::run(&settings, &args).await,
         }
     });
     // Do not wait for blocking tasks still parked on I/O (e.g. a stopped browser's pipe).

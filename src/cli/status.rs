@@ -86,8 +86,8 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> Result<(), CliError>
             Ok(store) => {
                 let query = EventQuery {
                     types: vec![events::TICK.to_string()],
-                    since: None,
                     limit: Some(1),
+                    ..Default::default()
                 };
                 match store.event_list(&query).await {
                     Ok(rows) => last_tick = rows.last().map(|e| e.event_data.clone()),

@@ -126,9 +126,8 @@ impl Report {
     pub async fn collect(store: &dyn Store, since: SystemTime) -> Result<Report, StoreError> {
         let events = store
             .event_list(&EventQuery {
-                types: Vec::new(),
                 since: Some(since),
-                limit: None,
+                ..Default::default()
             })
             .await?;
         Report::from_events(store, since, events).await
@@ -143,9 +142,8 @@ impl Report {
     ) -> Result<Vec<(String, Report)>, StoreError> {
         let events = store
             .event_list(&EventQuery {
-                types: Vec::new(),
                 since: Some(since),
-                limit: None,
+                ..Default::default()
             })
             .await?;
         let registry = match scope {
@@ -187,8 +185,7 @@ impl Report {
     ) -> Result<Report, StoreError> {
         let jobs_in = |state: &str| JobQuery {
             states: vec![state.to_string()],
-            kind: None,
-            limit: None,
+            ..Default::default()
         };
         let summary = |job: &crate::jobs::Job| (job.id, crate::tick::one_line(&job.text));
         let uncertain_jobs = store

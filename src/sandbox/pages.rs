@@ -13,20 +13,7 @@ pub const GARBLE: &str = "<script>document.addEventListener('input', e => { cons
 /// A script that never returns (fault `script_hang`).
 pub const SCRIPT_HANG: &str = "<script>while (true) {}</script>";
 
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::quote::html as escape;
 
 const STYLE: &str = "<style>body{font-family:sans-serif;max-width:600px;margin:2em auto}\
 [data-testid=tweetTextarea_0]{border:1px solid #999;min-height:3em;padding:.5em;white-space:pre-wrap}\

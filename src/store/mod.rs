@@ -202,6 +202,21 @@ pub struct EventQuery {
     pub since: Option<SystemTime>,
     /// At most this many, newest first when set; all in time order otherwise.
     pub limit: Option<u32>,
+    /// Only the events about this job (their data's `job_id`).
+    pub job_id: Option<i64>,
+}
+
+/// One line of the queue by account and lane: how many jobs of `account`'s `kind` lane are in
+/// `state`, split by whether they are `due` at the time asked (else waiting for their time),
+/// and the earliest time among them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueCount {
+    pub account: String,
+    pub kind: Kind,
+    pub state: String,
+    pub due: bool,
+    pub count: u64,
+    pub earliest: SystemTime,
 }
 
 #[async_trait::async_trait]
@@ -251,6 +266,10 @@ pub trait Store: Send + Sync {
 
     /// How many jobs of each kind are in each state: `(kind, state, count)`.
     async fn job_count_by_state(&self) -> Result<Vec<(Kind, String, u64)>, StoreError>;
+
+    /// The unfinished jobs (not `succeeded` or `cancelled`) counted by account, lane, state and
+    /// whether they are due at `now`.
+    async fn job_queue_by_account(&self, now: SystemTime) -> Result<Vec<QueueCount>, StoreError>;
 
     /// Atomically claims the next due job of the claim's account and lane, within its rate
     /// limits and breaker.

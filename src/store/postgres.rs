@@ -393,6 +393,15 @@ impl Store for PostgresStore {
         run!(self, "job count by state", |c| queue::job_count_by_state(c))
     }
 
+    async fn job_queue_by_account(
+        &self,
+        now: SystemTime,
+    ) -> Result<Vec<crate::store::QueueCount>, StoreError> {
+        run!(self, "job queue by account", |c| {
+            queue::job_queue_by_account(c, now)
+        })
+    }
+
     async fn job_claim_next(
         &self,
         claim: &Claim,

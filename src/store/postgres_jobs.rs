@@ -19,6 +19,7 @@ pub(crate) const QUERIES: Queries = Queries {
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
     event_list: "SELECT id, event_type, severity, message, event_data, created_at FROM system_events
          WHERE (cardinality($1::text[]) = 0 OR event_type = ANY($1)) AND created_at >= $2
+           AND ($4::text IS NULL OR event_data->>'job_id' = $4)
          ORDER BY created_at DESC, seq DESC LIMIT $3",
     job_get: concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1"),
     job_get_for_update: concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1 FOR UPDATE"),
@@ -43,12 +44,17 @@ pub(crate) const QUERIES: Queries = Queries {
         job_columns!(),
         " FROM jobs
            WHERE (cardinality($1::text[]) = 0 OR state = ANY($1)) AND ($2::text IS NULL OR kind = $2)
+             AND ($4::text IS NULL OR account = $4)
+             AND ($5::text IS NULL OR strpos(text, $5) > 0)
            ORDER BY id DESC LIMIT $3) newest ORDER BY id"
     ),
     job_count_due: "SELECT COUNT(*) FROM jobs WHERE kind = $1 AND ($2::text IS NULL OR account = $2)
            AND state IN ('queued', 'failed') AND not_before <= $3",
     job_count_by_state:
         "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
+    job_queue_by_account: "SELECT account, kind, state, (CASE WHEN not_before <= $1 THEN 1 ELSE 0 END)::bigint AS due,
+             COUNT(*), MIN(not_before) FROM jobs WHERE state NOT IN ('succeeded', 'cancelled')
+         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
     lease_sweep_attempting: concat!(
         "UPDATE jobs SET state = 'uncertain', last_error = $3, lease_owner = NULL, lease_token = NULL,
              lease_expires_at = NULL, updated_at = $2

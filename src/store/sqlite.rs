@@ -388,6 +388,14 @@ impl Store for SqliteStore {
         self.run(step!(|c| queue::job_count_by_state(c))).await
     }
 
+    async fn job_queue_by_account(
+        &self,
+        now: SystemTime,
+    ) -> Result<Vec<crate::store::QueueCount>, StoreError> {
+        self.run(step!(|c| queue::job_queue_by_account(c, now)))
+            .await
+    }
+
     async fn job_claim_next(
         &self,
         claim: &Claim,

@@ -17,6 +17,7 @@ pub(crate) const QUERIES: Queries = Queries {
     event_list: "SELECT id, event_type, severity, message, event_data, created_at FROM system_events
          WHERE (json_array_length(?1) = 0 OR event_type IN (SELECT value FROM json_each(?1)))
            AND created_at >= ?2
+           AND (?4 IS NULL OR event_data->>'job_id' = CAST(?4 AS INTEGER))
          ORDER BY created_at DESC, rowid DESC LIMIT ?3",
     job_get: concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ?1"),
     // BEGIN IMMEDIATE already holds the database's write lock.
@@ -47,12 +48,17 @@ pub(crate) const QUERIES: Queries = Queries {
         " FROM jobs
            WHERE (json_array_length(?1) = 0 OR state IN (SELECT value FROM json_each(?1)))
              AND (?2 IS NULL OR kind = ?2)
+             AND (?4 IS NULL OR account = ?4)
+             AND (?5 IS NULL OR instr(text, ?5) > 0)
            ORDER BY id DESC LIMIT ?3) ORDER BY id"
     ),
     job_count_due: "SELECT COUNT(*) FROM jobs WHERE kind = ?1 AND (?2 IS NULL OR account = ?2)
            AND state IN ('queued', 'failed') AND not_before <= ?3",
     job_count_by_state:
         "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
+    job_queue_by_account: "SELECT account, kind, state, CASE WHEN not_before <= ?1 THEN 1 ELSE 0 END AS due,
+             COUNT(*), MIN(not_before) FROM jobs WHERE state NOT IN ('succeeded', 'cancelled')
+         GROUP BY account, kind, state, due ORDER BY account, kind, state, due",
     lease_sweep_attempting: concat!(
         "UPDATE jobs SET state = 'uncertain', last_error = ?3, lease_owner = NULL, lease_token = NULL,
              lease_expires_at = NULL, updated_at = ?2

@@ -34,6 +34,8 @@ pub(crate) async fn job_list<D: Driver>(
             Value::Texts(query.states.clone()),
             Value::OptText(query.kind.map(|k| k.as_str().to_string())),
             Value::Int(query.limit.map(i64::from).unwrap_or(i64::MAX)),
+            Value::OptText(query.account.clone()),
+            Value::OptText(query.text.clone()),
         ],
     )
     .await
@@ -66,6 +68,40 @@ pub(crate) async fn job_count_by_state<D: Driver>(
         let (kind, state, count) = (r.text()?, r.text()?, r.int()?);
         if let Some(kind) = Kind::parse(&kind) {
             counts.push((kind, state, count.max(0) as u64));
+        }
+    }
+    Ok(counts)
+}
+
+/// The unfinished jobs by account, lane, state and whether due at `now`.
+pub(crate) async fn job_queue_by_account<D: Driver>(
+    d: &mut D,
+    now: SystemTime,
+) -> Result<Vec<crate::store::QueueCount>, StoreError> {
+    let sql = d.queries().job_queue_by_account;
+    const SHAPE: &[Col] = &[
+        Col::Text,
+        Col::Text,
+        Col::Text,
+        Col::Int,
+        Col::Int,
+        Col::Time,
+    ];
+    let rows = d.rows(sql, &[Value::Time(now)], SHAPE).await?;
+    let mut counts = Vec::new();
+    for row in rows {
+        let mut r = Reader(row.into_iter());
+        let (account, kind, state) = (r.text()?, r.text()?, r.text()?);
+        let (due, count, earliest) = (r.int()?, r.int()?, r.time()?);
+        if let Some(kind) = Kind::parse(&kind) {
+            counts.push(crate::store::QueueCount {
+                account,
+                kind,
+                state,
+                due: due != 0,
+                count: count.max(0) as u64,
+                earliest,
+            });
         }
     }
     Ok(counts)

@@ -63,6 +63,7 @@ pub(crate) struct Queries {
     pub job_list: &'static str,
     pub job_count_due: &'static str,
     pub job_count_by_state: &'static str,
+    pub job_queue_by_account: &'static str,
     pub lease_sweep_attempting: &'static str,
     pub lease_sweep_claimed: &'static str,
     pub lease_sweep_uncertain: &'static str,
@@ -385,6 +386,7 @@ pub(crate) async fn event_list<D: Driver>(
                 Value::Texts(query.types.clone()),
                 Value::Time(query.since.unwrap_or(SystemTime::UNIX_EPOCH)),
                 Value::Int(limit),
+                Value::OptText(query.job_id.map(|id| id.to_string())),
             ],
             EVENT_SHAPE,
         )
