@@ -104,6 +104,14 @@ const SETTINGS_USED: &[(&str, &[&[&str]])] = &[
     ("report", &[STORE]),
     ("verify", &[ALL]),
     ("service", &[ALL]),
+    (
+        "ui",
+        &[
+            STORE,
+            &["ui_addr", "allow_remote_ui", "account", "site"],
+            &["tick_interval", "tick_timeout"],
+        ],
+    ),
 ];
 
 /// The commands that do not read the profile directory.
@@ -618,6 +626,11 @@ mod tests {
             ("chrome::start(settings", &["cdp_port", "chrome_path"]),
             ("daemon::run(settings", &everything),
             ("to_env(", &everything),
+            // The dashboard: enqueue's checks, and the fleet's silence rule.
+            (
+                "Dashboard::new(store, token, settings",
+                &["account", "site", "tick_interval", "tick_timeout"],
+            ),
         ];
         for (call, keys) in calls {
             if source.contains(call) {
@@ -628,6 +641,7 @@ mod tests {
         for (setting, permit) in [
             ("cdp_host", "allow_remote_cdp"),
             ("metrics_addr", "allow_remote_metrics"),
+            ("ui_addr", "allow_remote_ui"),
         ] {
             if read.contains(setting) {
                 read.insert(permit);
@@ -658,6 +672,7 @@ mod tests {
             "report" => include_str!("report.rs"),
             "verify" => include_str!("verify.rs"),
             "service" => include_str!("service.rs"),
+            "ui" => include_str!("ui.rs"),
             other => panic!("no source listed for `executor {other}`: add it here"),
         }
     }
