@@ -237,6 +237,20 @@ async fn enqueue_keys_times_and_bulk_work_as_operators_expect() {
             DEADLINE,
         );
         assert_eq!(code, 2, "a queued job cannot be retried: {output}");
+        // What the job is comes first, and no line ends in a space.
+        let (code, output) = run(
+            &mut executor(&profile, &db, &["jobs", "show", &id]),
+            DEADLINE,
+        );
+        assert_eq!(code, 0, "{output}");
+        let first: Vec<&str> = output
+            .lines()
+            .take(3)
+            .filter_map(|line| line.split(':').next())
+            .map(str::trim)
+            .collect();
+        assert_eq!(first, ["id", "kind", "state"], "{output}");
+        assert!(output.lines().all(|l| l == l.trim_end()), "{output:?}");
         let (code, output) = run(
             &mut executor(&profile, &db, &["jobs", "show", "999999"]),
             DEADLINE,

@@ -137,22 +137,31 @@ const SHOW_ORDER: &[&str] = &[
     "updated_at",
 ];
 
+/// A job's fields in the order people read them ([`SHOW_ORDER`]; any other after them), for
+/// `jobs show` and the dashboard's job page.
+pub(crate) fn job_fields(job: &Job) -> Vec<(String, Value)> {
+    let Value::Object(mut object) = job_json(job) else {
+        return Vec::new();
+    };
+    let mut fields: Vec<(String, Value)> = SHOW_ORDER
+        .iter()
+        .filter_map(|key| object.remove(*key).map(|value| (key.to_string(), value)))
+        .collect();
+    fields.extend(object);
+    fields
+}
+
 fn print_job(job: &Job) {
-    let value = job_json(job);
-    if let Some(object) = value.as_object() {
-        // Any field not in the list still shows, after those that are.
-        let rest = object
-            .keys()
-            .filter(|key| !SHOW_ORDER.contains(&key.as_str()));
-        let keys = SHOW_ORDER.iter().copied().chain(rest.map(String::as_str));
-        for (key, value) in keys.filter_map(|key| object.get_key_value(key)) {
-            let shown = match value {
-                Value::String(s) => s.clone(),
-                Value::Null => "-".into(),
-                other => other.to_string(),
-            };
-            crate::outln!("{key:>16}: {shown}");
-        }
+    for (key, value) in job_fields(job) {
+        let shown = match &value {
+            // The empty account is the default one; nothing else is shown as a blank.
+            Value::String(s) if s.is_empty() && key == "account" => "(default)".into(),
+            Value::String(s) if s.is_empty() => "-".into(),
+            Value::String(s) => s.clone(),
+            Value::Null => "-".into(),
+            other => other.to_string(),
+        };
+        crate::outln!("{key:>16}: {shown}");
     }
 }
 

@@ -447,16 +447,14 @@ pub async fn job(
         })
         .await?;
     let mut fields = String::from("<table id=\"job\"><tbody>");
-    if let Some(object) = crate::cli::jobs::job_json(&job).as_object() {
-        for (key, value) in object {
-            let class = if key == "text" { "text" } else { "" };
-            let _ = write!(
-                fields,
-                "<tr><th>{}</th>{}</tr>",
-                escape(key),
-                cell(class, &shown(value))
-            );
-        }
+    for (key, value) in crate::cli::jobs::job_fields(&job) {
+        let class = if key == "text" { "text" } else { "" };
+        let _ = write!(
+            fields,
+            "<tr><th>{}</th>{}</tr>",
+            escape(&key),
+            cell(class, &shown(&value))
+        );
     }
     fields.push_str("</tbody></table>");
     let rows: Vec<String> = history
