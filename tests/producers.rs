@@ -43,7 +43,10 @@ fn cli(profile: &Profile, database: &str, site: &str, args: &[&str], input: &str
 /// What the function answered: the job, or the error as SQLSTATE, message and parameter.
 #[derive(Debug)]
 enum SqlAnswer {
-    Job { id: i64, created: bool },
+    Job {
+        id: i64,
+        created: bool,
+    },
     Refused {
         code: String,
         message: String,
@@ -129,14 +132,24 @@ async fn stored(client: &Client, id: i64) -> Value {
 /// Both refused the same input, in the same words: the CLI's line is the function's message
 /// with the CLI's frame around it.
 fn same_refusal(what: &str, cli: &CliAnswer, sql: &SqlAnswer, parameter: &str) {
-    let (CliAnswer::Refused { code, line }, SqlAnswer::Refused { code: state, message, column }) =
-        (cli, sql)
+    let (
+        CliAnswer::Refused { code, line },
+        SqlAnswer::Refused {
+            code: state,
+            message,
+            column,
+        },
+    ) = (cli, sql)
     else {
         panic!("{what}: both must refuse; CLI: {cli:?}; SQL: {sql:?}");
     };
     assert_eq!(*code, 2, "{what}: the CLI's exit code for bad input");
     assert_eq!(state, "22023", "{what}: SQLSTATE invalid_parameter_value");
-    assert_eq!(column.as_deref(), Some(parameter), "{what}: the parameter at fault");
+    assert_eq!(
+        column.as_deref(),
+        Some(parameter),
+        "{what}: the parameter at fault"
+    );
     let framed = [
         format!("error: {message}; nothing was queued"),
         format!("line 1: rejected: {message}"),
@@ -169,7 +182,13 @@ async fn the_sql_function_stores_and_refuses_as_executor_enqueue_does() {
     let profile = Profile::new("producers");
     let db = postgres_schema(&base).await;
     // The binary migrates the schema: the function exists once any command has opened it.
-    let first = cli(&profile, &db, "x", &["post", "--json", "hello from the CLI"], "");
+    let first = cli(
+        &profile,
+        &db,
+        "x",
+        &["post", "--json", "hello from the CLI"],
+        "",
+    );
     let client = postgres_client(&db).await;
 
     // A post, and a reply to a post given by its URL: the same rows.
@@ -207,7 +226,10 @@ async fn the_sql_function_stores_and_refuses_as_executor_enqueue_does() {
         .await,
     );
     let reply = stored(&client, by_sql).await;
-    assert_eq!(reply["reply_to"], "1234567890", "the target is stored as its id");
+    assert_eq!(
+        reply["reply_to"], "1234567890",
+        "the target is stored as its id"
+    );
     assert_eq!(stored(&client, by_cli).await, reply);
 
     // A repeated key returns the job that has it, whichever door made it.
@@ -294,7 +316,13 @@ async fn the_sql_function_stores_and_refuses_as_executor_enqueue_does() {
     );
     same_refusal(
         "a bad reply target",
-        &cli(&profile, &db, "x", &["reply", "--to", "not a post", "hi"], ""),
+        &cli(
+            &profile,
+            &db,
+            "x",
+            &["reply", "--to", "not a post", "hi"],
+            "",
+        ),
         &sql(
             &client,
             &Call {
@@ -378,11 +406,21 @@ async fn the_sql_function_stores_and_refuses_as_executor_enqueue_does() {
         .await,
         "idempotency_key",
     );
-    assert_eq!(job_count(&client).await, before, "a refused job stores nothing");
+    assert_eq!(
+        job_count(&client).await,
+        before,
+        "a refused job stores nothing"
+    );
 
     // The count is the site's: 141 CJK characters are too long for x.com and fine for the
     // sandbox, through both doors.
-    let by_cli = created(&cli(&profile, &db, "sandbox", &["post", "--json", &cjk], ""));
+    let by_cli = created(&cli(
+        &profile,
+        &db,
+        "sandbox",
+        &["post", "--json", &cjk],
+        "",
+    ));
     let by_sql = sql_created(
         &sql(
             &client,
@@ -413,11 +451,49 @@ async fn the_sql_length_and_target_rules_are_the_rust_ones() {
     let client = postgres_client(&db).await;
 
     let pieces = [
-        "a", "Z", " ", "\n", "\t", "é", "字", "😀", "🏽", "\u{200D}", "\u{FE0F}", "\u{FE0E}",
-        "🇫", "🇷", "\u{20E3}", "\u{3000}", "\u{1680}", "\u{2028}", "\u{00A0}", "\u{0085}",
-        "\u{200B}", "\u{2060}", "\u{E0020}", "\u{E0067}", "\u{2010}", "\u{2032}", "\u{2019}",
-        "\u{1100}", "\u{10FF}", "https://", "HTTP://", "www.", "WWW.x", "http://a.co/", "x.com",
-        "👨", "👩", "❤", "1", "#", "\u{00AD}", "\u{180E}", "\u{FFA0}",
+        "a",
+        "Z",
+        " ",
+        "\n",
+        "\t",
+        "é",
+        "字",
+        "😀",
+        "🏽",
+        "\u{200D}",
+        "\u{FE0F}",
+        "\u{FE0E}",
+        "🇫",
+        "🇷",
+        "\u{20E3}",
+        "\u{3000}",
+        "\u{1680}",
+        "\u{2028}",
+        "\u{00A0}",
+        "\u{0085}",
+        "\u{200B}",
+        "\u{2060}",
+        "\u{E0020}",
+        "\u{E0067}",
+        "\u{2010}",
+        "\u{2032}",
+        "\u{2019}",
+        "\u{1100}",
+        "\u{10FF}",
+        "https://",
+        "HTTP://",
+        "www.",
+        "WWW.x",
+        "http://a.co/",
+        "x.com",
+        "👨",
+        "👩",
+        "❤",
+        "1",
+        "#",
+        "\u{00AD}",
+        "\u{180E}",
+        "\u{FFA0}",
     ];
     let mut rng = fastrand::Rng::with_seed(14);
     let mut texts: Vec<String> = vec![
@@ -454,7 +530,11 @@ async fn the_sql_length_and_target_rules_are_the_rust_ones() {
             length(&text, Count::Weighted),
             "weighted length of {text:?}"
         );
-        assert_eq!(chars as usize, length(&text, Count::Chars), "characters of {text:?}");
+        assert_eq!(
+            chars as usize,
+            length(&text, Count::Chars),
+            "characters of {text:?}"
+        );
         assert_eq!(blank, is_blank(&text), "blankness of {text:?}");
     }
 

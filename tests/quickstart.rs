@@ -124,7 +124,12 @@ impl Shell {
     fn run(&mut self, line: &str, deadline: Duration) {
         self.steps += 1;
         let marker = format!("__quickstart_step_{}", self.steps);
-        writeln!(self.stdin, "{line}\necho \"{marker} $?\"").expect("write to the shell");
+        // On a line of its own even after output without a final newline (curl's JSON).
+        writeln!(
+            self.stdin,
+            "{line}\nstatus=$?; printf '\\n%s %s\\n' {marker} \"$status\""
+        )
+        .expect("write to the shell");
         self.stdin.flush().expect("flush");
         let done = self
             .running
@@ -222,8 +227,11 @@ fn the_readme_quickstart_publishes_the_first_post_within_10_seconds_on_a_fresh_c
         ),
         INSTALL,
     );
-    assert!(root.join("bin/executor").is_file(), "cargo install put no binary in place");
-    let mut enqueued_at: Option<Instant> = None;
+    assert!(
+        root.join("bin/executor").is_file(),
+        "cargo install put no binary in place"
+    );
+    let mut enqueued = false;
     for line in &lines[1..] {
         let line = line
             .replace(
@@ -231,9 +239,16 @@ fn the_readme_quickstart_publishes_the_first_post_within_10_seconds_on_a_fresh_c
                 &format!("executor sandbox --port {sandbox_port} &"),
             )
             .replace("127.0.0.1:8088", &format!("127.0.0.1:{sandbox_port}"));
-        if line.starts_with("executor stop") {
-            // The promise, before the quickstart's last line ends it all.
-            let since = enqueued_at.expect("the quickstart enqueues before it stops");
+        shell.run(&line, STEP);
+        if line.starts_with("executor sandbox") {
+            shell
+                .running
+                .lines
+                .wait_for(STEP, |l| l.starts_with("Sandbox serving on"));
+        }
+        if line.starts_with("executor enqueue") {
+            // The promise, counted from the moment the enqueue returned.
+            let since = Instant::now();
             let first = poll(PROMISE, || {
                 published(&sandbox_url)
                     .contains("Hello from executor")
@@ -249,18 +264,10 @@ fn the_readme_quickstart_publishes_the_first_post_within_10_seconds_on_a_fresh_c
                 "first post on the sandbox {:.1} s after `executor enqueue` returned",
                 (first - since).as_secs_f64()
             );
-        }
-        shell.run(&line, STEP);
-        if line.starts_with("executor sandbox") {
-            shell
-                .running
-                .lines
-                .wait_for(STEP, |l| l.starts_with("Sandbox serving on"));
-        }
-        if line.starts_with("executor enqueue") {
-            enqueued_at = Some(Instant::now());
+            enqueued = true;
         }
     }
+    assert!(enqueued, "the quickstart enqueues a post");
     assert!(
         shell
             .running

@@ -65,8 +65,8 @@ pub async fn run(settings: &Settings, args: &SandboxArgs) -> Result<(), CliError
 /// said once, with what to do instead, and the sandbox serves all the same.
 fn record(settings: &Settings, url: &str) -> bool {
     let profile = &settings.profile;
-    let written = crate::files::create_private_dir(profile)
-        .and_then(|()| address::record(profile, url));
+    let written =
+        crate::files::create_private_dir(profile).and_then(|()| address::record(profile, url));
     match written {
         Ok(()) => true,
         Err(err) => {
