@@ -693,3 +693,103 @@ async fn a_producer_role_enqueues_through_the_function_and_cannot_touch_jobs() {
         .await
         .expect("drop the producer's role");
 }
+
+/// A producer may give the function a larger limit than the site's (docs/producers.md): the
+/// daemon then refuses the text before it touches the page. The job fails before the click
+/// (retried, then dead), never becomes uncertain, is never published, and holds up no other job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_longer_than_the_site_takes_fails_before_the_click() {
+    use common::rig::*;
+    let Some(base) = postgres_base_url() else {
+        return;
+    };
+    let profile = Profile::new("producer-too-long");
+    let db = postgres_schema(&base).await;
+    executor::store::open(&executor::settings::DatabaseUrl::Postgres(db.clone()))
+        .await
+        .expect("migrate");
+    let client = postgres_client(&db).await;
+    let long = format!("LONG {}", "x".repeat(295));
+    let row = client
+        .query_one(
+            "SELECT id FROM executor_enqueue(kind => 'post', text => $1, max_length => 1000,
+                 length_count => 'chars')",
+            &[&long],
+        )
+        .await
+        .expect("the function takes it with a limit of 1000");
+    let long_id: i64 = row.get(0);
+    let good = sql_created(
+        &sql(
+            &client,
+            &Call {
+                kind: "post",
+                text: "a good post behind it",
+                ..Call::default()
+            },
+        )
+        .await,
+    );
+
+    let site = sandbox_rig().await;
+    let chrome = logged_in_chrome(&profile, &site.url).await;
+    let mut daemon = site_daemon(&profile, &chrome, &site.url, &db, &[]);
+    let state = |id: i64| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(
+                    "SELECT state, COALESCE(last_error, ''), attempts FROM jobs WHERE id = $1",
+                    &[&id],
+                )
+                .await
+                .expect("read the job");
+            (
+                row.get::<_, String>(0),
+                row.get::<_, String>(1),
+                row.get::<_, i32>(2),
+            )
+        }
+    };
+    eventually("the good post is published", DEADLINE, || async {
+        state(good).await.0 == "succeeded"
+    })
+    .await;
+    eventually(
+        "the long one has failed before the click",
+        DEADLINE,
+        || async {
+            let (state, _, attempts) = state(long_id).await;
+            matches!(state.as_str(), "failed" | "dead") && attempts >= 1
+        },
+    )
+    .await;
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    assert_eq!(daemon.wait_exit(DEADLINE).code(), Some(0));
+
+    let (_, error, _) = state(long_id).await;
+    assert_eq!(
+        error,
+        "not published: the text is 300 long as the site counts (characters); it allows at most 280"
+    );
+    let uncertain: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM system_events WHERE event_type = 'JOB_OUTCOME_UNKNOWN'",
+            &[],
+        )
+        .await
+        .expect("events")
+        .get(0);
+    assert_eq!(
+        uncertain, 0,
+        "no outcome was ever unknown: nothing was clicked"
+    );
+    assert!(
+        !site
+            .sandbox
+            .posts()
+            .iter()
+            .any(|p| p.text.starts_with("LONG ")),
+        "the long text was never published"
+    );
+}
