@@ -96,6 +96,16 @@ async fn sql(client: &Client, call: &Call<'_>) -> SqlAnswer {
     }
 }
 
+/// A fresh PostgreSQL schema, migrated as every executor migrates its store (the function is
+/// there); `None`, with the skip recorded, without PostgreSQL.
+async fn migrated_schema() -> Option<String> {
+    let db = postgres_schema(&postgres_base_url()?).await;
+    executor::store::open(&executor::settings::DatabaseUrl::Postgres(db.clone()))
+        .await
+        .expect("migrate");
+    Some(db)
+}
+
 async fn job_count(client: &Client) -> i64 {
     client
         .query_one("SELECT COUNT(*) FROM jobs", &[])
@@ -281,131 +291,110 @@ async fn the_sql_function_stores_and_refuses_as_executor_enqueue_does() {
     assert_eq!(job_count(&client).await, before + 1, "one job per key");
     assert_eq!(stored(&client, keyed).await["text"], "third");
 
-    // Refusals: the same words, nothing stored.
+    // Refusals: the same words, nothing stored. (what, the CLI's site, its arguments after
+    // `enqueue`, its stdin, the producer's call, the parameter at fault)
     let before = job_count(&client).await;
     let cjk = "字".repeat(141); // 141 characters, 282 as x.com counts
-    same_refusal(
-        "too long as x.com counts",
-        &cli(&profile, &db, "x", &["post", &cjk], ""),
-        &sql(
-            &client,
-            &Call {
+    let long = "a".repeat(281);
+    let key = "k".repeat(201);
+    let refusals: Vec<(&str, &str, Vec<&str>, &str, Call, &str)> = vec![
+        (
+            "too long as x.com counts",
+            "x",
+            vec!["post", &cjk],
+            "",
+            Call {
                 kind: "post",
                 text: &cjk,
                 ..Call::default()
             },
-        )
-        .await,
-        "text",
-    );
-    let long = "a".repeat(281);
-    same_refusal(
-        "too long in characters (the sandbox counts characters)",
-        &cli(&profile, &db, "sandbox", &["post", &long], ""),
-        &sql(
-            &client,
-            &Call {
+            "text",
+        ),
+        (
+            "too long in characters (the sandbox counts characters)",
+            "sandbox",
+            vec!["post", &long],
+            "",
+            Call {
                 kind: "post",
                 text: &long,
                 length_count: Some("chars"),
                 ..Call::default()
             },
-        )
-        .await,
-        "text",
-    );
-    same_refusal(
-        "a bad reply target",
-        &cli(
-            &profile,
-            &db,
-            "x",
-            &["reply", "--to", "not a post", "hi"],
-            "",
+            "text",
         ),
-        &sql(
-            &client,
-            &Call {
+        (
+            "a bad reply target",
+            "x",
+            vec!["reply", "--to", "not a post", "hi"],
+            "",
+            Call {
                 kind: "reply",
                 text: "hi",
                 reply_to: Some("not a post"),
                 ..Call::default()
             },
-        )
-        .await,
-        "reply_to",
-    );
-    same_refusal(
-        "a bad kind (the CLI's bulk lines name the kind)",
-        &cli(
-            &profile,
-            &db,
-            "x",
-            &["bulk"],
-            "{\"kind\":\"repost\",\"text\":\"hi\"}\n",
+            "reply_to",
         ),
-        &sql(
-            &client,
-            &Call {
+        (
+            "a bad kind (the CLI's bulk lines name the kind)",
+            "x",
+            vec!["bulk"],
+            "{\"kind\":\"repost\",\"text\":\"hi\"}\n",
+            Call {
                 kind: "repost",
                 text: "hi",
                 ..Call::default()
             },
-        )
-        .await,
-        "kind",
-    );
-    same_refusal(
-        "an invisible text",
-        &cli(&profile, &db, "x", &["post", " \u{200B}\n"], ""),
-        &sql(
-            &client,
-            &Call {
+            "kind",
+        ),
+        (
+            "an invisible text",
+            "x",
+            vec!["post", " \u{200B}\n"],
+            "",
+            Call {
                 kind: "post",
                 text: " \u{200B}\n",
                 ..Call::default()
             },
-        )
-        .await,
-        "text",
-    );
-    same_refusal(
-        "a post with a target",
-        &cli(
-            &profile,
-            &db,
-            "x",
-            &["bulk"],
-            "{\"kind\":\"post\",\"to\":\"12\",\"text\":\"hi\"}\n",
+            "text",
         ),
-        &sql(
-            &client,
-            &Call {
+        (
+            "a post with a target",
+            "x",
+            vec!["bulk"],
+            "{\"kind\":\"post\",\"to\":\"12\",\"text\":\"hi\"}\n",
+            Call {
                 kind: "post",
                 text: "hi",
                 reply_to: Some("12"),
                 ..Call::default()
             },
-        )
-        .await,
-        "reply_to",
-    );
-    let key = "k".repeat(201);
-    same_refusal(
-        "a key too long",
-        &cli(&profile, &db, "x", &["post", "--key", &key, "hi"], ""),
-        &sql(
-            &client,
-            &Call {
+            "reply_to",
+        ),
+        (
+            "a key too long",
+            "x",
+            vec!["post", "--key", &key, "hi"],
+            "",
+            Call {
                 kind: "post",
                 text: "hi",
                 idempotency_key: Some(&key),
                 ..Call::default()
             },
-        )
-        .await,
-        "idempotency_key",
-    );
+            "idempotency_key",
+        ),
+    ];
+    for (what, site, args, input, call, parameter) in &refusals {
+        same_refusal(
+            what,
+            &cli(&profile, &db, site, args, input),
+            &sql(&client, call).await,
+            parameter,
+        );
+    }
     assert_eq!(
         job_count(&client).await,
         before,
@@ -441,13 +430,9 @@ async fn the_sql_function_stores_and_refuses_as_executor_enqueue_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sql_length_and_target_rules_are_the_rust_ones() {
     use executor::length::{is_blank, length, Count};
-    let Some(base) = postgres_base_url() else {
+    let Some(db) = migrated_schema().await else {
         return;
     };
-    let db = postgres_schema(&base).await;
-    executor::store::open(&executor::settings::DatabaseUrl::Postgres(db.clone()))
-        .await
-        .expect("migrate");
     let client = postgres_client(&db).await;
 
     let pieces = [
@@ -585,13 +570,9 @@ async fn the_sql_length_and_target_rules_are_the_rust_ones() {
 /// Producers racing with one key make one job, and every one of them is answered with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn producers_racing_with_one_key_make_one_job() {
-    let Some(base) = postgres_base_url() else {
+    let Some(db) = migrated_schema().await else {
         return;
     };
-    let db = postgres_schema(&base).await;
-    executor::store::open(&executor::settings::DatabaseUrl::Postgres(db.clone()))
-        .await
-        .expect("migrate");
     let mut calls = Vec::new();
     for n in 0..8 {
         let db = db.clone();
@@ -631,13 +612,9 @@ async fn producers_racing_with_one_key_make_one_job() {
 /// still cannot read or change `jobs`; without it, it cannot enqueue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_producer_role_enqueues_through_the_function_and_cannot_touch_jobs() {
-    let Some(base) = postgres_base_url() else {
+    let Some(db) = migrated_schema().await else {
         return;
     };
-    let db = postgres_schema(&base).await;
-    executor::store::open(&executor::settings::DatabaseUrl::Postgres(db.clone()))
-        .await
-        .expect("migrate");
     let admin = postgres_client(&db).await;
     let schema: String = admin
         .query_one("SELECT current_schema()", &[])
@@ -700,14 +677,10 @@ async fn a_producer_role_enqueues_through_the_function_and_cannot_touch_jobs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_text_longer_than_the_site_takes_fails_before_the_click() {
     use common::rig::*;
-    let Some(base) = postgres_base_url() else {
+    let Some(db) = migrated_schema().await else {
         return;
     };
     let profile = Profile::new("producer-too-long");
-    let db = postgres_schema(&base).await;
-    executor::store::open(&executor::settings::DatabaseUrl::Postgres(db.clone()))
-        .await
-        .expect("migrate");
     let client = postgres_client(&db).await;
     let long = format!("LONG {}", "x".repeat(295));
     let row = client

@@ -97,17 +97,7 @@ impl Shell {
     fn start(dir: &Path, env: &[(&str, String)]) -> Shell {
         let mut command = Command::new("bash");
         command.current_dir(dir);
-        for (key, _) in std::env::vars() {
-            let ours = key.starts_with("EXECUTOR_")
-                || key.starts_with("RUNNER_")
-                || matches!(
-                    key.as_str(),
-                    "CDP_PORT" | "CDP_HOST" | "DATABASE_URL" | "STOP_EXECUTOR" | "EXECUTION_MODE"
-                );
-            if ours {
-                command.env_remove(key);
-            }
-        }
+        without_our_settings(&mut command);
         for (key, value) in env {
             command.env(key, value);
         }
