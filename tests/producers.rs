@@ -170,6 +170,10 @@ fn same_refusal(what: &str, cli: &CliAnswer, sql: &SqlAnswer, parameter: &str) {
     );
 }
 
+/// One input both doors must refuse: what it is, the CLI's `--site`, its arguments after
+/// `enqueue` and its stdin, the producer's call, and the parameter at fault.
+type Refusal<'a> = (&'a str, &'a str, Vec<&'a str>, &'a str, Call<'a>, &'a str);
+
 fn created(answer: &CliAnswer) -> i64 {
     match answer {
         CliAnswer::Job { id, created: true } => *id,
@@ -291,13 +295,12 @@ async fn the_sql_function_stores_and_refuses_as_executor_enqueue_does() {
     assert_eq!(job_count(&client).await, before + 1, "one job per key");
     assert_eq!(stored(&client, keyed).await["text"], "third");
 
-    // Refusals: the same words, nothing stored. (what, the CLI's site, its arguments after
-    // `enqueue`, its stdin, the producer's call, the parameter at fault)
+    // Refusals: the same words, nothing stored.
     let before = job_count(&client).await;
     let cjk = "字".repeat(141); // 141 characters, 282 as x.com counts
     let long = "a".repeat(281);
     let key = "k".repeat(201);
-    let refusals: Vec<(&str, &str, Vec<&str>, &str, Call, &str)> = vec![
+    let refusals: Vec<Refusal> = vec![
         (
             "too long as x.com counts",
             "x",
