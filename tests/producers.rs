@@ -674,91 +674,108 @@ async fn a_producer_role_enqueues_through_the_function_and_cannot_touch_jobs() {
         .expect("drop the producer's role");
 }
 
-/// A producer may give the function a larger limit than the site's (docs/producers.md): the
-/// daemon then refuses the text before it touches the page. The job fails before the click
+/// A producer may give the function a larger limit than the site's (docs/producers.md), and a
+/// job may come from anywhere else that did not check it (an older version, a hand-written row):
+/// the daemon refuses the text before it touches the page. The job fails before the click
 /// (retried, then dead), never becomes uncertain, is never published, and holds up no other job.
+/// On PostgreSQL the job comes through the function; on SQLite straight through the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_text_longer_than_the_site_takes_fails_before_the_click() {
-    use common::rig::*;
-    let Some(db) = migrated_schema().await else {
-        return;
-    };
-    let profile = Profile::new("producer-too-long");
-    let client = postgres_client(&db).await;
-    let long = format!("LONG {}", "x".repeat(295));
-    let row = client
-        .query_one(
-            "SELECT id FROM executor_enqueue(kind => 'post', text => $1, max_length => 1000,
-                 length_count => 'chars')",
-            &[&long],
-        )
-        .await
-        .expect("the function takes it with a limit of 1000");
-    let long_id: i64 = row.get(0);
-    let good = sql_created(
-        &sql(
-            &client,
-            &Call {
-                kind: "post",
-                text: "a good post behind it",
-                ..Call::default()
-            },
-        )
-        .await,
-    );
+    let sqlite_profile = Profile::new("producer-too-long-sqlite");
+    let sqlite = format!("sqlite://{}", sqlite_profile.db().display());
+    too_long_fails_before_the_click(&sqlite_profile, &sqlite).await;
+    if let Some(db) = migrated_schema().await {
+        too_long_fails_before_the_click(&Profile::new("producer-too-long-pg"), &db).await;
+    }
+}
 
-    let site = sandbox_rig().await;
-    let chrome = logged_in_chrome(&profile, &site.url).await;
-    let mut daemon = site_daemon(&profile, &chrome, &site.url, &db, &[]);
-    let state = |id: i64| {
-        let client = &client;
-        async move {
-            let row = client
-                .query_one(
-                    "SELECT state, COALESCE(last_error, ''), attempts FROM jobs WHERE id = $1",
-                    &[&id],
-                )
-                .await
-                .expect("read the job");
-            (
-                row.get::<_, String>(0),
-                row.get::<_, String>(1),
-                row.get::<_, i32>(2),
+async fn too_long_fails_before_the_click(profile: &Profile, database: &str) {
+    use common::rig::*;
+    use executor::jobs::{JobState, Kind};
+    let url = match database.strip_prefix("sqlite://") {
+        Some(path) => executor::settings::DatabaseUrl::Sqlite(path.into()),
+        None => executor::settings::DatabaseUrl::Postgres(database.to_string()),
+    };
+    let store = executor::store::open(&url).await.expect("store");
+    let long = format!("LONG {}", "x".repeat(295));
+    let long_id: i64 = match url {
+        executor::settings::DatabaseUrl::Postgres(_) => postgres_client(database)
+            .await
+            .query_one(
+                "SELECT id FROM executor_enqueue(kind => 'post', text => $1, max_length => 1000,
+                     length_count => 'chars')",
+                &[&long],
             )
+            .await
+            .expect("the function takes it with a limit of 1000")
+            .get(0),
+        // Unchecked: the store takes what it is given.
+        executor::settings::DatabaseUrl::Sqlite(_) => {
+            let job = executor::jobs::NewJob {
+                kind: Kind::Post,
+                text: long.clone(),
+                reply_to: None,
+                account: String::new(),
+                idempotency_key: None,
+                not_before: std::time::SystemTime::now(),
+                max_attempts: 5,
+            };
+            match store.job_enqueue(&job, std::time::SystemTime::now()).await {
+                Ok(executor::store::Enqueued::Created(job)) => job.id,
+                other => panic!("enqueue: {other:?}"),
+            }
         }
     };
+    enqueue_now(store.as_ref(), Kind::Post, "a good post behind it", None).await;
+
+    let site = sandbox_rig().await;
+    let chrome = logged_in_chrome(profile, &site.url).await;
+    let mut daemon = site_daemon(profile, &chrome, &site.url, database, &[]);
+    let job = |id: i64| {
+        let store = &store;
+        async move { store.job_get(id).await.expect("read").expect("the job") }
+    };
     eventually("the good post is published", DEADLINE, || async {
-        state(good).await.0 == "succeeded"
+        site.sandbox
+            .posts()
+            .iter()
+            .any(|p| p.text == "a good post behind it")
     })
     .await;
     eventually(
         "the long one has failed before the click",
         DEADLINE,
         || async {
-            let (state, _, attempts) = state(long_id).await;
-            matches!(state.as_str(), "failed" | "dead") && attempts >= 1
+            matches!(
+                job(long_id).await.state,
+                JobState::Failed { .. } | JobState::Dead { .. }
+            )
         },
     )
     .await;
     std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
     assert_eq!(daemon.wait_exit(DEADLINE).code(), Some(0));
 
-    let (_, error, _) = state(long_id).await;
+    let refused = job(long_id).await;
+    assert_eq!(refused.text, long);
+    let (JobState::Failed { error, .. } | JobState::Dead { error }) = refused.state else {
+        panic!("{database}: the long job is {:?}", refused.state);
+    };
     assert_eq!(
         error,
-        "not published: the text is 300 long as the site counts (characters); it allows at most 280"
+        "not published: the text is 300 long as the site counts (characters); it allows at most 280",
+        "{database}"
     );
-    let uncertain: i64 = client
-        .query_one(
-            "SELECT COUNT(*) FROM system_events WHERE event_type = 'JOB_OUTCOME_UNKNOWN'",
-            &[],
-        )
+    let unknown = store
+        .event_list(&executor::store::EventQuery {
+            types: vec!["JOB_OUTCOME_UNKNOWN".into()],
+            ..Default::default()
+        })
         .await
-        .expect("events")
-        .get(0);
-    assert_eq!(
-        uncertain, 0,
-        "no outcome was ever unknown: nothing was clicked"
+        .expect("events");
+    assert!(
+        unknown.is_empty(),
+        "{database}: no outcome was ever unknown, nothing was clicked: {unknown:?}"
     );
     assert!(
         !site
@@ -766,6 +783,6 @@ async fn a_text_longer_than_the_site_takes_fails_before_the_click() {
             .posts()
             .iter()
             .any(|p| p.text.starts_with("LONG ")),
-        "the long text was never published"
+        "{database}: the long text was never published"
     );
 }
