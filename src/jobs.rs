@@ -176,6 +176,18 @@ impl TextLimit {
             count: crate::length::Count::Chars,
         }
     }
+
+    /// Refuses a text longer than the limit, as the site counts it.
+    pub fn check(self, text: &str) -> Result<(), JobError> {
+        let length = crate::length::length(text, self.count);
+        if length > self.max {
+            return Err(JobError::TooLong {
+                length,
+                limit: self,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl NewJob {
@@ -185,10 +197,7 @@ impl NewJob {
         if crate::length::is_blank(&self.text) {
             return Err(JobError::EmptyText);
         }
-        let length = crate::length::length(&self.text, limit.count);
-        if length > limit.max {
-            return Err(JobError::TooLong { length, limit });
-        }
+        limit.check(&self.text)?;
         match (self.kind, self.reply_to.take()) {
             (Kind::Post, Some(_)) => return Err(JobError::UnexpectedTarget),
             (Kind::Post, None) => {}

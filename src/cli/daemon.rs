@@ -17,7 +17,7 @@ pub fn site_for(settings: &Settings) -> Result<Option<Arc<dyn Site>>, String> {
     let definition = SiteDefinition::load(&settings.site).map_err(|e| e.to_string())?;
     Ok(Some(Arc::new(SiteEngine::new(
         definition,
-        settings.site_url.as_deref(),
+        crate::sandbox::address::site_url(settings).as_deref(),
     ))))
 }
 

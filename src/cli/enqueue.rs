@@ -60,10 +60,7 @@ pub struct JobOptions {
 /// and `[text] count`; 280 characters when the site cannot be loaded).
 pub fn text_limit(settings: &Settings) -> crate::jobs::TextLimit {
     crate::sites::SiteDefinition::load(&settings.site)
-        .map(|def| crate::jobs::TextLimit {
-            max: def.max_chars,
-            count: def.text.count,
-        })
+        .map(|def| def.text_limit())
         .unwrap_or(crate::jobs::TextLimit::chars(280))
 }
 

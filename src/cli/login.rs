@@ -37,13 +37,13 @@ pub async fn run(settings: &Settings, args: &LoginArgs) -> Result<(), CliError> 
     let definition =
         SiteDefinition::load(&settings.site).map_err(|err| CliError::usage(err.to_string()))?;
     let site_name = definition.name.clone();
-    let base = settings
-        .site_url
+    let site_url = crate::sandbox::address::site_url(settings);
+    let base = site_url
         .clone()
         .unwrap_or_else(|| definition.base_url.clone());
     let host = host_of(&base)
         .ok_or_else(|| CliError::usage(format!("the site's base URL {base:?} names no host")))?;
-    let engine = SiteEngine::new(definition, settings.site_url.as_deref());
+    let engine = SiteEngine::new(definition, site_url.as_deref());
 
     let all = cookies::read_file(&args.cookies).map_err(|err| CliError::usage(err.to_string()))?;
     let total = all.len();

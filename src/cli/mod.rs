@@ -452,7 +452,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Status(args) => status::run(&settings, &args).await,
             Command::Enqueue(args) => enqueue::run(&settings, &args).await,
             Command::Jobs(args) => jobs::run(&settings, &args).await,
-            Command::Sandbox(args) => sandbox::run(&args).await,
+            Command::Sandbox(args) => sandbox::run(&settings, &args).await,
             Command::Demo(args) => demo::run(&settings, &args).await,
             Command::Events(args) => events::run(&settings, &args).await,
             Command::Fleet(args) => fleet::run(&settings, &args).await,

@@ -25,7 +25,10 @@ pub async fn check(
     }
     let definition =
         crate::sites::SiteDefinition::load(&settings.site).map_err(|e| e.to_string())?;
-    let engine = crate::sites::engine::SiteEngine::new(definition, settings.site_url.as_deref());
+    let engine = crate::sites::engine::SiteEngine::new(
+        definition,
+        crate::sandbox::address::site_url(settings).as_deref(),
+    );
     let registry = store.fleet().await.map_err(|e| e.to_string())?;
     let wanted = |account: &str| match scope {
         Scope::Account(name) => name == account,

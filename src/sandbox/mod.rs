@@ -27,6 +27,7 @@
 //! `in_reply_to`, `created_at`, `author`). Faults the daemon must survive are switched at start
 //! (`executor sandbox --fault NAME`) or at run time (`POST /api/fault {"fault": NAME|null}`).
 
+pub mod address;
 mod pages;
 
 pub use pages::escape as escape_html;

@@ -375,6 +375,14 @@ impl Site for SiteEngine {
     }
 
     async fn prepare(&self, browser: &Browser, job: &Job) -> Result<(), ActionError> {
+        // A text longer than the site takes is refused before the page is touched. Enqueueing
+        // checks it too, but a producer may have given the SQL function a larger limit than this
+        // site's (docs/producers.md): typed, the text would leave the site's button disabled,
+        // and a click on it would make the outcome unknown instead of failing the job.
+        self.def
+            .text_limit()
+            .check(&job.text)
+            .map_err(|refused| ActionError::Failed(format!("not published: {refused}")))?;
         match job.kind {
             Kind::Post => {
                 self.open(browser, &self.url(&self.def.post.url, Some(job), None))

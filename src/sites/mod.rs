@@ -248,6 +248,14 @@ pub enum SiteError {
 pub const SITE_FILE_MAX_BYTES: u64 = 1024 * 1024;
 
 impl SiteDefinition {
+    /// The longest text the site takes, as it counts (`max_chars`, `[text] count`).
+    pub fn text_limit(&self) -> crate::jobs::TextLimit {
+        crate::jobs::TextLimit {
+            max: self.max_chars,
+            count: self.text.count,
+        }
+    }
+
     /// A built-in name, or a path to a TOML file.
     pub fn load(name_or_path: &str) -> Result<SiteDefinition, SiteError> {
         if let Some((_, text)) = BUILT_IN.iter().find(|(name, _)| *name == name_or_path) {

@@ -62,6 +62,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "claim logs action",
         include_str!("../../migrations/postgres/0005_claim_logs_action.sql"),
     ),
+    (
+        7,
+        "enqueue function",
+        include_str!("../../migrations/postgres/0007_enqueue_function.sql"),
+    ),
 ];
 
 /// Any constant: the advisory lock key that serialises migrations across executors.

@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "claim logs action",
         include_str!("../../migrations/sqlite/0005_claim_logs_action.sql"),
     ),
+    (
+        7,
+        "enqueue function",
+        include_str!("../../migrations/sqlite/0007_enqueue_function.sql"),
+    ),
 ];
 
 pub struct SqliteStore {

@@ -240,6 +240,15 @@ pub fn command(profile: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
     command.arg("--profile").arg(profile);
     command.args(args);
+    without_our_settings(&mut command);
+    // Most tests are about the daemon, not a site: no site engine unless a test asks (--site).
+    command.env("EXECUTOR_SITE", "none");
+    command
+}
+
+/// Removes from `command`'s environment every variable that sets one of our settings (a test
+/// run may have them, and a child must see only what its test gives it).
+pub fn without_our_settings(command: &mut Command) {
     for (key, _) in std::env::vars() {
         let ours = key.starts_with("EXECUTOR_")
             || key.starts_with("RUNNER_")
@@ -256,9 +265,6 @@ pub fn command(profile: &Path, args: &[&str]) -> Command {
             command.env_remove(key);
         }
     }
-    // Most tests are about the daemon, not a site: no site engine unless a test asks (--site).
-    command.env("EXECUTOR_SITE", "none");
-    command
 }
 
 pub fn spawn(command: Command) -> Running {
