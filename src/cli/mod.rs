@@ -86,8 +86,8 @@ const SITE: &[&str] = &["site", "site_url"];
 /// Every setting: the commands that run the daemon or hand its settings on.
 const ALL: &[&str] = &["*"];
 
-/// The settings each command reads, by command name; `--profile` is every command's but
-/// `sandbox`'s. The single place that says which flags a command offers (the test
+/// The settings each command reads, by command name; `--profile` is every command's (the
+/// sandbox records its address there, for `--site sandbox` to find). The single place that says which flags a command offers (the test
 /// `every_command_offers_only_the_settings_it_reads` holds it to the code).
 const SETTINGS_USED: &[(&str, &[&[&str]])] = &[
     ("chrome", &[&["cdp_port", "chrome_path"]]),
@@ -114,13 +114,10 @@ const SETTINGS_USED: &[(&str, &[&[&str]])] = &[
     ),
 ];
 
-/// The commands that do not read the profile directory.
-const WITHOUT_PROFILE: &[&str] = &["sandbox"];
-
 /// Whether `command` reads the setting `key` (`profile` included).
 fn command_uses(command: &str, key: &str) -> bool {
     if key == settings::PROFILE.key {
-        return !WITHOUT_PROFILE.contains(&command);
+        return true;
     }
     SETTINGS_USED
         .iter()
@@ -626,6 +623,8 @@ mod tests {
             ("chrome::start(settings", &["cdp_port", "chrome_path"]),
             ("daemon::run(settings", &everything),
             ("to_env(", &everything),
+            // The site's URL, or where the sandbox says it listens.
+            ("address::site_url(settings", &["site_url"]),
             // The dashboard: enqueue's checks, and the fleet's silence rule.
             (
                 "Dashboard::new(store, token, settings",
