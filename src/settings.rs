@@ -568,6 +568,19 @@ settings! {
         parse: parse_bool,
         show: |ui| Some(ui.to_string()),
     };
+    // 5%: a healthy daemon fails no tick at all; a browser restart or a network blip costs one
+    // or two ticks in an hour of 60, and still passes. A systematic fault (logged out, the site
+    // down, a browser that keeps dying) fails every tick it touches and goes well above it.
+    max_failure_pct: f64 = Def {
+        key: "max_failure_rate",
+        env: "EXECUTOR_MAX_FAILURE_RATE",
+        flag: Flag::Value("RATE"),
+        help: "`verify`: the highest share of failed ticks that still passes, as 5% or 0.05 (a blip passes, a systematic fault does not)",
+        default: Fallback::Text("5%"),
+        example: "12.5%",
+        parse: parse_rate,
+        show: |pct| Some(format!("{pct}%")),
+    };
 }
 
 /// A bad setting: always one line naming the source of the value.
@@ -794,6 +807,8 @@ pub struct Settings {
     pub allow_remote_ui: bool,
     /// The daemon serves the dashboard beside `/metrics`.
     pub ui: bool,
+    /// `verify`: the failure rate (percent of ticks, 0–100) above which it fails.
+    pub max_failure_pct: f64,
 }
 
 impl Settings {
@@ -949,6 +964,30 @@ fn parse_count(value: &str) -> Result<u32, String> {
     value
         .parse::<u32>()
         .map_err(|_| "expected a whole number (0 pauses the lane)".into())
+}
+
+/// A share as a percentage (`5%`, `0.5%`) or a fraction (`0.05`), from 0 to 100 %; returns the
+/// percentage. A bare number above 1 is refused rather than guessed at: `5` could mean 5 % or
+/// 500 %.
+pub fn parse_rate(value: &str) -> Result<f64, String> {
+    let expected = "expected a percentage such as 5% or a fraction such as 0.05";
+    let (number, scale) = match value.strip_suffix('%') {
+        Some(number) => (number.trim(), 1.0),
+        None => (value, 100.0),
+    };
+    let parsed: f64 = number.parse().map_err(|_| expected.to_string())?;
+    if !parsed.is_finite() || parsed < 0.0 {
+        return Err(expected.into());
+    }
+    let pct = parsed * scale;
+    if pct > 100.0 {
+        return Err(if scale == 1.0 {
+            "expected at most 100%".into()
+        } else {
+            format!("a bare number is a fraction from 0 to 1; {expected}")
+        });
+    }
+    Ok(pct)
 }
 
 /// The longest duration any setting or argument takes: a year. Longer ones are mistakes (and
@@ -1318,6 +1357,34 @@ mod tests {
         assert!(err.to_string().contains("no control characters"), "{err}");
         let err = account("a\u{7f}b").expect_err("DEL");
         assert!(!err.to_string().contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn failure_rates_parse_as_percentages_or_fractions() {
+        assert_eq!(parse_rate("5%"), Ok(5.0));
+        assert_eq!(parse_rate("0.5 %"), Ok(0.5));
+        assert_eq!(parse_rate("0.05"), Ok(5.0));
+        assert_eq!(parse_rate("1"), Ok(100.0));
+        assert_eq!(parse_rate("0"), Ok(0.0));
+        assert_eq!(parse_rate("100%"), Ok(100.0));
+        for bad in ["5", "101%", "-1%", "lots", "NaN", "inf%", "%", ""] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+        assert!(parse_rate("5").expect_err("5").contains("fraction"));
+        let profile = temp_profile();
+        let s = resolve(Some(profile.clone()), &Layer::default(), &env_of(&[])).expect("defaults");
+        assert_eq!(s.max_failure_pct, 5.0);
+        let err = resolve(
+            Some(profile),
+            &Layer::default(),
+            &env_of(&[("EXECUTOR_MAX_FAILURE_RATE", "20")]),
+        )
+        .expect_err("20 is ambiguous");
+        assert!(
+            err.to_string()
+                .starts_with("EXECUTOR_MAX_FAILURE_RATE=\"20\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,13 +6,18 @@ mod common;
 
 use common::*;
 use executor::events::{Event, Identity, Severity};
-use executor::proof::checklist::LockState;
+use executor::proof::checklist::{LockState, Thresholds};
 use executor::proof::{Report, Scope};
 use executor::settings::DatabaseUrl;
 use executor::store::Store;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+/// The default `--max-failure-rate`: these tests are about other criteria.
+const THRESHOLDS: Thresholds = Thresholds {
+    max_failure_pct: 5.0,
+};
 
 fn identity(executor: &str) -> Identity {
     Identity {
@@ -118,7 +123,7 @@ async fn a_dead_executor_fails_ticks_regular_for_itself_while_the_other_passes()
     assert_eq!(ids, ["alive", "dead"]);
     let whole = Report::collect(store.as_ref(), since).await.expect("whole");
     for (id, report) in &by_executor {
-        let checklist = report.checklist_in(None, &whole.published);
+        let checklist = report.checklist_in(None, &whole.published, &THRESHOLDS);
         let regular = criterion(&checklist, "ticks regular");
         match id.as_str() {
             "alive" => assert!(regular.pass, "{regular:?}"),
@@ -133,7 +138,7 @@ async fn a_dead_executor_fails_ticks_regular_for_itself_while_the_other_passes()
         );
     }
     // Together in one window, the living one's ticks would have hidden the death.
-    let mixed = whole.checklist(&LockState::Absent);
+    let mixed = whole.checklist(&LockState::Absent, &THRESHOLDS);
     assert!(criterion(&mixed, "ticks regular").pass);
 }
 
@@ -156,7 +161,7 @@ async fn a_job_published_by_two_executors_fails_for_both() {
         .expect("reports");
     for (id, report) in &by_executor {
         let twice = criterion(
-            &report.checklist_in(None, &whole.published),
+            &report.checklist_in(None, &whole.published, &THRESHOLDS),
             "published twice",
         )
         .clone();
@@ -246,7 +251,7 @@ async fn pages_pid_growth_a_slow_stop_and_a_stale_lock_each_fail_their_criterion
     let report = Report::collect(store.as_ref(), ago(60))
         .await
         .expect("report");
-    let checklist = report.checklist(&LockState::Stale { pid: 4242 });
+    let checklist = report.checklist(&LockState::Stale { pid: 4242 }, &THRESHOLDS);
     for (name, evidence) in [
         ("every tick has pages=1", "pages=2"),
         ("managed browser pids stable", "distinct pid set"),

@@ -314,9 +314,27 @@ fn verify_run_runs_the_daemon_with_these_settings_then_verifies_that_run() {
     assert_eq!(code, 0, "{output}");
     assert!(output.contains("run over: touching"), "{output}");
     assert!(output.contains("All 8 criteria pass."), "{output}");
+    let ticks = tick_lines(&profile.path("executor.log")).len();
+    assert!(ticks >= 5, "ticked every 300 ms for 3 s");
+    // The progress shows what the run stored, not only the time: stderr is a pipe here, so the
+    // line is printed at each tenth of the run instead of redrawn.
+    let progress: Vec<&str> = output.lines().filter(|l| l.starts_with('[')).collect();
+    assert!(progress.len() >= 5, "{output}");
     assert!(
-        tick_lines(&profile.path("executor.log")).len() >= 5,
-        "ticked every 300 ms for 3 s"
+        progress.iter().all(|l| l.contains(" of 0:03  ticks ")
+            && l.contains("  published 0  failures 0 (0.0%, max 5%)  pages ")),
+        "{progress:?}"
+    );
+    assert!(
+        progress.last().is_some_and(|l| l.ends_with("pages 1")),
+        "{progress:?}"
+    );
+    // After the run, the counts of everything it stored: every tick line is one stored tick.
+    assert!(
+        output.contains(&format!(
+            "the run stored: ticks {ticks}  published 0  failures 0 (0.0%, max 5%)  pages 1"
+        )),
+        "{ticks} ticks in the log:\n{output}"
     );
     assert!(
         !profile.path("STOP_EXECUTOR").exists(),
@@ -346,44 +364,21 @@ async fn the_html_report_opens_offline_and_draws_its_chart() {
     .await
     .expect("join");
     assert_eq!(code, 0, "{output}");
-    let html = std::fs::read_to_string(&html_path).expect("html written");
-    for external in ["<script", "<link", " src=", "@import", "url("] {
-        assert!(
-            !html.contains(external),
-            "self-contained: found {external:?}"
-        );
-    }
+    assert_self_contained(&html_path);
 
     // Open it in headless Chromium (a file: URL — no network) and look at the drawn chart.
     let viewer = Profile::new("report-viewer");
-    let mut flags = executor::settings::Layer::default();
-    flags.flag("browser_mode", Some("launch".into()));
-    flags.flag("cdp_port", Some("0".into()));
-    let settings =
-        executor::settings::resolve(Some(viewer.dir.clone()), &flags, &|_| None).expect("settings");
-    let browser = executor::browser::Browser::new(
-        executor::browser::BrowserConfig::from_settings(&settings),
-        std::sync::Arc::new(|_| {}),
-    );
-    browser.connect().await.expect("browser");
-    browser
-        .navigate(
-            &format!("file://{}", html_path.display()),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("open");
-    let drawn = browser
-        .evaluate(
-            "({ series: document.querySelectorAll('#timeline polyline.series').length, \
-                points: document.querySelectorAll('#timeline circle.point').length, \
-                stops: document.querySelectorAll('#timeline line.stop').length, \
-                width: document.getElementById('timeline').getBoundingClientRect().width, \
-                rows: document.querySelectorAll('#ticks tr').length })",
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("inspect");
+    let browser = viewer_browser(&viewer).await;
+    let drawn = inspect(
+        &browser,
+        &html_path,
+        "({ series: document.querySelectorAll('#timeline polyline.series').length, \
+            points: document.querySelectorAll('#timeline circle.point').length, \
+            stops: document.querySelectorAll('#timeline line.stop').length, \
+            width: document.getElementById('timeline').getBoundingClientRect().width, \
+            rows: document.querySelectorAll('#ticks tr').length })",
+    )
+    .await;
     assert_eq!(drawn["series"], 3, "pages, queue depth, backoff: {drawn}");
     assert!(
         drawn["points"].as_u64().unwrap_or(0) >= 12,
@@ -398,6 +393,39 @@ async fn the_html_report_opens_offline_and_draws_its_chart() {
         drawn["rows"].as_u64().unwrap_or(0) >= 5,
         "the tick table: {drawn}"
     );
+    keep_screenshot(&browser, "report.png").await;
+    browser.shutdown().await;
+}
+
+/// The page is self-contained: nothing in it loads from anywhere.
+fn assert_self_contained(path: &std::path::Path) {
+    let html = std::fs::read_to_string(path).expect("html written");
+    for external in ["<script", "<link", " src=", "@import", "url("] {
+        assert!(
+            !html.contains(external),
+            "self-contained: found {external:?}"
+        );
+    }
+    assert!(html.contains("Content-Security-Policy"), "nothing may load");
+}
+
+/// A headless browser of its own (launch mode, any free port) to look at a page with.
+async fn viewer_browser(viewer: &Profile) -> executor::browser::Browser {
+    let mut flags = executor::settings::Layer::default();
+    flags.flag("browser_mode", Some("launch".into()));
+    flags.flag("cdp_port", Some("0".into()));
+    let settings =
+        executor::settings::resolve(Some(viewer.dir.clone()), &flags, &|_| None).expect("settings");
+    let browser = executor::browser::Browser::new(
+        executor::browser::BrowserConfig::from_settings(&settings),
+        std::sync::Arc::new(|_| {}),
+    );
+    browser.connect().await.expect("browser");
+    browser
+}
+
+/// Keeps a screenshot of the page in `test-artifacts/NAME`, to look at.
+async fn keep_screenshot(browser: &executor::browser::Browser, name: &str) {
     let shot = browser
         .page_call(
             "Page.captureScreenshot",
@@ -411,8 +439,7 @@ async fn the_html_report_opens_offline_and_draws_its_chart() {
     std::fs::create_dir_all(&artifacts).expect("artifacts dir");
     let bytes = base64_decode(png);
     assert!(bytes.starts_with(b"\x89PNG"), "a PNG");
-    std::fs::write(artifacts.join("report.png"), &bytes).expect("keep the screenshot");
-    browser.shutdown().await;
+    std::fs::write(artifacts.join(name), &bytes).expect("keep the screenshot");
 }
 
 /// The window the README gives for the seed's SQL on SQLite, in place of PostgreSQL's
@@ -488,4 +515,315 @@ fn seed_sql_runs_on_sqlite_with_the_readmes_window_and_shows_pages_1_for_every_t
         .expect("failure rate query");
     assert_eq!(total as usize, ticks.len());
     assert_eq!(failed, 0);
+}
+
+/// Tick work whose first `failing` ticks fail (the queue cannot be counted), and every later one
+/// succeeds: a run with a known share of failed ticks while the browser stays healthy (pages=1),
+/// so that the failure rate is the only criterion it can fail.
+struct FailFirst {
+    left: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl executor::tick::TickWork for FailFirst {
+    async fn ready(&self) -> Result<executor::tick::LaneCounts, executor::tick::WorkError> {
+        use std::sync::atomic::Ordering;
+        match self
+            .left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        {
+            Ok(_) => Err(executor::tick::WorkError::Machinery(
+                "the queue could not be counted".into(),
+            )),
+            Err(_) => Ok(Default::default()),
+        }
+    }
+    async fn run(
+        &self,
+        _browser: &executor::browser::Browser,
+        _shutdown: &executor::stop::Shutdown,
+    ) -> executor::tick::WorkReport {
+        Default::default()
+    }
+}
+
+/// A run of at least 8 ticks, the first 2 failed, on `database` (the profile's SQLite file when
+/// `None`); then `verify` with thresholds just below and just above its failure rate, and with
+/// the default. Returns nothing: it asserts.
+async fn verify_judges_the_failure_rate_of_a_real_run(name: &str, database: Option<String>) {
+    let profile = Profile::new(name);
+    let mut extra: Vec<(&'static str, &str)> = vec![("backoff", "100ms"), ("max_failures", "100")];
+    if let Some(url) = &database {
+        extra.push(("database", url));
+    }
+    let work = std::sync::Arc::new(FailFirst {
+        left: std::sync::atomic::AtomicUsize::new(2),
+    });
+    let (daemon, shutdown) = in_process_daemon(&profile, &extra, work);
+    let exit = stop_after_ticks(&profile, 8, daemon, shutdown).await;
+    assert_eq!(exit.code(), 0);
+    let ticks = tick_lines(&profile.path("executor.log"));
+    let failed = ticks.iter().filter(|l| l.contains(" last_error=")).count();
+    assert_eq!(failed, 2, "{ticks:#?}");
+    let pct = 100.0 * failed as f64 / ticks.len() as f64;
+
+    let mut database_args = vec![];
+    if let Some(url) = &database {
+        database_args = vec!["--database".to_string(), url.clone()];
+    }
+    let verify_with = move |threshold: Option<String>, env: Option<String>| {
+        let profile_dir = profile.dir.clone();
+        let database_args = database_args.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut args: Vec<String> = database_args;
+                args.extend(["verify".into(), "--since".into(), "10m".into()]);
+                if let Some(threshold) = threshold {
+                    args.extend(["--max-failure-rate".into(), threshold]);
+                }
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let mut cmd = command(&profile_dir, &args);
+                if let Some(env) = env {
+                    cmd.env("EXECUTOR_MAX_FAILURE_RATE", env);
+                }
+                run(&mut cmd, EXIT)
+            })
+            .await
+            .expect("join")
+        }
+    };
+
+    // Above the threshold (a point under the run's rate): FAIL, by name, with the numbers.
+    let (code, output) = verify_with(Some(format!("{:.2}%", pct - 1.0)), None).await;
+    assert_eq!(code, 1, "{output}");
+    let line = criterion(&output, "failure rate");
+    assert!(
+        line.starts_with("FAIL")
+            && line.contains(&format!("2 of {} ticks failed ({pct:.2}%)", ticks.len()))
+            && line.contains("above the"),
+        "{line}"
+    );
+    assert!(
+        output.contains("1 of 8 criteria fail."),
+        "only the rate fails: {output}"
+    );
+
+    // Below it (a point over the rate, given as a fraction in the environment): every criterion
+    // passes and verify exits 0.
+    let fraction = format!("{:.4}", (pct + 1.0) / 100.0);
+    let (code, output) = verify_with(None, Some(fraction)).await;
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        criterion(&output, "failure rate").starts_with("PASS")
+            && criterion(&output, "failure rate").contains("within the"),
+        "{output}"
+    );
+    assert!(output.contains("All 8 criteria pass."), "{output}");
+
+    // The default, 5 %: two failed ticks in a short run are far above it.
+    let (code, output) = verify_with(None, None).await;
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        criterion(&output, "failure rate").contains("above the 5% threshold"),
+        "{output}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_fails_a_run_above_the_failure_rate_threshold_and_passes_one_below_on_sqlite() {
+    verify_judges_the_failure_rate_of_a_real_run("verify-rate-sqlite", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_fails_a_run_above_the_failure_rate_threshold_and_passes_one_below_on_postgres() {
+    let Some(base) = postgres_base_url() else {
+        return;
+    };
+    let url = postgres_schema(&base).await;
+    verify_judges_the_failure_rate_of_a_real_run("verify-rate-postgres", Some(url)).await;
+}
+
+/// Opens `path` in `browser` and evaluates `expression` there.
+async fn inspect(
+    browser: &executor::browser::Browser,
+    path: &std::path::Path,
+    expression: &str,
+) -> serde_json::Value {
+    browser
+        .navigate(
+            &format!("file://{}", path.display()),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("open");
+    browser
+        .evaluate(expression, Duration::from_secs(5))
+        .await
+        .expect("inspect")
+}
+
+/// What the page shows: the verdict's result and rows, and the published table's cells.
+const READ_REPORT: &str = "(() => {
+    const cells = (row) => Array.from(row.querySelectorAll('td'));
+    return {
+        verdict: document.querySelector('#verdict').className,
+        result: document.querySelector('#verdict-result').textContent,
+        summary: document.querySelector('#verdict-summary').textContent,
+        first: document.body.querySelector('h2').textContent,
+        rows: Array.from(document.querySelectorAll('#checklist tr.criterion')).map(row => ({
+            result: row.querySelector('td.result').textContent,
+            name: row.querySelector('td.name').textContent,
+            evidence: row.querySelector('td.evidence').textContent,
+            class: row.className,
+        })),
+        published: Array.from(document.querySelectorAll('#published tr')).slice(1).map(row => ({
+            text: row.querySelector('td.text').textContent,
+            href: row.querySelector('td.link a') ? row.querySelector('td.link a').getAttribute('href') : null,
+            link: row.querySelector('td.link').textContent,
+        })),
+        nowrap: Array.from(document.querySelectorAll('td.ts')).map(cell => getComputedStyle(cell).whiteSpace),
+        stamps: document.querySelectorAll('#published td.ts, #ticks td.ts').length,
+    };
+})()";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_report_leads_with_the_verdict_and_shows_each_post_with_its_text_and_link() {
+    use executor::jobs::Kind;
+    let rig = common::rig::sandbox_rig().await;
+    let profile = Profile::new("report-verdict");
+    let chrome = common::rig::logged_in_chrome(&profile, &rig.url).await;
+    let db = format!("sqlite://{}", profile.db().display());
+    let texts = ["First post of the report <b>&", "Second post, with a link"];
+    {
+        let store = executor::store::open(&executor::settings::DatabaseUrl::Sqlite(profile.db()))
+            .await
+            .expect("store");
+        for text in texts {
+            enqueue_now(store.as_ref(), Kind::Post, text, None).await;
+        }
+    }
+    let mut daemon = common::rig::site_daemon(&profile, &chrome, &rig.url, &db, &[]);
+    let database = profile.db();
+    let published = tokio::task::spawn_blocking(move || {
+        poll(START, || {
+            let events = sqlite_events(&database, "POST_SUCCESS");
+            (events.len() >= 2).then_some(events)
+        })
+        .expect("both posts published")
+    })
+    .await
+    .expect("join");
+    std::fs::write(profile.path("STOP_EXECUTOR"), "").expect("touch STOP");
+    let daemon = tokio::task::spawn_blocking(move || {
+        assert_eq!(daemon.wait_exit(EXIT).code(), Some(0));
+        daemon
+    })
+    .await
+    .expect("join");
+    drop(daemon);
+    drop(chrome);
+    std::fs::remove_file(profile.path("STOP_EXECUTOR")).expect("remove STOP");
+
+    // The report, and verify over the same window: the page must say what verify says.
+    let html_path = profile.path("report.html");
+    let empty_path = profile.path("empty.html");
+    let dir = profile.dir.clone();
+    let (html_arg, empty_arg) = (
+        html_path.display().to_string(),
+        empty_path.display().to_string(),
+    );
+    let after_the_run =
+        humantime::format_rfc3339_millis(std::time::SystemTime::now() + Duration::from_secs(1))
+            .to_string();
+    let (verify_code, verified) = tokio::task::spawn_blocking(move || {
+        let (code, output) = run(
+            &mut command(&dir, &["report", "--since", "10m", "--html", &html_arg]),
+            EXIT,
+        );
+        assert_eq!(code, 0, "{output}");
+        let (code, output) = run(
+            &mut command(
+                &dir,
+                &["report", "--since", &after_the_run, "--html", &empty_arg],
+            ),
+            EXIT,
+        );
+        assert_eq!(code, 0, "{output}");
+        run(&mut command(&dir, &["verify", "--since", "10m"]), EXIT)
+    })
+    .await
+    .expect("join");
+    assert_self_contained(&html_path);
+    let viewer = Profile::new("report-verdict-viewer");
+    let browser = viewer_browser(&viewer).await;
+    let page = inspect(&browser, &html_path, READ_REPORT).await;
+
+    // The verdict comes first, and it is verify's: the same criteria, the same results.
+    assert_eq!(page["first"], "Verdict: PASS", "{page}");
+    assert_eq!(verify_code, 0, "{verified}");
+    assert_eq!(page["verdict"], "pass");
+    assert_eq!(page["result"], "PASS");
+    assert_eq!(page["summary"], "All 8 criteria pass.");
+    let rows = page["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 8, "{page}");
+    for row in rows {
+        let name = row["name"].as_str().expect("name");
+        let line = criterion(&verified, name);
+        assert!(
+            line.starts_with(row["result"].as_str().expect("result")),
+            "{line} / {row}"
+        );
+        assert_eq!(row["class"], "criterion pass");
+        assert!(!row["evidence"].as_str().unwrap_or("").is_empty(), "{row}");
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r["name"] == "failure rate within --max-failure-rate"
+                && r["evidence"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("within the 5% threshold"))),
+        "{page}"
+    );
+
+    // Each post with the text that was queued and the link the site gave.
+    let shown = page["published"].as_array().expect("published rows");
+    assert_eq!(shown.len(), 2, "{page}");
+    for event in &published {
+        let url = event["url"]
+            .as_str()
+            .expect("the sandbox gives each post a URL");
+        let job = event["job_id"].as_i64().expect("job id");
+        let row = shown
+            .iter()
+            .find(|row| row["href"] == url)
+            .unwrap_or_else(|| panic!("no link to {url}: {page}"));
+        assert_eq!(row["link"], url);
+        assert_eq!(row["text"], texts[(job - 1) as usize], "{page}");
+    }
+    // Timestamps do not wrap.
+    let nowrap = page["nowrap"].as_array().expect("cells");
+    assert!(page["stamps"].as_u64().unwrap_or(0) >= 3, "{page}");
+    assert!(nowrap.iter().all(|w| w == "nowrap"), "{page}");
+
+    // An empty window: the verdict fails, and the page says so first.
+    let empty = inspect(&browser, &empty_path, READ_REPORT).await;
+    assert_eq!(empty["verdict"], "fail", "{empty}");
+    assert_eq!(empty["result"], "FAIL");
+    let rows = empty["rows"].as_array().expect("rows");
+    assert!(
+        rows.iter().any(|r| r["result"] == "FAIL"
+            && r["class"] == "criterion fail"
+            && r["evidence"] == "no ticks in the window"),
+        "{empty}"
+    );
+    assert!(
+        empty["summary"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("criteria fail.")),
+        "{empty}"
+    );
+    // The page as a person sees it, kept for a look.
+    inspect(&browser, &html_path, "true").await;
+    keep_screenshot(&browser, "report-verdict.png").await;
+    browser.shutdown().await;
 }

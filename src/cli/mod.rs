@@ -101,7 +101,8 @@ const SETTINGS_USED: &[(&str, &[&[&str]])] = &[
     ("demo", &[&["chrome_path", "log_format"]]),
     ("events", &[STORE]),
     ("fleet", &[STORE, &["tick_interval", "tick_timeout"]]),
-    ("report", &[STORE]),
+    // `report --html` leads with the verdict, judged as `verify` judges.
+    ("report", &[STORE, &["executor_id", "max_failure_rate"]]),
     ("verify", &[ALL]),
     ("service", &[ALL]),
     (
@@ -595,6 +596,7 @@ mod tests {
         let field_of = |key: &str| match key {
             "memory_cap" => "memory_cap_bytes".to_string(),
             "stop_executor" => "stop_env".to_string(),
+            "max_failure_rate" => "max_failure_pct".to_string(),
             key => key.to_string(),
         };
         let mut read = std::collections::BTreeSet::new();
@@ -621,6 +623,11 @@ mod tests {
                 &["browser_mode", "cdp_host", "cdp_port", "chrome_path"],
             ),
             ("chrome::start(settings", &["cdp_port", "chrome_path"]),
+            // The verdict's judge: this profile's executor and the operator's thresholds.
+            (
+                "Judge::of_profile(settings",
+                &["executor_id", "max_failure_rate"],
+            ),
             ("daemon::run(settings", &everything),
             ("to_env(", &everything),
             // The site's URL, or where the sandbox says it listens.

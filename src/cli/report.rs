@@ -1,10 +1,12 @@
 //! `executor report [--since 60m] [--json] [--executor ID | --account NAME | --fleet]`: the
 //! three reports users already run — recent ticks, page-count distribution, failure rate — plus
 //! what was published, uncertain and dead jobs, browser restarts and stray pages closed. With a
-//! scope, one report per executor.
+//! scope, one report per executor. `--html` writes a page that leads with `verify`'s verdict
+//! over the same window (the same thresholds, the same lock), then the timeline and the tables.
 
 use super::CliError;
 use crate::proof::text::{print_report, report_json};
+use crate::proof::verdict::{Judge, Verdict};
 use crate::proof::{Report, Scope};
 use crate::settings::Settings;
 use clap::Args;
@@ -65,9 +67,17 @@ pub async fn run(settings: &Settings, args: &ReportArgs) -> Result<(), CliError>
         }
         return Ok(());
     }
-    let report = Report::collect(store.as_ref(), since).await?;
-    if let Some(path) = &args.html {
-        std::fs::write(path, crate::proof::html::render(&report))
+    // The page leads with the verdict: `verify`'s checklist over the same window.
+    let (report, verdict) = if args.html.is_some() {
+        let judge = Judge::of_profile(settings);
+        let (report, verdict) =
+            Verdict::evaluate(store.as_ref(), since, &Scope::Window, &judge).await?;
+        (report, Some(verdict))
+    } else {
+        (Report::collect(store.as_ref(), since).await?, None)
+    };
+    if let (Some(path), Some(verdict)) = (&args.html, &verdict) {
+        std::fs::write(path, crate::proof::html::render(&report, verdict))
             .map_err(|err| CliError::failure(format!("cannot write {}: {err}", path.display())))?;
         crate::errln!("HTML report written to {}", path.display());
     }

@@ -13,11 +13,26 @@ use std::time::Duration;
 /// How long STOP may take, request to exit (SPEC §2).
 pub const STOP_BOUND: Duration = Duration::from_secs(10);
 
+/// What the checklist judges against that is the operator's to choose, not the spec's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// The failure rate (percent of ticks) above which the run fails (`--max-failure-rate`).
+    pub max_failure_pct: f64,
+}
+
+impl Thresholds {
+    pub fn from_settings(settings: &crate::settings::Settings) -> Thresholds {
+        Thresholds {
+            max_failure_pct: settings.max_failure_pct,
+        }
+    }
+}
+
 impl Report {
     /// The stability checklist (docs/architecture.md), each criterion with its evidence. `lock`
     /// is what the lock file says now.
-    pub fn checklist(&self, lock: &LockState) -> Vec<Criterion> {
-        self.checklist_in(Some(lock), &self.published)
+    pub fn checklist(&self, lock: &LockState, thresholds: &Thresholds) -> Vec<Criterion> {
+        self.checklist_in(Some(lock), &self.published, thresholds)
     }
 
     /// The checklist of one executor of a fleet. `lock`: the local profile's lock, for the
@@ -28,6 +43,7 @@ impl Report {
         &self,
         lock: Option<&LockState>,
         everyone: &[PublishedRow],
+        thresholds: &Thresholds,
     ) -> Vec<Criterion> {
         let mut out = Vec::new();
         let ticks = self.ticks.len();
@@ -250,12 +266,7 @@ impl Report {
             },
         ));
 
-        let (total, failed, pct) = self.failure_rate();
-        out.push(Criterion::new(
-            "failure rate reported",
-            total > 0,
-            format!("{failed} of {total} ticks failed ({pct:.2}%)"),
-        ));
+        out.push(failure_rate(self, thresholds.max_failure_pct));
 
         // Counted over everyone's publications, for the jobs and posts this report's executor
         // published: a job that two executors both published fails for each of them.
@@ -296,6 +307,25 @@ impl Report {
         ));
         out
     }
+}
+
+/// The share of failed ticks against `max_pct`: above it fails, and so does a window with no
+/// ticks (a rate of nothing proves nothing). Compared unrounded: 5.004 % is above 5 %.
+fn failure_rate(report: &Report, max_pct: f64) -> Criterion {
+    let (total, failed, pct) = report.failure_rate();
+    let above = failed as f64 * 100.0 > max_pct * total as f64;
+    Criterion::new(
+        "failure rate within --max-failure-rate",
+        total > 0 && !above,
+        if total == 0 {
+            "no ticks in the window".to_string()
+        } else {
+            format!(
+                "{failed} of {total} ticks failed ({pct:.2}%), {} the {max_pct}% threshold",
+                if above { "above" } else { "within" }
+            )
+        },
+    )
 }
 
 /// What the lock file says now.
@@ -457,4 +487,69 @@ pub fn on_site_checklist(
             evidence(&missing, format!("all {} found", jobs.len())),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    /// A window of `total` ticks, `failed` of them with an error.
+    fn report(total: usize, failed: usize) -> Report {
+        let tick = |n: usize| TickRow {
+            created_at: SystemTime::UNIX_EPOCH + Duration::from_secs(n as u64),
+            run_id: "run".into(),
+            pages: 1,
+            chrome_pids: "[1]".into(),
+            posting_ready: 0,
+            posting_attempts: 0,
+            reply_ready: 0,
+            reply_attempts: 0,
+            backoff_seconds: 0.0,
+            duration_ms: 5,
+            last_error: (n < failed).then(|| "browser lost".to_string()),
+        };
+        Report {
+            since: SystemTime::UNIX_EPOCH,
+            until: SystemTime::UNIX_EPOCH + Duration::from_secs(total as u64),
+            ticks: (0..total).map(tick).collect(),
+            published: Vec::new(),
+            uncertain_jobs: Vec::new(),
+            dead_jobs: Vec::new(),
+            strays_closed: 0,
+            browser_losses: 0,
+            browser_restarts: 0,
+            hard_caps: Vec::new(),
+            stops: Vec::new(),
+            runs: Default::default(),
+            events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_failure_rate_fails_above_its_threshold_and_passes_at_or_below() {
+        let judged = |total, failed, max| failure_rate(&report(total, failed), max);
+        // 1 of 20 is exactly 5 %: at the threshold passes, a hair above fails.
+        assert!(judged(20, 1, 5.0).pass);
+        assert!(!judged(20, 1, 4.99).pass);
+        assert!(!judged(5, 1, 5.0).pass, "20 % is not within 5 %");
+        assert!(judged(5, 1, 20.0).pass);
+        assert!(
+            judged(5, 0, 0.0).pass,
+            "0 % allows no failed tick, and there is none"
+        );
+        assert!(!judged(1000, 1, 0.0).pass);
+        let above = judged(5, 1, 5.0);
+        assert_eq!(
+            above.evidence,
+            "1 of 5 ticks failed (20.00%), above the 5% threshold"
+        );
+        assert_eq!(
+            judged(20, 1, 5.0).evidence,
+            "1 of 20 ticks failed (5.00%), within the 5% threshold"
+        );
+        let empty = judged(0, 0, 100.0);
+        assert!(!empty.pass, "no ticks prove nothing");
+        assert_eq!(empty.evidence, "no ticks in the window");
+    }
 }

@@ -1,9 +1,15 @@
 //! `executor report --html FILE`: one self-contained page (inline SVG and CSS, no script, no
-//! external reference — it opens with no network) with a timeline of the window and the tables.
+//! external reference — it opens with no network, and its Content-Security-Policy forbids
+//! loading anything) with the verdict first, then a timeline of the window and the tables.
+//!
+//! The verdict is `executor verify`'s checklist over the same window ([`Verdict`]), every
+//! criterion with PASS/FAIL and its evidence: the page says whether the run behaved before it
+//! shows how. What was published is listed with its text and a link to the post.
 //!
 //! The chart stacks three panels on one time axis — pages, queue depth (posting + reply due),
 //! backoff — and marks failed ticks (red), stray pages closed (orange) and STOP (a dashed line).
 
+use super::verdict::Verdict;
 use super::Report;
 use crate::clock::format_ts;
 use crate::events;
@@ -71,8 +77,54 @@ fn series(
     out.push_str("</g>");
 }
 
+/// The verdict: one table row per criterion (a heading row per section when there are
+/// several), under a line that says whether all pass.
+fn verdict_section(verdict: &Verdict) -> String {
+    let passed = verdict.passed();
+    let mut out = format!(
+        "<section id=\"verdict\" class=\"{}\"><h2>Verdict: <span id=\"verdict-result\">{}</span></h2><p id=\"verdict-summary\">{}</p>\
+         <table id=\"checklist\"><tr><th>result</th><th>criterion</th><th>evidence</th></tr>",
+        if passed { "pass" } else { "fail" },
+        if passed { "PASS" } else { "FAIL" },
+        escape(&verdict.summary())
+    );
+    for section in &verdict.sections {
+        if let Some(heading) = &section.heading {
+            let _ = write!(
+                out,
+                "<tr class=\"section\"><th colspan=\"3\">{}</th></tr>",
+                escape(heading)
+            );
+        }
+        for criterion in &section.criteria {
+            let result = if criterion.pass { "PASS" } else { "FAIL" };
+            let _ = write!(
+                out,
+                "<tr class=\"criterion {}\"><td class=\"result\">{result}</td><td class=\"name\">{}</td><td class=\"evidence\">{}</td></tr>",
+                result.to_ascii_lowercase(),
+                escape(criterion.name),
+                escape(&criterion.evidence)
+            );
+        }
+    }
+    out.push_str("</table></section>");
+    out
+}
+
+/// A link to a published post, for http(s) URLs only: a `javascript:` URL from a site's
+/// answer must not become a link to click.
+fn post_link(url: Option<&str>) -> String {
+    match url {
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            format!("<a href=\"{0}\">{0}</a>", escape(url))
+        }
+        Some(other) => escape(other),
+        None => "-".to_string(),
+    }
+}
+
 /// The page.
-pub fn render(report: &Report) -> String {
+pub fn render(report: &Report, verdict: &Verdict) -> String {
     let start = report
         .ticks
         .first()
@@ -159,7 +211,7 @@ pub fn render(report: &Report) -> String {
     for (pages, count, first, last) in report.page_distribution() {
         let _ = write!(
             tables,
-            "<tr><td>{pages}</td><td>{count}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{pages}</td><td>{count}</td><td class=\"ts\">{}</td><td class=\"ts\">{}</td></tr>",
             format_ts(first),
             format_ts(last)
         );
@@ -173,7 +225,7 @@ pub fn render(report: &Report) -> String {
     for t in report.ticks.iter().rev().take(50) {
         let _ = write!(
             tables,
-            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr{}><td class=\"ts\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             if t.last_error.is_some() { " class=\"error\"" } else { "" },
             format_ts(t.created_at),
             t.pages,
@@ -186,15 +238,17 @@ pub fn render(report: &Report) -> String {
             escape(t.last_error.as_deref().unwrap_or(""))
         );
     }
-    let _ = write!(tables, "</table><h2>Published ({})</h2><table id=\"published\"><tr><th>at</th><th>kind</th><th>job</th><th>post id</th></tr>", report.published.len());
+    let _ = write!(tables, "</table><h2>Published ({})</h2><table id=\"published\"><tr><th>at</th><th>kind</th><th>job</th><th>post id</th><th>text</th><th>link</th></tr>", report.published.len());
     for p in &report.published {
         let _ = write!(
             tables,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"ts\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"text\">{}</td><td class=\"link\">{}</td></tr>",
             format_ts(p.created_at),
             escape(&p.kind),
             p.job_id,
-            escape(p.post_id.as_deref().unwrap_or("-"))
+            escape(p.post_id.as_deref().unwrap_or("-")),
+            escape(p.text.as_deref().unwrap_or("-")),
+            post_link(p.url.as_deref())
         );
     }
     let _ = write!(
@@ -208,18 +262,24 @@ pub fn render(report: &Report) -> String {
     );
 
     format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>executor report {} → {}</title><style>\
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
+         <title>executor report {} → {}</title><style>\
          body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin-bottom:1em}}\
          td,th{{border:1px solid #ccc;padding:2px 6px;font-size:12px}}tr.error td{{background:#fee}}\
+         td.ts{{white-space:nowrap}}td.text{{max-width:40em;white-space:pre-wrap}}\
+         #verdict h2{{margin-bottom:0.2em}}#verdict.pass #verdict-result,tr.pass td.result{{color:#070;font-weight:bold}}\
+         #verdict.fail #verdict-result,tr.fail td.result{{color:#c00;font-weight:bold}}tr.fail td{{background:#fee}}\
          polyline.series{{fill:none;stroke-width:1.5}}.pages{{stroke:#1d9bf0;fill:#1d9bf0}}.queue{{stroke:#6a3;fill:#6a3}}\
          .backoff{{stroke:#a63;fill:#a63}}.axis{{stroke:#999}}.failed{{fill:#d00}}.stray{{fill:#f90}}\
          .stop{{stroke:#000;stroke-dasharray:4 3}}text{{font-size:11px}}.scale{{fill:#777}}</style></head><body>\
-         <h1>executor report</h1><p>{} → {} — {} ticks. Blue: pages; green: queue depth; brown: backoff; \
-         red dots: failed ticks; orange squares: stray pages closed; dashed line: STOP.</p>{svg}{tables}</body></html>",
+         <h1>executor report</h1><p>{} → {} — {} ticks.</p>{verdict}<h2>Timeline</h2><p>Blue: pages; green: queue depth; \
+         brown: backoff; red dots: failed ticks; orange squares: stray pages closed; dashed line: STOP.</p>{svg}{tables}</body></html>",
         format_ts(report.since),
         format_ts(report.until),
         format_ts(report.since),
         format_ts(report.until),
-        report.ticks.len()
+        report.ticks.len(),
+        verdict = verdict_section(verdict),
     )
 }

@@ -10,6 +10,8 @@
 //! The rest of the proof is built on that one read, each in its own room:
 //! - [`checklist`]: the stability checklist (`Report::checklist`), every criterion able to fail,
 //!   and the on-site comparison of what the store says was published with what the site shows;
+//! - [`verdict`]: the checklist of every executor in scope, judged once, for `verify` to print
+//!   and the HTML page to lead with;
 //! - [`on_site`]: reading each account's timeline through the browser for that comparison;
 //! - [`text`]: the report as `executor report` prints it, and as JSON;
 //! - [`html`]: the self-contained HTML page of `report --html`.
@@ -20,6 +22,7 @@ pub mod checklist;
 pub mod html;
 pub mod on_site;
 pub mod text;
+pub mod verdict;
 
 use crate::events::{self, Event};
 use crate::jobs::JobQuery;
@@ -52,6 +55,8 @@ pub struct PublishedRow {
     pub executor_id: String,
     pub job_id: i64,
     pub kind: String,
+    /// The job's text, from the store (`None` if the job is gone).
+    pub text: Option<String>,
     pub post_id: Option<String>,
     pub url: Option<String>,
 }
@@ -238,6 +243,7 @@ impl Report {
                         executor_id: executor_of(event),
                         job_id: data["job_id"].as_i64().unwrap_or(0),
                         kind: text(&data["kind"]),
+                        text: None,
                         post_id: data["post_id"].as_str().map(str::to_string),
                         url: data["url"].as_str().map(str::to_string),
                     })
@@ -277,6 +283,10 @@ impl Report {
                 }
                 _ => {}
             }
+        }
+        // The events name the job; its text is the job's own.
+        for row in &mut report.published {
+            row.text = store.job_get(row.job_id).await?.map(|job| job.text);
         }
         for stop in &mut report.stops {
             stop.exit_at = exits.get(&stop.run_id).copied();

@@ -4,6 +4,7 @@
 //! checklist's PASS/FAIL lines as `executor verify` prints them.
 
 use super::checklist::Criterion;
+use super::verdict::Section;
 use super::Report;
 use crate::clock::format_ts;
 use serde_json::json;
@@ -25,7 +26,7 @@ pub fn report_json(report: &Report) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         "failure_rate": { "total_ticks": total, "failed_ticks": failed, "failure_rate_pct": pct },
         "published": report.published.iter().map(|p| json!({
-            "created_at": format_ts(p.created_at), "job_id": p.job_id, "kind": p.kind, "post_id": p.post_id, "url": p.url,
+            "created_at": format_ts(p.created_at), "job_id": p.job_id, "kind": p.kind, "text": p.text, "post_id": p.post_id, "url": p.url,
         })).collect::<Vec<_>>(),
         "uncertain_jobs": report.uncertain_jobs.iter().map(|(id, text)| json!({ "id": id, "text": text })).collect::<Vec<_>>(),
         "dead_jobs": report.dead_jobs.iter().map(|(id, text)| json!({ "id": id, "text": text })).collect::<Vec<_>>(),
@@ -109,6 +110,14 @@ pub fn print_report(report: &Report) {
         report.browser_restarts,
         report.strays_closed
     );
+}
+
+/// One section of a verdict: its heading, if any, then its criteria.
+pub fn print_section(section: &Section) {
+    if let Some(heading) = &section.heading {
+        crate::outln!("\n== {heading}");
+    }
+    print_checklist(&section.criteria);
 }
 
 /// One line per criterion: PASS or FAIL, its name, its evidence.
