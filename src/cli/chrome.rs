@@ -1,5 +1,11 @@
 //! `executor chrome`: start (or `--stop`) the managed browser for this profile.
 //!
+//! By default the browser outlives the command (it is recorded in `chrome.json` and the daemon
+//! attaches to it). `--foreground` is for a service manager (`executor service`): the command
+//! stays as long as the browser, tells systemd READY once its DevTools port answers, closes it in
+//! order on SIGTERM or SIGINT (exit 0), and exits 1 when the browser dies by itself, so that the
+//! manager restarts it. launchd has no other way: it supervises only what stays in the foreground.
+//!
 //! `--stop` closes the browser in order (`Browser.close`, then a bounded wait) before any signal,
 //! so that a login made a moment ago is written to the profile and not lost (see
 //! [`Managed::close`]). `login` starts and stops the browser through the same functions.
@@ -18,6 +24,10 @@ pub struct ChromeArgs {
     /// Stop the managed browser of this profile instead of starting one
     #[arg(long)]
     pub stop: bool,
+    /// Stay in the foreground as long as the browser, for a service manager: SIGTERM or SIGINT
+    /// closes it in order (exit 0); a browser that dies by itself exits 1
+    #[arg(long, conflicts_with = "stop")]
+    pub foreground: bool,
 }
 
 pub async fn run(settings: &Settings, args: &ChromeArgs) -> Result<(), CliError> {
@@ -50,8 +60,16 @@ pub async fn run(settings: &Settings, args: &ChromeArgs) -> Result<(), CliError>
             managed::NO_DISPLAY_WAYS_IN
         )));
     }
+    if args.foreground {
+        return foreground(settings, !args.headed).await;
+    }
     let identity = start(settings, !args.headed).await?;
-    crate::outln!(
+    crate::outln!("{}", started_line(&identity));
+    Ok(())
+}
+
+fn started_line(identity: &Identity) -> String {
+    format!(
         "Managed browser started: pid={} cdp=http://127.0.0.1:{} profile={} ({})",
         identity.pid,
         identity.port,
@@ -60,6 +78,63 @@ pub async fn run(settings: &Settings, args: &ChromeArgs) -> Result<(), CliError>
             "headless"
         } else {
             "headed"
+        }
+    )
+}
+
+/// `--foreground`: runs the browser for as long as it lives or until SIGTERM/SIGINT.
+async fn foreground(settings: &Settings, headless: bool) -> Result<(), CliError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Listening before the launch: a signal while the browser starts is not lost, and closes it
+    // as soon as it is up.
+    let listen = |kind| {
+        signal(kind).map_err(|err| CliError::failure(format!("cannot watch signals: {err}")))
+    };
+    let (mut sigterm, mut sigint) = (
+        listen(SignalKind::terminate())?,
+        listen(SignalKind::interrupt())?,
+    );
+    let mut managed = launch(settings, headless).await?;
+    let pid = managed.identity.pid;
+    crate::outln!(
+        "{}; in the foreground until SIGTERM or SIGINT",
+        started_line(&managed.identity)
+    );
+    let notifier = crate::notify::Notifier::from_env();
+    notifier.send("READY=1");
+    let signalled = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break Some("SIGTERM"),
+            _ = sigint.recv() => break Some("SIGINT"),
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                if !managed.is_running() {
+                    break None;
+                }
+            }
+        }
+    };
+    let Some(signal_name) = signalled else {
+        // Gone by itself: sweep what it left on the profile, reap it, and say so by the exit
+        // code (the service manager restarts on failure).
+        tokio::task::spawn_blocking(move || managed.terminate(Duration::from_secs(3)))
+            .await
+            .map_err(|err| CliError::failure(err.to_string()))?;
+        let _ = std::fs::remove_file(settings.chrome_identity_path());
+        return Err(CliError::failure(format!(
+            "the managed browser (pid {pid}) exited by itself"
+        )));
+    };
+    notifier.send("STOPPING=1");
+    let closed = managed
+        .close(managed::CLOSE_WAIT, std::future::pending())
+        .await;
+    let _ = std::fs::remove_file(settings.chrome_identity_path());
+    crate::outln!(
+        "{signal_name}: managed browser (pid {pid}) {}",
+        if closed {
+            "closed"
+        } else {
+            "stopped with signals (it did not close by itself)"
         }
     );
     Ok(())
@@ -70,9 +145,15 @@ pub(super) fn running(settings: &Settings) -> Option<Identity> {
     Identity::read(&settings.chrome_identity_path()).filter(Identity::is_alive)
 }
 
+/// Starts the managed browser on this profile and lets it outlive this process (see
+/// [`launch`]).
+pub(super) async fn start(settings: &Settings, headless: bool) -> Result<Identity, CliError> {
+    launch(settings, headless).await.map(Managed::detach)
+}
+
 /// Starts the managed browser on this profile (CDP on `--cdp-port`), after ending leftovers of
 /// an earlier run, and records it in `chrome.json`. Refused (exit 1) while one is running.
-pub(super) async fn start(settings: &Settings, headless: bool) -> Result<Identity, CliError> {
+async fn launch(settings: &Settings, headless: bool) -> Result<Managed, CliError> {
     let identity_path = settings.chrome_identity_path();
     if let Some(identity) = running(settings) {
         return Err(CliError::failure(
@@ -98,10 +179,10 @@ pub(super) async fn start(settings: &Settings, headless: bool) -> Result<Identit
     let launched = tokio::task::spawn_blocking(move || {
         let left = managed::leftovers(&options.profile_dir, &[]);
         let ended = managed::end_processes(&left, &options.profile_dir, Duration::from_secs(3));
-        Managed::launch(&options, Duration::from_secs(30)).map(|m| (m.detach(), ended))
+        Managed::launch(&options, Duration::from_secs(30)).map(|m| (m, ended))
     })
     .await;
-    let (identity, ended) = launched
+    let (managed, ended) = launched
         .map_err(|err| CliError::failure(err.to_string()))?
         .map_err(|err| CliError::failure(err.to_string()))?;
     if ended > 0 {
@@ -109,14 +190,14 @@ pub(super) async fn start(settings: &Settings, headless: bool) -> Result<Identit
             "Ended {ended} leftover browser process(es) on this profile from an earlier run."
         );
     }
-    if let Err(err) = identity.write(&identity_path) {
-        Managed::adopt(identity).terminate(Duration::from_secs(3));
+    if let Err(err) = managed.identity.write(&identity_path) {
+        managed.terminate(Duration::from_secs(3));
         return Err(CliError::failure(format!(
             "cannot write {}: {err}",
             identity_path.display()
         )));
     }
-    Ok(identity)
+    Ok(managed)
 }
 
 /// What [`stop`] found and did.
