@@ -540,6 +540,11 @@ async fn a_crash_storm_across_the_fleet_publishes_every_post_once_and_the_proof_
                     "sandbox",
                     "--site-url",
                     &site.url,
+                    // The storm fails ticks on purpose (killed mid-tick, answers that never
+                    // come): a quarter to a third of them. What this proof judges is that every
+                    // post is published once, so the rate may be anything.
+                    "--max-failure-rate",
+                    "100%",
                     "verify",
                     "--fleet",
                     "--on-site",
