@@ -755,21 +755,25 @@ async fn the_html_report_leads_with_the_verdict_and_shows_each_post_with_its_tex
     let page = inspect(&browser, &html_path, READ_REPORT).await;
 
     // The verdict comes first, and it is verify's: the same criteria, the same results.
-    assert_eq!(page["first"], "Verdict: PASS", "{page}");
-    assert_eq!(verify_code, 0, "{verified}");
-    assert_eq!(page["verdict"], "pass");
-    assert_eq!(page["result"], "PASS");
-    assert_eq!(page["summary"], "All 8 criteria pass.");
+    // (A clean run passes; should a busy machine fail a criterion, the page must still say
+    // exactly what verify says.)
+    let word = if verify_code == 0 { "PASS" } else { "FAIL" };
+    assert_eq!(page["first"], format!("Verdict: {word}"), "{page}");
+    assert_eq!(page["verdict"], word.to_lowercase());
+    assert_eq!(page["result"], word);
+    let summary = page["summary"].as_str().expect("summary");
+    assert!(
+        verified.lines().any(|l| l == summary),
+        "{summary:?} is not verify's:\n{verified}"
+    );
     let rows = page["rows"].as_array().expect("rows");
     assert_eq!(rows.len(), 8, "{page}");
     for row in rows {
         let name = row["name"].as_str().expect("name");
+        let result = row["result"].as_str().expect("result");
         let line = criterion(&verified, name);
-        assert!(
-            line.starts_with(row["result"].as_str().expect("result")),
-            "{line} / {row}"
-        );
-        assert_eq!(row["class"], "criterion pass");
+        assert!(line.starts_with(result), "{line} / {row}");
+        assert_eq!(row["class"], format!("criterion {}", result.to_lowercase()));
         assert!(!row["evidence"].as_str().unwrap_or("").is_empty(), "{row}");
     }
     assert!(
@@ -777,7 +781,7 @@ async fn the_html_report_leads_with_the_verdict_and_shows_each_post_with_its_tex
             .any(|r| r["name"] == "failure rate within --max-failure-rate"
                 && r["evidence"]
                     .as_str()
-                    .is_some_and(|e| e.contains("within the 5% threshold"))),
+                    .is_some_and(|e| e.contains("the 5% threshold"))),
         "{page}"
     );
 
