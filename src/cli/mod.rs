@@ -352,7 +352,7 @@ pub enum Command {
     Report(report::ReportArgs),
     /// The stability checklist, PASS/FAIL with evidence; exit 0 only when all pass
     Verify(verify::VerifyArgs),
-    /// Print a systemd unit or launchd plist that runs the daemon with these settings
+    /// Print (or write, --out DIR) the systemd units or launchd plists that run the daemon with these settings, and in attach mode its browser
     Service(service::ServiceArgs),
     /// The web dashboard over the store: fleet, queue, timeline, jobs (retry, cancel), POST /api/jobs
     ///
