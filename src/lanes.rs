@@ -34,6 +34,8 @@ pub struct LaneConfig {
     pub reply_limits: Limits,
     /// How long a 429 pauses a lane when the site gives no reset time.
     pub default_breaker: Duration,
+    /// Time between tick starts: whether the site's page may stay open until the next one.
+    pub tick_interval: Duration,
     /// `<profile>/AUTH_REQUIRED`: present while the site wants a login.
     pub auth_flag: std::path::PathBuf,
     /// `<profile>/ACCOUNT_MISMATCH`: present while the browser is logged in as another account.
@@ -57,6 +59,7 @@ impl LaneConfig {
                 min_gap: settings.min_gap,
             },
             default_breaker: Duration::from_secs(15 * 60),
+            tick_interval: settings.tick_interval,
             auth_flag: settings.profile.join("AUTH_REQUIRED"),
             mismatch_flag: settings.profile.join("ACCOUNT_MISMATCH"),
         }
@@ -92,6 +95,10 @@ pub struct Lanes {
 /// ticks, with the session last found: an `uncertain` job (a rescued one too) is looked up at
 /// once, its lookup opening the page it needs.
 pub const SESSION_IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// With more due and the next tick at most this far off, the page is not parked after acting:
+/// parking would be a navigation only for the next tick to navigate away again.
+pub const KEEP_OPEN_UNTIL: Duration = Duration::from_secs(5);
 
 /// The idle session check's memory.
 #[derive(Debug, Default)]
@@ -234,8 +241,11 @@ impl TickWork for Lanes {
         // All well and nothing was started: the next idle ticks may act with this session.
         let started = report.attempts.posting + report.attempts.reply;
         // The site's page does not stay open (and busy) until the next tick: parked once, after
-        // the lanes, not between them.
-        if started > 0 {
+        // the lanes, not between them — unless more is due and the next tick, which opens the
+        // site again anyway, is only moments away.
+        let due = self.idle.due.lock().ok().and_then(|due| *due);
+        let more_due = due.is_some_and(|due| due.posting + due.reply > started);
+        if started > 0 && !(more_due && self.config.tick_interval <= KEEP_OPEN_UNTIL) {
             let _ = browser.park().await;
         }
         self.idle

@@ -251,6 +251,57 @@ async fn the_session_names_the_logged_in_user_who_authors_what_is_published() {
     w.browser.shutdown().await;
 }
 
+/// x.com's `/home` is both where the session is checked and where a post is written: a post
+/// right after the check uses the page the check opened (one load, not two), and only while the
+/// page is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_right_after_the_session_check_uses_the_page_the_check_opened() {
+    let profile = Profile::new("engine-one-load");
+    let w = world(&profile, None).await;
+    let engine = engine("sandbox", &w.url);
+    let before = w.sandbox.home_loads();
+    engine.session(&w.browser).await.expect("logged in");
+    let id = publish_through(&engine, &w, &job(1, Kind::Post, "one load", None)).await;
+    assert!(w.sandbox.posts().iter().any(|p| p.id == id));
+    assert_eq!(
+        w.sandbox.home_loads(),
+        before + 1,
+        "checked and written on one load"
+    );
+
+    // The page moved away after the check: the post opens its page again.
+    engine.session(&w.browser).await.expect("logged in");
+    w.browser.park().await.expect("park");
+    publish_through(&engine, &w, &job(2, Kind::Post, "moved away", None)).await;
+    assert_eq!(w.sandbox.home_loads(), before + 3);
+
+    // Used once: a second post after one check opens the page afresh.
+    engine.session(&w.browser).await.expect("logged in");
+    publish_through(
+        &engine,
+        &w,
+        &job(3, Kind::Post, "first after the check", None),
+    )
+    .await;
+    publish_through(
+        &engine,
+        &w,
+        &job(4, Kind::Post, "second after the check", None),
+    )
+    .await;
+    assert_eq!(w.sandbox.home_loads(), before + 5);
+    let texts: Vec<String> = w.sandbox.posts().into_iter().map(|p| p.text).collect();
+    for text in [
+        "one load",
+        "moved away",
+        "first after the check",
+        "second after the check",
+    ] {
+        assert_eq!(texts.iter().filter(|t| *t == text).count(), 1, "{text}");
+    }
+    w.browser.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lookup_pages_back_past_newer_posts_to_find_the_post() {
     let profile = Profile::new("engine-horizon");

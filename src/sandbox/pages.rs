@@ -20,7 +20,8 @@ const STYLE: &str = "<style>body{font-family:sans-serif;max-width:600px;margin:2
 article{border-bottom:1px solid #ddd;padding:.5em 0}[data-testid=tweetText]{white-space:pre-wrap}\
 [role=dialog]{border:2px solid #1d9bf0;padding:1em;margin:1em 0}</style>";
 
-/// The composer's script: reads the composer, sends the create-post request, reports the result.
+/// The composer's script: reads the composer, sends the create-post request, reads its answer and
+/// reports the result.
 /// The request body is built with JSON.stringify from the DOM, never by splicing text into code.
 /// The text is read as an editor holds it, each paragraph a line (`src/sites/text.js`, the model
 /// the engine reads back with), not as `innerText`, which counts an empty paragraph twice.
@@ -33,7 +34,11 @@ async function createPost(box, inReplyTo, status) {
     method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ text: text, in_reply_to: inReplyTo })
   });
+  // The page reads its answer, as x.com does (it shows the new post): a body nobody reads
+  // keeps the request open in the browser's eyes.
+  const answer = await response.text().catch(() => '');
   status.textContent = response.ok ? 'Your post was sent.' : ('Something went wrong: HTTP ' + response.status);
+  status.dataset.answered = String(answer.length);
   if (response.ok) box.textContent = '';
 }
 </script>"#

@@ -44,6 +44,9 @@ pub struct SiteEngine {
     def: SiteDefinition,
     base: String,
     answer: Duration,
+    /// The page the last session check opened and found logged in, with the URL it landed on:
+    /// an action that opens the same page next uses it as it is (see [`SiteEngine::open`]).
+    checked: std::sync::Mutex<Option<(String, String)>>,
 }
 
 fn failed(context: &str) -> impl Fn(BrowserError) -> ActionError + '_ {
@@ -67,6 +70,7 @@ impl SiteEngine {
             def,
             base,
             answer: ANSWER,
+            checked: std::sync::Mutex::new(None),
         }
     }
 
@@ -106,6 +110,41 @@ impl SiteEngine {
         }
     }
 
+    /// Who is logged in, on the page the session check opened.
+    async fn read_session(&self, browser: &Browser) -> Result<Session, ActionError> {
+        match browser.wait_for(&self.def.session.logged_in, APPEAR).await {
+            Ok(()) => {}
+            Err(_) if self.on_login_wall(browser).await => return Err(ActionError::AuthRequired),
+            Err(err) => return Err(ActionError::Failed(format!("checking the session: {err}"))),
+        }
+        let Some(selector) = &self.def.session.account else {
+            return Ok(Session::default());
+        };
+        browser.wait_for(selector, APPEAR).await.map_err(|_| {
+            ActionError::Failed(format!(
+                "the page does not say who is logged in: nothing matches session.account {selector}"
+            ))
+        })?;
+        let named = browser
+            .call_function(
+                "function (s) { const el = this.querySelector(s); if (!el) return null; \
+                 return el.getAttribute('href') || el.textContent; }",
+                &[json!(selector)],
+                CALL,
+            )
+            .await
+            .map_err(failed("reading who is logged in"))?;
+        let named = named.as_str().unwrap_or_default();
+        match handle_in(named) {
+            Some(handle) => Ok(Session {
+                account: Some(handle),
+            }),
+            None => Err(ActionError::Failed(format!(
+                "session.account {selector} names no account ({named:?})"
+            ))),
+        }
+    }
+
     fn is_login_wall(&self, url: &str) -> bool {
         self.def
             .session
@@ -115,7 +154,25 @@ impl SiteEngine {
     }
 
     /// Navigates; a login wall there (the URL the page is on once loaded) is `AuthRequired`.
+    ///
+    /// The page a session check has just opened and found logged in (x.com's `/home` is both
+    /// the check and the composer) is not loaded a second time: used once, and only while the
+    /// page is still where the check left it.
     async fn open(&self, browser: &Browser, url: &str) -> Result<(), ActionError> {
+        let checked = self.checked.lock().ok().and_then(|mut c| c.take());
+        if let Some((opened, landed)) = checked {
+            if opened == url && browser.current_url().await.is_ok_and(|now| now == landed) {
+                return Ok(());
+            }
+        }
+        self.navigate(browser, url).await.map(|_| ())
+    }
+
+    /// Navigates (always); the URL the page landed on, or `AuthRequired` at a login wall.
+    async fn navigate(&self, browser: &Browser, url: &str) -> Result<String, ActionError> {
+        if let Ok(mut checked) = self.checked.lock() {
+            *checked = None;
+        }
         let at = browser
             .open_url(url, NAVIGATE)
             .await
@@ -123,7 +180,7 @@ impl SiteEngine {
         if self.is_login_wall(&at) {
             return Err(ActionError::AuthRequired);
         }
-        Ok(())
+        Ok(at)
     }
 
     /// Focuses and clears the composer, types the text, and checks what was typed.
@@ -339,39 +396,13 @@ fn rate_limit_reset(headers: &Value) -> Option<SystemTime> {
 #[async_trait::async_trait]
 impl Site for SiteEngine {
     async fn session(&self, browser: &Browser) -> Result<Session, ActionError> {
-        self.open(browser, &self.url(&self.def.session.check_url, None, None))
-            .await?;
-        match browser.wait_for(&self.def.session.logged_in, APPEAR).await {
-            Ok(()) => {}
-            Err(_) if self.on_login_wall(browser).await => return Err(ActionError::AuthRequired),
-            Err(err) => return Err(ActionError::Failed(format!("checking the session: {err}"))),
+        let check_url = self.url(&self.def.session.check_url, None, None);
+        let landed = self.navigate(browser, &check_url).await?;
+        let session = self.read_session(browser).await?;
+        if let Ok(mut checked) = self.checked.lock() {
+            *checked = Some((check_url, landed));
         }
-        let Some(selector) = &self.def.session.account else {
-            return Ok(Session::default());
-        };
-        browser.wait_for(selector, APPEAR).await.map_err(|_| {
-            ActionError::Failed(format!(
-                "the page does not say who is logged in: nothing matches session.account {selector}"
-            ))
-        })?;
-        let named = browser
-            .call_function(
-                "function (s) { const el = this.querySelector(s); if (!el) return null; \
-                 return el.getAttribute('href') || el.textContent; }",
-                &[json!(selector)],
-                CALL,
-            )
-            .await
-            .map_err(failed("reading who is logged in"))?;
-        let named = named.as_str().unwrap_or_default();
-        match handle_in(named) {
-            Some(handle) => Ok(Session {
-                account: Some(handle),
-            }),
-            None => Err(ActionError::Failed(format!(
-                "session.account {selector} names no account ({named:?})"
-            ))),
-        }
+        Ok(session)
     }
 
     async fn prepare(&self, browser: &Browser, job: &Job) -> Result<(), ActionError> {
