@@ -299,6 +299,7 @@ async fn run_locked(
         version: env!("CARGO_PKG_VERSION").to_string(),
         run_id: identity.run_id.clone(),
         started_at: SystemTime::now(),
+        pace: crate::fleet::Pace::from_settings(settings),
     };
     let register = with_deadline(store.executor_register(&registered, SystemTime::now()));
     if let Some(Err(err)) = shutdown.unless_stopped(register).await {
@@ -311,6 +312,7 @@ async fn run_locked(
         Some(work) => work,
         None => Arc::new(crate::lanes::Lanes {
             idle: Default::default(),
+            paused: Default::default(),
             store: store.clone(),
             site: options.site.clone(),
             identity: identity.clone(),

@@ -16,6 +16,7 @@ mod events;
 mod fleet;
 mod jobs;
 mod login;
+mod pause;
 mod report;
 mod sandbox;
 mod service;
@@ -182,6 +183,10 @@ pub enum Command {
     Enqueue(enqueue::EnqueueArgs),
     /// List jobs; show, retry or cancel one
     Jobs(jobs::JobsArgs),
+    /// Pause a lane (--kind), an account (--account) or everything, fleet-wide: nothing new is claimed there until `resume`
+    Pause(pause::PauseArgs),
+    /// Lift a pause made by `pause` (the same --kind/--account), or every pause (--all)
+    Resume(pause::ResumeArgs),
     /// Serve the bundled local test site (x.com-shaped) on 127.0.0.1
     Sandbox(sandbox::SandboxArgs),
     /// The whole system end to end on this machine: sandbox, headless browser, SQLite, posts and replies, proof
@@ -283,6 +288,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Status(args) => status::run(&settings, &args).await,
             Command::Enqueue(args) => enqueue::run(&settings, &args).await,
             Command::Jobs(args) => jobs::run(&settings, &args).await,
+            Command::Pause(args) => pause::pause(&settings, &args).await,
+            Command::Resume(args) => pause::resume(&settings, &args).await,
             Command::Sandbox(args) => sandbox::run(&args).await,
             Command::Demo(args) => demo::run(&settings, &args).await,
             Command::Events(args) => events::run(&settings, &args).await,

@@ -385,6 +385,44 @@ pub trait Store: Send + Sync {
         account: &str,
         kind: Kind,
     ) -> Result<Option<SystemTime>, StoreError>;
+
+    /// The account's recent actions in `kind`'s lane as a claim at `now` would count them (the
+    /// "why is it waiting?" view reads them).
+    async fn lane_recent_actions(
+        &self,
+        account: &str,
+        kind: Kind,
+        now: SystemTime,
+    ) -> Result<crate::jobs::RecentActions, StoreError>;
+
+    /// Operator: pause `pause.scope` fleet-wide (with its `QUEUE_PAUSED` event). Every claim
+    /// reads the pauses in its own transaction, so no executor claims there from then on.
+    async fn pause_insert(
+        &self,
+        pause: &crate::pauses::Pause,
+        identity: &Identity,
+    ) -> Result<crate::pauses::Inserted, StoreError>;
+
+    /// Operator: lift the pause of exactly `scope` (with its `QUEUE_RESUMED` event); false when
+    /// that scope was not paused.
+    async fn pause_delete(
+        &self,
+        scope: &crate::pauses::Scope,
+        by: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Operator: lift every pause (an event each); returns those lifted.
+    async fn pause_delete_all(
+        &self,
+        by: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<Vec<crate::pauses::Pause>, StoreError>;
+
+    /// Every pause, oldest first.
+    async fn pause_list(&self) -> Result<Vec<crate::pauses::Pause>, StoreError>;
 }
 
 /// When a claim also sweeps expired leases. A lease lasts minutes, so sweeping once a second

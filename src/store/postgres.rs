@@ -62,6 +62,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "claim logs action",
         include_str!("../../migrations/postgres/0005_claim_logs_action.sql"),
     ),
+    (
+        6,
+        "pauses",
+        include_str!("../../migrations/postgres/0006_pauses.sql"),
+    ),
 ];
 
 /// Any constant: the advisory lock key that serialises migrations across executors.
@@ -573,6 +578,52 @@ impl Store for PostgresStore {
         kind: Kind,
     ) -> Result<Option<SystemTime>, StoreError> {
         run!(self, "lane breaker", |c| queue::breaker(c, account, kind))
+    }
+
+    async fn lane_recent_actions(
+        &self,
+        account: &str,
+        kind: Kind,
+        now: SystemTime,
+    ) -> Result<crate::jobs::RecentActions, StoreError> {
+        run!(self, "lane recent actions", |c| queue::lane_recent_actions(
+            c, account, kind, now
+        ))
+    }
+
+    async fn pause_insert(
+        &self,
+        pause: &crate::pauses::Pause,
+        identity: &Identity,
+    ) -> Result<crate::pauses::Inserted, StoreError> {
+        run!(self, "pause", |c| queue::pause_insert(c, pause, identity))
+    }
+
+    async fn pause_delete(
+        &self,
+        scope: &crate::pauses::Scope,
+        by: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        run!(self, "resume", |c| queue::pause_delete(
+            c, scope, by, identity, now
+        ))
+    }
+
+    async fn pause_delete_all(
+        &self,
+        by: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<Vec<crate::pauses::Pause>, StoreError> {
+        run!(self, "resume all", |c| queue::pause_delete_all(
+            c, by, identity, now
+        ))
+    }
+
+    async fn pause_list(&self) -> Result<Vec<crate::pauses::Pause>, StoreError> {
+        run!(self, "pause list", |c| queue::pause_list(c))
     }
 }
 
