@@ -38,17 +38,6 @@ pub struct Pace {
 }
 
 impl Pace {
-    pub fn from_settings(settings: &crate::settings::Settings) -> Pace {
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        Pace {
-            posts_per_hour: settings.posts_per_hour,
-            replies_per_hour: settings.replies_per_hour,
-            min_gap_ms: ms(settings.min_gap),
-            tick_interval_ms: ms(settings.tick_interval),
-            tick_timeout_ms: ms(settings.tick_timeout),
-        }
-    }
-
     /// The lane's limits, as the executor's claims apply them.
     pub fn limits(&self, kind: crate::jobs::Kind) -> crate::jobs::Limits {
         crate::jobs::Limits {
@@ -62,13 +51,6 @@ impl Pace {
 
     pub fn tick_interval(&self) -> Duration {
         Duration::from_millis(self.tick_interval_ms)
-    }
-
-    /// How long the executor may be silent before it counts as dead: its account lease's time
-    /// to live (renewed every tick) plus the longest a tick may run (as `executor fleet` says).
-    pub fn silence(&self) -> Duration {
-        crate::holding::lease_ttl(self.tick_interval())
-            + Duration::from_millis(self.tick_timeout_ms)
     }
 }
 

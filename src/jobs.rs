@@ -13,30 +13,7 @@
 
 use std::time::{Duration, SystemTime};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Post,
-    Reply,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Post, Kind::Reply];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Post => "post",
-            Kind::Reply => "reply",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Kind> {
-        match text {
-            "post" => Some(Kind::Post),
-            "reply" => Some(Kind::Reply),
-            _ => None,
-        }
-    }
-}
+pub use crate::kind::Kind;
 
 /// A worker's hold on a job.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,6 +33,7 @@ pub mod files;
 pub mod fleet;
 pub mod holding;
 pub mod jobs;
+pub mod kind;
 pub mod lanes;
 pub mod length;
 pub mod lock;

@@ -13,7 +13,7 @@
 //!
 //! Pausing and resuming each write an event in the same transaction as the change.
 
-use crate::jobs::Kind;
+use crate::kind::Kind;
 use std::time::SystemTime;
 
 /// What a pause covers: one lane or both (`kind` `None`), of one account or of every account
@@ -187,7 +187,7 @@ pub mod events {
             Severity::Info,
             format!("{} resumed by {by}", scope.describe()),
             serde_json::json!({
-                "kind": scope.kind.map(crate::jobs::Kind::as_str),
+                "kind": scope.kind.map(crate::kind::Kind::as_str),
                 "account": scope.account,
                 "scope": scope.describe(),
                 "by": by,

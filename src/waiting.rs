@@ -107,6 +107,12 @@ pub struct Facts {
 /// defaults' (a 60 s tick: a 180 s lease, plus a 300 s tick cap).
 const DEFAULT_SILENCE: Duration = Duration::from_secs(480);
 
+/// How long an executor may be silent before it counts as dead: its account lease's time to
+/// live (renewed every tick) plus the longest a tick may run, as `executor fleet` says.
+fn silence(pace: &crate::fleet::Pace) -> Duration {
+    crate::holding::lease_ttl(pace.tick_interval()) + Duration::from_millis(pace.tick_timeout_ms)
+}
+
 /// The executor whose state decides for the account: the live holder of its lease, else any
 /// live executor of it; `Err(last)`: none lives, `last` is the one heard from last (if any).
 fn serving(facts: &Facts) -> Result<&FleetMember, Option<&FleetMember>> {
@@ -117,7 +123,7 @@ fn serving(facts: &Facts) -> Result<&FleetMember, Option<&FleetMember>> {
             .filter(|member| member.account == facts.account)
     };
     let alive = |member: &&FleetMember| {
-        let silence = member.pace.map_or(DEFAULT_SILENCE, |pace| pace.silence());
+        let silence = member.pace.map_or(DEFAULT_SILENCE, |pace| silence(&pace));
         matches!(
             member.health(facts.now, silence),
             Health::Active | Health::Standby
