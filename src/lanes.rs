@@ -492,11 +492,9 @@ impl Lanes {
             Some(Some(_)) => {
                 if let Some(pause) = pause {
                     self.log.info(&format!(
-                        "PAUSED: the {} lane claims nothing: {} paused by {} since {} (resume: {})",
+                        "PAUSED: the {} lane claims nothing: {} (resume: {})",
                         kind.as_str(),
-                        pause.scope.describe(),
-                        pause.by,
-                        crate::clock::format_ts(pause.since),
+                        pause.describe(),
                         pause.scope.resume_command()
                     ));
                 }

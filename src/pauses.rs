@@ -102,6 +102,23 @@ pub struct Pause {
 }
 
 impl Pause {
+    /// In words, with who and since when: `the post lane of every account, paused by op@host
+    /// since 2026-12-07T14:02:00.000Z (checking the account)`. The one sentence the CLI, the
+    /// log, the events and the "why is it waiting?" view say a pause with.
+    pub fn describe(&self) -> String {
+        let why = if self.reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", crate::quote::single_line(&self.reason, 500))
+        };
+        format!(
+            "{}, paused by {} since {}{why}",
+            self.scope.describe(),
+            self.by,
+            crate::clock::format_ts(self.since)
+        )
+    }
+
     /// As JSON (status, the UI).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -156,25 +173,11 @@ pub mod events {
     use std::time::SystemTime;
 
     pub fn paused(pause: &Pause, identity: &Identity) -> Event {
-        let message = if pause.reason.is_empty() {
-            format!(
-                "{} paused by {}: nothing new is claimed there",
-                pause.scope.describe(),
-                pause.by
-            )
-        } else {
-            format!(
-                "{} paused by {} ({}): nothing new is claimed there",
-                pause.scope.describe(),
-                pause.by,
-                pause.reason
-            )
-        };
         Event::at(
             identity,
             QUEUE_PAUSED,
             Severity::Warning,
-            message,
+            format!("{}: nothing new is claimed there", pause.describe()),
             pause.to_json(),
             pause.since,
         )

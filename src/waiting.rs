@@ -226,19 +226,12 @@ fn explain_lane(
 
 fn pause_cause(facts: &Facts, kind: Kind) -> Option<Cause> {
     let pause = crate::pauses::blocking(&facts.pauses, &facts.account, kind)?;
-    let why = if pause.reason.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", pause.reason)
-    };
     Some(Cause {
         reason: Reason::Paused,
         until: None,
         message: format!(
-            "{} paused by {} since {}{why}; nothing new is claimed until `{}`",
-            pause.scope.describe(),
-            pause.by,
-            when(pause.since, facts.now),
+            "{}; nothing new is claimed until `{}`",
+            pause.describe(),
             pause.scope.resume_command()
         ),
     })

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::daemons::failing_daemon;
 use common::rig::*;
 use common::*;
 use executor::jobs::{Job, Kind, NewJob};
@@ -185,6 +186,34 @@ async fn published(site: &SandboxRig, text: &str) -> executor::sandbox::Post {
     find().expect("published")
 }
 
+/// What a test with daemons acting on the sandbox needs. The browser is declared before the
+/// profile, so it is ended before the profile checks that nothing was left running.
+struct SiteRun {
+    site: SandboxRig,
+    chrome: LoggedInChrome,
+    profile: Profile,
+    database: String,
+    store: Arc<dyn Store>,
+}
+
+impl SiteRun {
+    /// `None`: the backend is not configured (the skip is recorded).
+    async fn start(backend: Backend, name: &str) -> Option<SiteRun> {
+        let site = sandbox_rig().await;
+        let profile = Profile::new(name);
+        let database = database(backend, &profile).await?;
+        let chrome = logged_in_chrome(&profile, &site.url).await;
+        let store = store_at(&database).await;
+        Some(SiteRun {
+            site,
+            chrome,
+            profile,
+            database,
+            store,
+        })
+    }
+}
+
 fn end(daemon: &mut Running) {
     daemon.signal(libc::SIGTERM);
     let status = tokio::task::block_in_place(|| daemon.wait_exit(Duration::from_secs(20)));
@@ -207,23 +236,15 @@ async fn backoff_pause_and_no_executor_are_said_with_their_times(backend: Backen
         None,
     )
     .await;
-    let port = free_port().to_string();
-    let args = [
+    let backoff_an_hour = [
         "--database",
         &database,
-        "--browser-mode",
-        "cdp",
-        "--cdp-port",
-        &port,
-        "--tick-interval",
-        "200ms",
         "--backoff",
         "1h",
         "--max-failures",
         "100",
-        "daemon",
     ];
-    let mut daemon = spawn(command(&profile.dir, &args));
+    let mut daemon = failing_daemon(&profile, free_port(), &backoff_an_hour);
     let started = SystemTime::now();
 
     let backoff = wait_for_reason(store.as_ref(), "", Kind::Post, Reason::Backoff).await;
@@ -282,24 +303,28 @@ async fn backoff_pause_and_no_executor_are_said_with_their_times(backend: Backen
 /// The hourly limit, the 429 breaker, the login wall, the minimum gap and an account mismatch,
 /// each brought about for real: daemons acting on the sandbox through a logged-in browser.
 async fn limits_breaker_login_wall_gap_and_mismatch_are_said_with_their_times(backend: Backend) {
-    let site = sandbox_rig().await;
-    let profile = Profile::new("waiting-site");
-    let Some(database) = database(backend, &profile).await else {
+    let Some(rig) = SiteRun::start(backend, "waiting-site").await else {
         return;
     };
-    let chrome = logged_in_chrome(&profile, &site.url).await;
-    let store = store_at(&database).await;
+    let SiteRun {
+        site,
+        chrome,
+        profile,
+        database,
+        store,
+    } = &rig;
+    let store = store.clone();
     let mut daemon = site_daemon(
-        &profile,
-        &chrome,
+        profile,
+        chrome,
         &site.url,
-        &database,
+        database,
         &["--replies-per-hour", "1"],
     );
 
     // The hourly limit: one reply an hour, the second waits for the first's hour to pass.
     enqueue(store.as_ref(), Kind::Post, "", "a post to reply to", None).await;
-    let target = published(&site, "a post to reply to").await;
+    let target = published(site, "a post to reply to").await;
     let before_first = SystemTime::now();
     enqueue(
         store.as_ref(),
@@ -309,7 +334,7 @@ async fn limits_breaker_login_wall_gap_and_mismatch_are_said_with_their_times(ba
         Some(&target.id),
     )
     .await;
-    published(&site, "the first reply").await;
+    published(site, "the first reply").await;
     let after_first = SystemTime::now();
     let second = enqueue(
         store.as_ref(),
@@ -334,7 +359,7 @@ async fn limits_breaker_login_wall_gap_and_mismatch_are_said_with_their_times(ba
         "{}",
         hourly.message
     );
-    cli_says(&profile, &database, "", &second, &hourly);
+    cli_says(profile, database, "", &second, &hourly);
 
     // The breaker: the site answers 429 to posts, until the time in its reset header.
     site.sandbox.set_fault(Some(Fault::RateLimit));
@@ -360,13 +385,13 @@ async fn limits_breaker_login_wall_gap_and_mismatch_are_said_with_their_times(ba
         breaker.until.map(executor::clock::format_ts).as_deref(),
         Some(recorded)
     );
-    cli_says(&profile, &database, "", &behind, &breaker);
+    cli_says(profile, database, "", &behind, &breaker);
 
     // The login wall: the site logs every session out.
     site.sandbox.set_fault(Some(Fault::LoggedOut));
     let wall = wait_for_reason(store.as_ref(), "", Kind::Post, Reason::LoginWall).await;
     assert_eq!(wall.until, None, "waits for a login");
-    cli_says(&profile, &database, "", &behind, &wall);
+    cli_says(profile, database, "", &behind, &wall);
     site.sandbox.set_fault(None);
     eventually("the session is back", LONG, || async {
         library_reasons(store.as_ref(), "", Kind::Post)
@@ -378,13 +403,7 @@ async fn limits_breaker_login_wall_gap_and_mismatch_are_said_with_their_times(ba
     end(&mut daemon);
 
     // The minimum gap: the same account with a gap of two hours after its last action.
-    let mut daemon = site_daemon(
-        &profile,
-        &chrome,
-        &site.url,
-        &database,
-        &["--min-gap", "2h"],
-    );
+    let mut daemon = site_daemon(profile, chrome, &site.url, database, &["--min-gap", "2h"]);
     let gap = wait_for_reason(store.as_ref(), "", Kind::Reply, Reason::MinimumGap).await;
     let until = gap.until.expect("a next slot");
     assert!(
@@ -393,15 +412,15 @@ async fn limits_breaker_login_wall_gap_and_mismatch_are_said_with_their_times(ba
         "two hours after the last action: {}",
         executor::clock::format_ts(until)
     );
-    cli_says(&profile, &database, "", &second, &gap);
+    cli_says(profile, database, "", &second, &gap);
     end(&mut daemon);
 
     // An account mismatch: an executor for another account, in a browser logged in as ours.
     let mut daemon = site_daemon(
-        &profile,
-        &chrome,
+        profile,
+        chrome,
         &site.url,
-        &database,
+        database,
         &["--account", "someone-else"],
     );
     let theirs = enqueue(
@@ -425,7 +444,7 @@ async fn limits_breaker_login_wall_gap_and_mismatch_are_said_with_their_times(ba
         "{}",
         mismatch.message
     );
-    cli_says(&profile, &database, "someone-else", &theirs, &mismatch);
+    cli_says(profile, database, "someone-else", &theirs, &mismatch);
     end(&mut daemon);
     assert!(
         site.sandbox
@@ -461,14 +480,18 @@ async fn ticks_since(store: &dyn Store, since: SystemTime) -> Vec<Value> {
 /// A paused post lane: a running daemon claims none of its jobs tick after tick (while the
 /// reply lane goes on); resumed, the post is published, once.
 async fn a_paused_lane_is_not_claimed_by_a_running_daemon_until_resumed(backend: Backend) {
-    let site = sandbox_rig().await;
-    let profile = Profile::new("waiting-pause");
-    let Some(database) = database(backend, &profile).await else {
+    let Some(rig) = SiteRun::start(backend, "waiting-pause").await else {
         return;
     };
-    let chrome = logged_in_chrome(&profile, &site.url).await;
-    let store = store_at(&database).await;
-    let mut daemon = site_daemon(&profile, &chrome, &site.url, &database, &[]);
+    let SiteRun {
+        site,
+        chrome,
+        profile,
+        database,
+        store,
+    } = &rig;
+    let store = store.clone();
+    let mut daemon = site_daemon(profile, chrome, &site.url, database, &[]);
     enqueue(
         store.as_ref(),
         Kind::Post,
@@ -477,9 +500,9 @@ async fn a_paused_lane_is_not_claimed_by_a_running_daemon_until_resumed(backend:
         None,
     )
     .await;
-    let target = published(&site, "published before the pause").await;
+    let target = published(site, "published before the pause").await;
 
-    let (code, out) = cli(&profile, &database, &["pause", "--kind", "post"]);
+    let (code, out) = cli(profile, database, &["pause", "--kind", "post"]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("Paused: the post lane of every account"),
@@ -519,7 +542,7 @@ async fn a_paused_lane_is_not_claimed_by_a_running_daemon_until_resumed(backend:
         .posts()
         .iter()
         .all(|p| p.text != "held by the pause"));
-    published(&site, "replies are not paused").await;
+    published(site, "replies are not paused").await;
     assert_eq!(
         store
             .job_get(held.id)
@@ -531,19 +554,19 @@ async fn a_paused_lane_is_not_claimed_by_a_running_daemon_until_resumed(backend:
         "queued"
     );
     let paused = wait_for_reason(store.as_ref(), "", Kind::Post, Reason::Paused).await;
-    cli_says(&profile, &database, "", &held, &paused);
+    cli_says(profile, database, "", &held, &paused);
     let lines = daemon.lines.clone();
     tokio::task::block_in_place(|| {
         lines.wait_for(LONG, |l| l.contains("PAUSED: the post lane claims nothing"))
     });
 
-    let (code, out) = cli(&profile, &database, &["resume", "--kind", "post"]);
+    let (code, out) = cli(profile, database, &["resume", "--kind", "post"]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("Resumed: the post lane of every account"),
         "{out}"
     );
-    published(&site, "held by the pause").await;
+    published(site, "held by the pause").await;
     eventually("the held post succeeded", LONG, || async {
         store
             .job_get(held.id)

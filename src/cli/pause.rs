@@ -106,10 +106,8 @@ pub async fn pause(settings: &Settings, args: &PauseArgs) -> Result<(), CliError
         );
     } else {
         crate::outln!(
-            "Already paused: {} (by {} since {}). Resume with `{}`.",
-            holding.scope.describe(),
-            holding.by,
-            crate::clock::format_ts(holding.since),
+            "Already paused: {}. Resume with `{}`.",
+            holding.describe(),
             holding.scope.resume_command()
         );
     }
@@ -162,10 +160,8 @@ pub async fn resume(settings: &Settings, args: &ResumeArgs) -> Result<(), CliErr
     }
     for pause in still {
         crate::outln!(
-            "Still paused: {} (by {} since {}); resume with `{}`.",
-            pause.scope.describe(),
-            pause.by,
-            crate::clock::format_ts(pause.since),
+            "Still paused: {}; resume with `{}`.",
+            pause.describe(),
             pause.scope.resume_command()
         );
     }

@@ -229,16 +229,9 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> Result<(), CliError>
         }
     }
     for pause in &pauses {
-        let why = if pause.reason.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", pause.reason)
-        };
         crate::outln!(
-            "paused:      {} by {} since {}{why}; resume: {}",
-            pause.scope.describe(),
-            pause.by,
-            crate::clock::format_ts(pause.since),
+            "paused:      {}; resume: {}",
+            pause.describe(),
             pause.scope.resume_command()
         );
     }
