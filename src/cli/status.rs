@@ -75,17 +75,20 @@ fn print_waiting(lane: Option<&crate::waiting::Waiting>) {
     };
     let goes = match lane.goes_at {
         Some(at) => format!("the next one goes at {}", crate::clock::format_ts(at)),
-        None => "the next one waits for you (see below)".to_string(),
+        None => "the next one waits for someone".to_string(),
+    };
+    let (jobs, verb) = match lane.due {
+        1 => ("1 job".to_string(), "waits"),
+        n => (format!("{n} jobs"), "wait"),
     };
     if lane.reasons.is_empty() {
         crate::outln!(
-            "{:<12} {} due for {account}: nothing holds them; {goes}",
-            "",
-            lane.due
+            "{:<12} {jobs} due for {account}: nothing holds them back; {goes}",
+            ""
         );
         return;
     }
-    crate::outln!("{:<12} {} due for {account} wait; {goes}:", "", lane.due);
+    crate::outln!("{:<12} {jobs} due for {account} {verb}; {goes}:", "");
     for cause in &lane.reasons {
         crate::outln!("{:<12}   - {}", "", cause.message);
     }
