@@ -432,6 +432,20 @@ pub fn explain_job(job: &Job, lane: &Waiting, now: SystemTime) -> Vec<Cause> {
 
 /// The facts about `account` at `now`, from the store.
 pub async fn read(store: &dyn Store, account: &str, now: SystemTime) -> Result<Facts, StoreError> {
+    Ok(Facts {
+        account: account.to_string(),
+        now,
+        lanes: read_lanes(store, account, now).await?,
+        pauses: store.pause_list().await?,
+        executors: store.fleet().await?,
+    })
+}
+
+async fn read_lanes(
+    store: &dyn Store,
+    account: &str,
+    now: SystemTime,
+) -> Result<Vec<LaneFacts>, StoreError> {
     let mut lanes = Vec::with_capacity(Kind::ALL.len());
     for kind in Kind::ALL {
         lanes.push(LaneFacts {
@@ -441,13 +455,33 @@ pub async fn read(store: &dyn Store, account: &str, now: SystemTime) -> Result<F
             breaker: store.lane_breaker(account, kind).await?,
         });
     }
-    Ok(Facts {
-        account: account.to_string(),
-        now,
-        lanes,
-        pauses: store.pause_list().await?,
-        executors: store.fleet().await?,
-    })
+    Ok(lanes)
+}
+
+/// Why the lanes of every account wait at `now` (the fleet's view, as the dashboard shows
+/// it): each account that has due jobs or a registered executor, in order, both lanes each.
+pub async fn why_every_account(
+    store: &dyn Store,
+    now: SystemTime,
+) -> Result<Vec<Waiting>, StoreError> {
+    let pauses = store.pause_list().await?;
+    let executors = store.fleet().await?;
+    let mut accounts: Vec<String> = store.job_due_accounts(now).await?;
+    accounts.extend(executors.iter().map(|member| member.account.clone()));
+    accounts.sort();
+    accounts.dedup();
+    let mut waiting = Vec::new();
+    for account in accounts {
+        let facts = Facts {
+            lanes: read_lanes(store, &account, now).await?,
+            account,
+            now,
+            pauses: pauses.clone(),
+            executors: executors.clone(),
+        };
+        waiting.extend(explain(&facts));
+    }
+    Ok(waiting)
 }
 
 /// Why each lane of `account` waits at `now`: [`read`], then [`explain`].

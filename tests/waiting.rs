@@ -259,6 +259,15 @@ async fn backoff_pause_and_no_executor_are_said_with_their_times(backend: Backen
         executor::clock::format_ts(until)
     );
     cli_says(&profile, &database, "", &job, &backoff);
+    // The fleet's view says the same of the default account.
+    let every = executor::waiting::why_every_account(store.as_ref(), SystemTime::now())
+        .await
+        .expect("why, every account");
+    let post = every
+        .iter()
+        .find(|lane| lane.account.is_empty() && lane.kind == Kind::Post)
+        .expect("the default account's post lane");
+    assert!(post.reasons.contains(&backoff), "{every:?}");
 
     // A pause of the default account is a reason too, waiting for someone.
     let (code, out) = cli(

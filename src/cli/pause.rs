@@ -13,8 +13,17 @@ use clap::Args;
 use serde_json::json;
 use std::time::SystemTime;
 
+/// What happens while paused, for `pause --help`.
+const WHILE_PAUSED: &str = "While paused, no executor sharing this store claims a job there (from its next claim, within a tick). \
+Jobs already in flight still settle: an attempt's outcome is recorded and an uncertain job is still looked up on the site. \
+`executor status` lists the pause as the reason due jobs wait. Examples:\n  \
+executor pause --kind post\n  \
+executor pause --account alice --reason \"checking the account\"\n  \
+executor resume --kind post";
+
 /// What to pause; without `--kind` both lanes, without `--account` every account.
 #[derive(Debug, Args)]
+#[command(after_help = WHILE_PAUSED)]
 pub struct PauseArgs {
     /// Only this lane: `post` or `reply` (default: both)
     #[arg(long, value_name = "KIND", value_parser = ["post", "reply"])]
@@ -23,7 +32,12 @@ pub struct PauseArgs {
     #[arg(long, value_name = "NAME")]
     pub account: Option<String>,
     /// Why, for the other operators (shown by status and in the event)
-    #[arg(long, value_name = "TEXT", default_value = "")]
+    #[arg(
+        long,
+        value_name = "TEXT",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub reason: String,
     /// Print the result as JSON
     #[arg(long)]

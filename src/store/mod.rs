@@ -249,6 +249,9 @@ pub trait Store: Send + Sync {
         now: SystemTime,
     ) -> Result<u64, StoreError>;
 
+    /// The accounts that have jobs due at `now` (queued or failed, not before now), in order.
+    async fn job_due_accounts(&self, now: SystemTime) -> Result<Vec<String>, StoreError>;
+
     /// How many jobs of each kind are in each state: `(kind, state, count)`.
     async fn job_count_by_state(&self) -> Result<Vec<(Kind, String, u64)>, StoreError>;
 

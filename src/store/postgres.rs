@@ -394,6 +394,10 @@ impl Store for PostgresStore {
         ))
     }
 
+    async fn job_due_accounts(&self, now: SystemTime) -> Result<Vec<String>, StoreError> {
+        run!(self, "due accounts", |c| queue::job_due_accounts(c, now))
+    }
+
     async fn job_count_by_state(&self) -> Result<Vec<(Kind, String, u64)>, StoreError> {
         run!(self, "job count by state", |c| queue::job_count_by_state(c))
     }

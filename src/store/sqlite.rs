@@ -389,6 +389,10 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn job_due_accounts(&self, now: SystemTime) -> Result<Vec<String>, StoreError> {
+        self.run(step!(|c| queue::job_due_accounts(c, now))).await
+    }
+
     async fn job_count_by_state(&self) -> Result<Vec<(Kind, String, u64)>, StoreError> {
         self.run(step!(|c| queue::job_count_by_state(c))).await
     }

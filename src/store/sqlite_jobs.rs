@@ -51,6 +51,8 @@ pub(crate) const QUERIES: Queries = Queries {
     ),
     job_count_due: "SELECT COUNT(*) FROM jobs WHERE kind = ?1 AND (?2 IS NULL OR account = ?2)
            AND state IN ('queued', 'failed') AND not_before <= ?3",
+    job_due_accounts: "SELECT DISTINCT account FROM jobs
+         WHERE state IN ('queued', 'failed') AND not_before <= ?1 ORDER BY account",
     job_count_by_state:
         "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
     lease_sweep_attempting: concat!(

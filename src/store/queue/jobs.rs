@@ -55,6 +55,19 @@ pub(crate) async fn job_count_due<D: Driver>(
     Ok(scalar(d, sql, &params).await?.unwrap_or(0).max(0) as u64)
 }
 
+/// The accounts with jobs due at `now`, in order.
+pub(crate) async fn job_due_accounts<D: Driver>(
+    d: &mut D,
+    now: SystemTime,
+) -> Result<Vec<String>, StoreError> {
+    let sql = d.queries().job_due_accounts;
+    d.rows(sql, &[Value::Time(now)], &[Col::Text])
+        .await?
+        .into_iter()
+        .map(|row| Reader(row.into_iter()).text())
+        .collect()
+}
+
 pub(crate) async fn job_count_by_state<D: Driver>(
     d: &mut D,
 ) -> Result<Vec<(Kind, String, u64)>, StoreError> {

@@ -62,6 +62,8 @@ pub(crate) struct Queries {
     pub job_id_by_key: &'static str,
     pub job_list: &'static str,
     pub job_count_due: &'static str,
+    /// The accounts that have due jobs.
+    pub job_due_accounts: &'static str,
     pub job_count_by_state: &'static str,
     pub lease_sweep_attempting: &'static str,
     pub lease_sweep_claimed: &'static str,
