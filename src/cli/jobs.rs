@@ -125,8 +125,8 @@ fn print_job(job: &Job) {
 /// The reasons a job waits, one line each, under its fields.
 fn print_waiting(causes: &[crate::waiting::Cause]) {
     for (i, cause) in causes.iter().enumerate() {
-        let label = if i == 0 { "waiting" } else { "" };
-        crate::outln!("{label:>16}: {}", cause.message);
+        let label = if i == 0 { "waiting:" } else { "" };
+        crate::outln!("{label:>17} {}", cause.message);
     }
 }
 
