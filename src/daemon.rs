@@ -299,6 +299,7 @@ async fn run_locked(
         version: env!("CARGO_PKG_VERSION").to_string(),
         run_id: identity.run_id.clone(),
         started_at: SystemTime::now(),
+        pace: pace_of(settings),
     };
     let register = with_deadline(store.executor_register(&registered, SystemTime::now()));
     if let Some(Err(err)) = shutdown.unless_stopped(register).await {
@@ -311,6 +312,7 @@ async fn run_locked(
         Some(work) => work,
         None => Arc::new(crate::lanes::Lanes {
             idle: Default::default(),
+            paused: Default::default(),
             store: store.clone(),
             site: options.site.clone(),
             identity: identity.clone(),
@@ -436,6 +438,19 @@ async fn run_locked(
         ));
     }
     Ok(exit)
+}
+
+/// What the executor registers of its settings, for the "why is it waiting?" view of any
+/// machine ([`crate::waiting`]).
+fn pace_of(settings: &Settings) -> crate::fleet::Pace {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    crate::fleet::Pace {
+        posts_per_hour: settings.posts_per_hour,
+        replies_per_hour: settings.replies_per_hour,
+        min_gap_ms: ms(settings.min_gap),
+        tick_interval_ms: ms(settings.tick_interval),
+        tick_timeout_ms: ms(settings.tick_timeout),
+    }
 }
 
 /// A stop before the store was open: there is no store to record it in, so it is only logged,

@@ -35,6 +35,10 @@ pub const FAILOVER: &str = "EXECUTOR_FAILOVER";
 pub const STANDBY: &str = "EXECUTOR_STANDBY";
 pub const RATE_LIMIT_DETECTED: &str = "RATE_LIMIT_DETECTED";
 pub const RATE_LIMIT_CLEARED: &str = "RATE_LIMIT_CLEARED";
+/// An operator paused a lane or an account (`executor pause`): nothing new is claimed there.
+pub const QUEUE_PAUSED: &str = "QUEUE_PAUSED";
+/// An operator lifted a pause (`executor resume`).
+pub const QUEUE_RESUMED: &str = "QUEUE_RESUMED";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -22,6 +22,36 @@ pub struct ExecutorInfo {
     pub version: String,
     pub run_id: String,
     pub started_at: SystemTime,
+    /// Its limits and tick timing, for the "why is it waiting?" view of any machine.
+    pub pace: Pace,
+}
+
+/// The settings of an executor that decide when its account's jobs go, as it registers them:
+/// another machine's `status` or the UI reads them from the registry, not from its own settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Pace {
+    pub posts_per_hour: u32,
+    pub replies_per_hour: u32,
+    pub min_gap_ms: u64,
+    pub tick_interval_ms: u64,
+    pub tick_timeout_ms: u64,
+}
+
+impl Pace {
+    /// The lane's limits, as the executor's claims apply them.
+    pub fn limits(&self, kind: crate::jobs::Kind) -> crate::jobs::Limits {
+        crate::jobs::Limits {
+            per_hour: Some(match kind {
+                crate::jobs::Kind::Post => self.posts_per_hour,
+                crate::jobs::Kind::Reply => self.replies_per_hour,
+            }),
+            min_gap: Duration::from_millis(self.min_gap_ms),
+        }
+    }
+
+    pub fn tick_interval(&self) -> Duration {
+        Duration::from_millis(self.tick_interval_ms)
+    }
 }
 
 /// What an executor says it is doing.
@@ -118,6 +148,8 @@ pub struct FleetMember {
     pub last_tick: serde_json::Value,
     /// The account lease's holder and expiry, if any.
     pub lease: Option<(String, SystemTime)>,
+    /// As it registered it; `None` for an executor of a version that did not.
+    pub pace: Option<Pace>,
 }
 
 /// How the fleet view names an executor's condition.

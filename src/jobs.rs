@@ -13,30 +13,7 @@
 
 use std::time::{Duration, SystemTime};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Post,
-    Reply,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Post, Kind::Reply];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Post => "post",
-            Kind::Reply => "reply",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Kind> {
-        match text {
-            "post" => Some(Kind::Post),
-            "reply" => Some(Kind::Reply),
-            _ => None,
-        }
-    }
-}
+pub use crate::kind::Kind;
 
 /// A worker's hold on a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,6 +234,33 @@ impl Limits {
         per_hour: None,
         min_gap: Duration::ZERO,
     };
+
+    /// When the hourly limit lets the lane act again (`None`: it does now): an hour after the
+    /// oldest action of the rolling hour, once the lane has used up its `per_hour`.
+    pub fn hourly_until(&self, recent: &RecentActions, now: SystemTime) -> Option<SystemTime> {
+        let per_hour = self.per_hour?;
+        if recent.lane_in_last_hour < u64::from(per_hour) {
+            return None;
+        }
+        Some(match recent.lane_oldest_in_hour {
+            Some(oldest) => oldest + Duration::from_secs(3600),
+            // per_hour = 0: the lane is paused; look again in a minute.
+            None => now + Duration::from_secs(60),
+        })
+    }
+
+    /// When the minimum gap (plus `jitter`) after the account's latest action in any lane has
+    /// passed (`None`: it has).
+    pub fn gap_until(
+        &self,
+        recent: &RecentActions,
+        jitter: Duration,
+        now: SystemTime,
+    ) -> Option<SystemTime> {
+        let gap = self.min_gap + jitter;
+        let free_at = recent.latest_any_lane? + gap;
+        (!gap.is_zero() && free_at > now).then_some(free_at)
+    }
 }
 
 /// A claim request for one lane of one account.
@@ -287,6 +291,14 @@ pub enum ClaimOutcome {
     BreakerOpen {
         until: SystemTime,
     },
+    /// An operator paused the lane or the account (`executor pause`): nothing is claimed until
+    /// it is resumed.
+    Paused(Box<crate::pauses::Pause>),
+}
+
+/// The breaker as the claim obeys it: open (`Some(until)`) while its recorded time is ahead.
+pub fn breaker_open(recorded: Option<SystemTime>, now: SystemTime) -> Option<SystemTime> {
+    recorded.filter(|until| *until > now)
 }
 
 /// How an attempt ended, as reported by the worker holding the lease.
@@ -328,26 +340,11 @@ impl Claim {
     }
 
     /// When the account may act next in this lane (`None`: now), by the hourly limit and the
-    /// minimum gap (plus this claim's jitter).
+    /// minimum gap (plus this claim's jitter): the later of the two.
     pub fn blocked_until(&self, recent: &RecentActions) -> Option<SystemTime> {
-        let mut until: Option<SystemTime> = None;
-        if let Some(per_hour) = self.limits.per_hour {
-            if recent.lane_in_last_hour >= u64::from(per_hour) {
-                until = Some(match recent.lane_oldest_in_hour {
-                    Some(oldest) => oldest + Duration::from_secs(3600),
-                    // per_hour = 0: the lane is paused; look again in a minute.
-                    None => self.now + Duration::from_secs(60),
-                });
-            }
-        }
-        let gap = self.limits.min_gap + self.gap_jitter;
-        if let (false, Some(last)) = (gap.is_zero(), recent.latest_any_lane) {
-            let free_at = last + gap;
-            if free_at > self.now {
-                until = Some(until.map_or(free_at, |u| u.max(free_at)));
-            }
-        }
-        until
+        let hourly = self.limits.hourly_until(recent, self.now);
+        let gap = self.limits.gap_until(recent, self.gap_jitter, self.now);
+        hourly.max(gap)
     }
 
     /// The start of the hourly window.

@@ -19,7 +19,7 @@ use crate::jobs::{Claim, ClaimOutcome, Job, Kind, Limits, Outcome};
 use crate::sites::{ActionError, Lookup, Session, Site};
 use crate::stop::Shutdown;
 use crate::store::Store;
-use crate::tick::{LaneCounts, TickWork, WorkError, WorkReport};
+use crate::tick::{Blocked, LaneCounts, TickWork, WorkError, WorkReport};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -86,6 +86,32 @@ pub struct Lanes {
     pub hold: Option<crate::holding::AccountHold>,
     /// What the last ticks found, for the idle session check (see [`SESSION_IDLE_CHECK`]).
     pub idle: IdleState,
+    /// The operator pause each lane last met, so a pause and its end are each logged once.
+    pub paused: PauseMemory,
+}
+
+/// The pause each lane's last claim met (`None`: it was not paused).
+#[derive(Debug, Default)]
+pub struct PauseMemory(std::sync::Mutex<[Option<crate::pauses::Scope>; 2]>);
+
+impl PauseMemory {
+    /// Records what `kind`'s claim met; returns the change, if it is one.
+    fn changed(
+        &self,
+        kind: Kind,
+        now: Option<&crate::pauses::Scope>,
+    ) -> Option<Option<crate::pauses::Scope>> {
+        let slot = match kind {
+            Kind::Post => 0,
+            Kind::Reply => 1,
+        };
+        let mut last = self.0.lock().ok()?;
+        if last[slot].as_ref() == now {
+            return None;
+        }
+        last[slot] = now.cloned();
+        Some(now.cloned())
+    }
 }
 
 /// With nothing due, the session is checked (a navigation) at most this often; with work due,
@@ -204,6 +230,7 @@ impl TickWork for Lanes {
                 }
                 Err(ActionError::AuthRequired) => {
                     self.auth_required();
+                    report.blocked = Some(Blocked::LoginWall);
                     return report;
                 }
                 Err(error) => {
@@ -219,6 +246,7 @@ impl TickWork for Lanes {
         };
         if let Some(problem) = account_problem(&self.config.account, &session) {
             self.account_mismatch(&problem);
+            report.blocked = Some(Blocked::AccountMismatch { problem });
             return report;
         }
         self.account_restored();
@@ -312,7 +340,9 @@ impl Lanes {
             gap_jitter: jitter(self.config.limits(kind).min_gap),
             now: SystemTime::now(),
         };
-        let job = match self.store.job_claim_next(&claim, &self.identity).await {
+        let outcome = self.store.job_claim_next(&claim, &self.identity).await;
+        self.note_pause(kind, &outcome);
+        let job = match outcome {
             Ok(ClaimOutcome::Claimed(job)) => *job,
             Ok(_) => return Ok(0),
             Err(e) => return Err((0, machinery(e))),
@@ -463,6 +493,33 @@ impl Lanes {
                 .await?;
                 Err(job_error(&error))
             }
+        }
+    }
+
+    /// Says once in the log that the operator paused (or resumed) this lane.
+    fn note_pause(&self, kind: Kind, outcome: &Result<ClaimOutcome, crate::store::StoreError>) {
+        let pause = match outcome {
+            Ok(ClaimOutcome::Paused(pause)) => Some(pause.as_ref()),
+            Ok(_) => None,
+            // A failed claim says nothing about pauses.
+            Err(_) => return,
+        };
+        match self.paused.changed(kind, pause.map(|p| &p.scope)) {
+            Some(Some(_)) => {
+                if let Some(pause) = pause {
+                    self.log.info(&format!(
+                        "PAUSED: the {} lane claims nothing: {} (resume: {})",
+                        kind.as_str(),
+                        pause.describe(),
+                        pause.scope.resume_command()
+                    ));
+                }
+            }
+            Some(None) => self.log.info(&format!(
+                "The {} lane is no longer paused: claiming resumes",
+                kind.as_str()
+            )),
+            None => {}
         }
     }
 

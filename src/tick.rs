@@ -62,6 +62,20 @@ pub struct WorkReport {
     pub errors: Vec<WorkError>,
     /// Another executor holds our account: we wait as its standby (not a failure).
     pub standby_for: Option<String>,
+    /// The session check found a reason to claim nothing (not a failure either).
+    pub blocked: Option<Blocked>,
+}
+
+/// Why the lanes claimed nothing although the tick went well: what the session check found.
+/// Recorded in the tick event (`blocked`) and so in the fleet registry's last tick, where the
+/// "why is it waiting?" view ([`crate::waiting`]) reads it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Blocked {
+    /// The site shows a login wall (`<profile>/AUTH_REQUIRED`).
+    LoginWall,
+    /// The browser is logged in as another account (`<profile>/ACCOUNT_MISMATCH`).
+    AccountMismatch { problem: String },
 }
 
 /// The queued work the tick runs after the caps and the session check: the posting lane, then
@@ -108,6 +122,8 @@ pub struct TickResult {
     pub duration_ms: u64,
     /// The executor holding our account while we wait as its standby.
     pub standby_for: Option<String>,
+    /// The session check's reason to claim nothing this tick.
+    pub blocked: Option<Blocked>,
     /// `last_error` says only what went wrong with jobs (each has its own retries): the tick is
     /// reported with it, but is not a failed tick.
     pub job_failures_only: bool,
@@ -145,6 +161,7 @@ impl TickResult {
             last_error: None,
             duration_ms: 0,
             standby_for: None,
+            blocked: None,
             job_failures_only: false,
             pause: None,
             counted: Counted::Never,
@@ -218,6 +235,7 @@ impl TickResult {
             "tick": self.tick,
             "duration_ms": self.duration_ms,
             "standby_for": self.standby_for,
+            "blocked": self.blocked.as_ref().and_then(|b| serde_json::to_value(b).ok()),
             "ready_as_of": match self.counted {
                 Counted::Now => Value::Null,
                 Counted::Earlier(at) => json!(crate::clock::format_ts(at)),
@@ -299,6 +317,7 @@ pub async fn run_tick(ctx: &TickContext, tick: u64, ts: SystemTime) -> TickOutco
         let report = ctx.work.run(&ctx.browser, &ctx.shutdown).await;
         result.attempts = report.attempts;
         result.standby_for = report.standby_for;
+        result.blocked = report.blocked;
         if report.errors.is_empty() {
             return Ok(None);
         }
@@ -379,6 +398,7 @@ mod tests {
             last_error: None,
             duration_ms: 12,
             standby_for: None,
+            blocked: None,
             job_failures_only: false,
             pause: None,
             counted: Counted::Now,
@@ -405,6 +425,7 @@ mod tests {
             last_error: Some("CDP\nunreachable".into()),
             duration_ms: 3,
             standby_for: None,
+            blocked: None,
             job_failures_only: false,
             pause: None,
             counted: Counted::Now,

@@ -720,6 +720,148 @@ mod job_suite {
         assert_eq!(verifying.id, bobs.id);
     }
 
+    /// An operator's pause: the paused lane of the paused account claims nothing (the other
+    /// lane and the other accounts go on), an attempt in flight still settles and an expired
+    /// lease is still swept; resuming lets the claim through. Each change is an event.
+    pub async fn a_paused_lane_claims_nothing_until_resumed_yet_jobs_in_flight_settle(
+        url: DatabaseUrl,
+    ) {
+        use executor::pauses::{Inserted, Pause, Scope};
+        let store = open(&url).await;
+        for (account, kind, text) in [
+            ("alice", Kind::Post, "in flight"),
+            ("alice", Kind::Post, "waits"),
+            ("alice", Kind::Reply, "a reply"),
+            ("bob", Kind::Post, "bob's post"),
+        ] {
+            let mut job = new_job(kind, text);
+            job.account = account.into();
+            enqueue(store.as_ref(), job).await;
+        }
+        let in_flight = claimed(
+            store.as_ref(),
+            &claim_for("alice", Kind::Post, "a", at(1), Limits::OFF),
+        )
+        .await;
+        store
+            .job_mark_attempting(in_flight.id, &token(&in_flight), at(2))
+            .await
+            .expect("attempting");
+        let scope = Scope::new(Some(Kind::Post), Some("alice".into())).expect("scope");
+        let pause = Pause {
+            scope: scope.clone(),
+            reason: "checking".into(),
+            by: "op@host".into(),
+            since: at(3),
+        };
+        let first = store
+            .pause_insert(&pause, &identity())
+            .await
+            .expect("pause");
+        assert_eq!(first, Inserted::New);
+        let again = Pause {
+            by: "other@host".into(),
+            since: at(4),
+            ..pause.clone()
+        };
+        let second = store
+            .pause_insert(&again, &identity())
+            .await
+            .expect("pause");
+        assert_eq!(
+            second,
+            Inserted::Already(pause.clone()),
+            "the first pause holds"
+        );
+        assert_eq!(store.pause_list().await.expect("list"), vec![pause.clone()]);
+
+        let refused = store
+            .job_claim_next(
+                &claim_for("alice", Kind::Post, "a", at(5), Limits::OFF),
+                &identity(),
+            )
+            .await
+            .expect("claim");
+        assert_eq!(refused, ClaimOutcome::Paused(Box::new(pause.clone())));
+        // The other lane and the other account are not paused.
+        claimed(
+            store.as_ref(),
+            &claim_for("alice", Kind::Reply, "a", at(5), Limits::OFF),
+        )
+        .await;
+        claimed(
+            store.as_ref(),
+            &claim_for("bob", Kind::Post, "b", at(5), Limits::OFF),
+        )
+        .await;
+        // The attempt in flight settles while paused.
+        let done = store
+            .job_finish(
+                in_flight.id,
+                &token(&in_flight),
+                &Outcome::Succeeded {
+                    post_id: Some("1".into()),
+                    url: None,
+                },
+                &identity(),
+                at(6),
+                0.0,
+            )
+            .await
+            .expect("finish while paused");
+        assert_eq!(done.state.name(), "succeeded");
+
+        assert!(store
+            .pause_delete(&scope, "op@host", &identity(), at(7))
+            .await
+            .expect("resume"));
+        assert!(!store
+            .pause_delete(&scope, "op@host", &identity(), at(8))
+            .await
+            .expect("resume twice"));
+        let waits = claimed(
+            store.as_ref(),
+            &claim_for("alice", Kind::Post, "a", at(9), Limits::OFF),
+        )
+        .await;
+        assert_eq!(waits.text, "waits");
+        let paused = events_of(store.as_ref(), "QUEUE_PAUSED").await;
+        let resumed = events_of(store.as_ref(), "QUEUE_RESUMED").await;
+        assert_eq!(
+            (paused.len(), resumed.len()),
+            (1, 1),
+            "one event per change"
+        );
+        assert_eq!(paused[0].event_data["account"], "alice");
+        assert_eq!(paused[0].event_data["kind"], "post");
+        assert_eq!(paused[0].event_data["reason"], "checking");
+
+        // Everything paused, then every pause lifted at once.
+        let all = Pause {
+            scope: Scope::ALL,
+            since: at(10),
+            ..pause
+        };
+        store
+            .pause_insert(&all, &identity())
+            .await
+            .expect("pause all");
+        let refused = store
+            .job_claim_next(
+                &claim_for("carol", Kind::Reply, "c", at(11), Limits::OFF),
+                &identity(),
+            )
+            .await
+            .expect("claim");
+        assert!(matches!(refused, ClaimOutcome::Paused(_)), "{refused:?}");
+        let lifted = store
+            .pause_delete_all("op@host", &identity(), at(12))
+            .await
+            .expect("resume all");
+        assert_eq!(lifted.len(), 1);
+        assert!(store.pause_list().await.expect("list").is_empty());
+    }
+
     pub async fn a_429_on_one_account_pauses_only_that_accounts_lane(url: DatabaseUrl) {
         let store = open(&url).await;
         for account in ["alice", "bob"] {
@@ -812,6 +954,7 @@ mod job_suite {
             version: "test".into(),
             run_id: format!("run-{id}"),
             started_at: at(0),
+            pace: Default::default(),
         }
     }
 
@@ -1240,6 +1383,7 @@ both_backends!(
     operators_retry_and_cancel_only_jobs_not_in_flight,
     an_executor_claims_only_its_own_accounts_jobs,
     a_429_on_one_account_pauses_only_that_accounts_lane,
+    a_paused_lane_claims_nothing_until_resumed_yet_jobs_in_flight_settle,
     hourly_limits_hold_across_several_executors_of_one_account,
     transition_events_are_shown_to_the_observer_after_commit,
     one_executor_holds_an_account_the_other_waits_then_takes_over_when_it_lapses,

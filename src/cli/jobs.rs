@@ -165,6 +165,14 @@ fn print_job(job: &Job) {
     }
 }
 
+/// The reasons a job waits, one line each, under its fields.
+fn print_waiting(causes: &[crate::waiting::Cause]) {
+    for (i, cause) in causes.iter().enumerate() {
+        let label = if i == 0 { "waiting:" } else { "" };
+        crate::outln!("{label:>17} {}", cause.message);
+    }
+}
+
 pub async fn run(settings: &Settings, args: &JobsArgs) -> Result<(), CliError> {
     for state in &args.state {
         if !STATE_NAMES.contains(&state.as_str()) {
@@ -216,8 +224,19 @@ pub async fn run(settings: &Settings, args: &JobsArgs) -> Result<(), CliError> {
         }
         err => CliError::from(err),
     })?;
+    // What holds the job back (`show` only: the answer of retry/cancel is the change).
+    let waiting = match &args.action {
+        Some(Action::Show { .. }) => {
+            Some(crate::waiting::why_job(store.as_ref(), &job, now).await?)
+        }
+        _ => None,
+    };
     if args.json {
-        crate::outln!("{}", job_json(&job));
+        let mut value = job_json(&job);
+        if let (Some(object), Some(waiting)) = (value.as_object_mut(), &waiting) {
+            object.insert("waiting".into(), json!(waiting));
+        }
+        crate::outln!("{value}");
         return Ok(());
     }
     match &args.action {
@@ -226,5 +245,8 @@ pub async fn run(settings: &Settings, args: &JobsArgs) -> Result<(), CliError> {
         _ => {}
     }
     print_job(&job);
+    if let Some(waiting) = waiting {
+        print_waiting(&waiting);
+    }
     Ok(())
 }

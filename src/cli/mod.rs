@@ -16,6 +16,7 @@ mod events;
 pub(crate) mod fleet;
 pub(crate) mod jobs;
 mod login;
+mod pause;
 mod report;
 mod sandbox;
 mod service;
@@ -105,6 +106,8 @@ const SETTINGS_USED: &[(&str, &[&[&str]])] = &[
     ("report", &[STORE, &["executor_id", "max_failure_rate"]]),
     ("verify", &[ALL]),
     ("service", &[ALL]),
+    ("pause", &[STORE, &["executor_id"]]),
+    ("resume", &[STORE, &["executor_id"]]),
     (
         "ui",
         &[
@@ -340,6 +343,10 @@ pub enum Command {
     Enqueue(enqueue::EnqueueArgs),
     /// List jobs; show, retry or cancel one
     Jobs(jobs::JobsArgs),
+    /// Pause a lane (--kind), an account (--account) or everything, fleet-wide: nothing new is claimed there until `resume`
+    Pause(pause::PauseArgs),
+    /// Lift a pause made by `pause` (the same --kind/--account), or every pause (--all)
+    Resume(pause::ResumeArgs),
     /// Serve the bundled local test site (x.com-shaped) on 127.0.0.1
     Sandbox(sandbox::SandboxArgs),
     /// The whole system end to end on this machine: sandbox, headless browser, SQLite, posts and replies, proof
@@ -450,6 +457,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Status(args) => status::run(&settings, &args).await,
             Command::Enqueue(args) => enqueue::run(&settings, &args).await,
             Command::Jobs(args) => jobs::run(&settings, &args).await,
+            Command::Pause(args) => pause::pause(&settings, &args).await,
+            Command::Resume(args) => pause::resume(&settings, &args).await,
             Command::Sandbox(args) => sandbox::run(&settings, &args).await,
             Command::Demo(args) => demo::run(&settings, &args).await,
             Command::Events(args) => events::run(&settings, &args).await,
@@ -679,6 +688,7 @@ mod tests {
             "verify" => include_str!("verify.rs"),
             "service" => include_str!("service.rs"),
             "ui" => include_str!("ui.rs"),
+            "pause" | "resume" => include_str!("pause.rs"),
             other => panic!("no source listed for `executor {other}`: add it here"),
         }
     }

@@ -63,6 +63,37 @@ fn read_marker(path: &std::path::Path) -> Option<String> {
     Some(String::from_utf8_lossy(&head).into_owned())
 }
 
+/// What holds a lane's due jobs of this profile's account back, and when the next one goes.
+fn print_waiting(lane: Option<&crate::waiting::Waiting>) {
+    let Some(lane) = lane.filter(|lane| lane.due > 0) else {
+        return;
+    };
+    let account = if lane.account.is_empty() {
+        "the default account".to_string()
+    } else {
+        format!("account {}", crate::quote::quoted(&lane.account))
+    };
+    let goes = match lane.goes_at {
+        Some(at) => format!("the next one goes at {}", crate::clock::format_ts(at)),
+        None => "the next one waits for someone".to_string(),
+    };
+    let (jobs, verb) = match lane.due {
+        1 => ("1 job".to_string(), "waits"),
+        n => (format!("{n} jobs"), "wait"),
+    };
+    if lane.reasons.is_empty() {
+        crate::outln!(
+            "{:<12} {jobs} due for {account}: nothing holds them back; {goes}",
+            ""
+        );
+        return;
+    }
+    crate::outln!("{:<12} {jobs} due for {account} {verb}; {goes}:", "");
+    for cause in &lane.reasons {
+        crate::outln!("{:<12}   - {}", "", cause.message);
+    }
+}
+
 pub async fn run(settings: &Settings, args: &StatusArgs) -> Result<(), CliError> {
     let lock_path = settings.lock_path();
     let recorded = LockOwner::read(&lock_path);
@@ -80,6 +111,8 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> Result<(), CliError>
     };
     let mut last_tick: Option<Value> = None;
     let mut queue = json!({});
+    let mut waiting: Vec<crate::waiting::Waiting> = Vec::new();
+    let mut pauses: Vec<crate::pauses::Pause> = Vec::new();
     let mut store_error: Option<String> = None;
     if store_exists {
         match crate::store::open(&settings.database).await {
@@ -95,6 +128,15 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> Result<(), CliError>
                 }
                 match queue_depths(store.as_ref(), &settings.account).await {
                     Ok(depths) => queue = depths,
+                    Err(err) => store_error = Some(err.to_string()),
+                }
+                let now = std::time::SystemTime::now();
+                let why = crate::waiting::read(store.as_ref(), &settings.account, now).await;
+                match why {
+                    Ok(facts) => {
+                        waiting = crate::waiting::explain(&facts);
+                        pauses = facts.pauses;
+                    }
                     Err(err) => store_error = Some(err.to_string()),
                 }
             }
@@ -123,6 +165,8 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> Result<(), CliError>
             "last_tick_line": tick_line,
             "last_tick": last_tick,
             "queue": queue,
+            "waiting": waiting,
+            "pauses": pauses.iter().map(crate::pauses::Pause::to_json).collect::<Vec<_>>(),
             "backoff_seconds": field("backoff_seconds"),
             "last_error": field("last_error"),
             "store_error": store_error,
@@ -179,12 +223,20 @@ pub async fn run(settings: &Settings, args: &StatusArgs) -> Result<(), CliError>
             lane["due"],
             states.join(" ")
         );
+        print_waiting(waiting.iter().find(|w| w.kind == kind));
         if let Some(n) = lane["states"]["uncertain"].as_u64().filter(|n| *n > 0) {
             crate::outln!(
                 "{:<12} {n} job(s) uncertain: published or not is being settled on the site; one that cannot be looked up far enough stays so (executor jobs --state uncertain)",
                 ""
             );
         }
+    }
+    for pause in &pauses {
+        crate::outln!(
+            "paused:      {}; resume: {}",
+            pause.describe(),
+            pause.scope.resume_command()
+        );
     }
     if let Some(tick) = &last_tick {
         crate::outln!("backoff:     {}s", tick["backoff_seconds"]);

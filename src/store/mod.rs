@@ -264,6 +264,9 @@ pub trait Store: Send + Sync {
         now: SystemTime,
     ) -> Result<u64, StoreError>;
 
+    /// The accounts that have jobs due at `now` (queued or failed, not before now), in order.
+    async fn job_due_accounts(&self, now: SystemTime) -> Result<Vec<String>, StoreError>;
+
     /// How many jobs of each kind are in each state: `(kind, state, count)`.
     async fn job_count_by_state(&self) -> Result<Vec<(Kind, String, u64)>, StoreError>;
 
@@ -404,6 +407,44 @@ pub trait Store: Send + Sync {
         account: &str,
         kind: Kind,
     ) -> Result<Option<SystemTime>, StoreError>;
+
+    /// The account's recent actions in `kind`'s lane as a claim at `now` would count them (the
+    /// "why is it waiting?" view reads them).
+    async fn lane_recent_actions(
+        &self,
+        account: &str,
+        kind: Kind,
+        now: SystemTime,
+    ) -> Result<crate::jobs::RecentActions, StoreError>;
+
+    /// Operator: pause `pause.scope` fleet-wide (with its `QUEUE_PAUSED` event). Every claim
+    /// reads the pauses in its own transaction, so no executor claims there from then on.
+    async fn pause_insert(
+        &self,
+        pause: &crate::pauses::Pause,
+        identity: &Identity,
+    ) -> Result<crate::pauses::Inserted, StoreError>;
+
+    /// Operator: lift the pause of exactly `scope` (with its `QUEUE_RESUMED` event); false when
+    /// that scope was not paused.
+    async fn pause_delete(
+        &self,
+        scope: &crate::pauses::Scope,
+        by: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Operator: lift every pause (an event each); returns those lifted.
+    async fn pause_delete_all(
+        &self,
+        by: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<Vec<crate::pauses::Pause>, StoreError>;
+
+    /// Every pause, oldest first.
+    async fn pause_list(&self) -> Result<Vec<crate::pauses::Pause>, StoreError>;
 }
 
 /// When a claim also sweeps expired leases. A lease lasts minutes, so sweeping once a second

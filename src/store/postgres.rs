@@ -63,6 +63,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../migrations/postgres/0005_claim_logs_action.sql"),
     ),
     (
+        6,
+        "pauses",
+        include_str!("../../migrations/postgres/0006_pauses.sql"),
+    ),
+    (
         7,
         "enqueue function",
         include_str!("../../migrations/postgres/0007_enqueue_function.sql"),
@@ -394,6 +399,10 @@ impl Store for PostgresStore {
         ))
     }
 
+    async fn job_due_accounts(&self, now: SystemTime) -> Result<Vec<String>, StoreError> {
+        run!(self, "due accounts", |c| queue::job_due_accounts(c, now))
+    }
+
     async fn job_count_by_state(&self) -> Result<Vec<(Kind, String, u64)>, StoreError> {
         run!(self, "job count by state", |c| queue::job_count_by_state(c))
     }
@@ -587,6 +596,52 @@ impl Store for PostgresStore {
         kind: Kind,
     ) -> Result<Option<SystemTime>, StoreError> {
         run!(self, "lane breaker", |c| queue::breaker(c, account, kind))
+    }
+
+    async fn lane_recent_actions(
+        &self,
+        account: &str,
+        kind: Kind,
+        now: SystemTime,
+    ) -> Result<crate::jobs::RecentActions, StoreError> {
+        run!(self, "lane recent actions", |c| queue::lane_recent_actions(
+            c, account, kind, now
+        ))
+    }
+
+    async fn pause_insert(
+        &self,
+        pause: &crate::pauses::Pause,
+        identity: &Identity,
+    ) -> Result<crate::pauses::Inserted, StoreError> {
+        run!(self, "pause", |c| queue::pause_insert(c, pause, identity))
+    }
+
+    async fn pause_delete(
+        &self,
+        scope: &crate::pauses::Scope,
+        by: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        run!(self, "resume", |c| queue::pause_delete(
+            c, scope, by, identity, now
+        ))
+    }
+
+    async fn pause_delete_all(
+        &self,
+        by: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<Vec<crate::pauses::Pause>, StoreError> {
+        run!(self, "resume all", |c| queue::pause_delete_all(
+            c, by, identity, now
+        ))
+    }
+
+    async fn pause_list(&self) -> Result<Vec<crate::pauses::Pause>, StoreError> {
+        run!(self, "pause list", |c| queue::pause_list(c))
     }
 }
 

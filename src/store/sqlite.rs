@@ -46,6 +46,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0005_claim_logs_action.sql"),
     ),
     (
+        6,
+        "pauses",
+        include_str!("../../migrations/sqlite/0006_pauses.sql"),
+    ),
+    (
         7,
         "enqueue function",
         include_str!("../../migrations/sqlite/0007_enqueue_function.sql"),
@@ -389,6 +394,10 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn job_due_accounts(&self, now: SystemTime) -> Result<Vec<String>, StoreError> {
+        self.run(step!(|c| queue::job_due_accounts(c, now))).await
+    }
+
     async fn job_count_by_state(&self) -> Result<Vec<(Kind, String, u64)>, StoreError> {
         self.run(step!(|c| queue::job_count_by_state(c))).await
     }
@@ -603,6 +612,58 @@ impl Store for SqliteStore {
     ) -> Result<Option<SystemTime>, StoreError> {
         let account = account.to_string();
         self.run(step!(|c| queue::breaker(c, &account, kind))).await
+    }
+
+    async fn lane_recent_actions(
+        &self,
+        account: &str,
+        kind: Kind,
+        now: SystemTime,
+    ) -> Result<crate::jobs::RecentActions, StoreError> {
+        let account = account.to_string();
+        self.run(step!(|c| queue::lane_recent_actions(
+            c, &account, kind, now
+        )))
+        .await
+    }
+
+    async fn pause_insert(
+        &self,
+        pause: &crate::pauses::Pause,
+        identity: &Identity,
+    ) -> Result<crate::pauses::Inserted, StoreError> {
+        let (pause, identity) = (pause.clone(), identity.clone());
+        self.run(step!(|c| queue::pause_insert(c, &pause, &identity)))
+            .await
+    }
+
+    async fn pause_delete(
+        &self,
+        scope: &crate::pauses::Scope,
+        by: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let (scope, by, identity) = (scope.clone(), by.to_string(), identity.clone());
+        self.run(step!(|c| queue::pause_delete(
+            c, &scope, &by, &identity, now
+        )))
+        .await
+    }
+
+    async fn pause_delete_all(
+        &self,
+        by: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<Vec<crate::pauses::Pause>, StoreError> {
+        let (by, identity) = (by.to_string(), identity.clone());
+        self.run(step!(|c| queue::pause_delete_all(c, &by, &identity, now)))
+            .await
+    }
+
+    async fn pause_list(&self) -> Result<Vec<crate::pauses::Pause>, StoreError> {
+        self.run(step!(|c| queue::pause_list(c))).await
     }
 }
 

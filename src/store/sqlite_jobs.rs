@@ -54,6 +54,8 @@ pub(crate) const QUERIES: Queries = Queries {
     ),
     job_count_due: "SELECT COUNT(*) FROM jobs WHERE kind = ?1 AND (?2 IS NULL OR account = ?2)
            AND state IN ('queued', 'failed') AND not_before <= ?3",
+    job_due_accounts: "SELECT DISTINCT account FROM jobs
+         WHERE state IN ('queued', 'failed') AND not_before <= ?1 ORDER BY account",
     job_count_by_state:
         "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
     job_queue_by_account: "SELECT account, kind, state, CASE WHEN not_before <= ?1 THEN 1 ELSE 0 END AS due,
@@ -75,6 +77,15 @@ pub(crate) const QUERIES: Queries = Queries {
     breaker_delete: "DELETE FROM breakers WHERE account = ?1 AND kind = ?2",
     breaker_upsert: "INSERT INTO breakers (account, kind, until, reason) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (account, kind) DO UPDATE SET until = excluded.until, reason = excluded.reason",
+    lane_gate: "SELECT (SELECT until FROM breakers WHERE account = ?1 AND kind = ?2),
+             (SELECT json_group_array(json_object('scope', scope, 'kind', kind, 'account', account,
+                 'reason', reason, 'paused_by', paused_by, 'paused_at', paused_at)) FROM pauses)",
+    pause_list: "SELECT (SELECT json_group_array(json_object('scope', scope, 'kind', kind, 'account', account,
+                 'reason', reason, 'paused_by', paused_by, 'paused_at', paused_at)) FROM pauses)",
+    pause_insert: "INSERT INTO pauses (scope, kind, account, reason, paused_by, paused_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (scope) DO NOTHING",
+    pause_delete: "DELETE FROM pauses WHERE scope = ?1",
+    pause_delete_all: "DELETE FROM pauses",
     // BEGIN IMMEDIATE already serialises every writer of the file.
     account_lock: "",
     actions_in_window: "SELECT COUNT(*), MIN(started_at) FROM job_actions
@@ -143,12 +154,12 @@ pub(crate) const QUERIES: Queries = Queries {
         job_columns!()
     ),
     executor_upsert: "INSERT INTO executors (id, account, host, pid, version, run_id, started_at,
-             heartbeat_at, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'standby')
+             heartbeat_at, state, pace)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'standby', ?9)
          ON CONFLICT (id) DO UPDATE SET account = excluded.account, host = excluded.host,
              pid = excluded.pid, version = excluded.version, run_id = excluded.run_id,
              started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
-             state = excluded.state",
+             state = excluded.state, pace = excluded.pace",
     executor_state: "UPDATE executors SET state = ?2, heartbeat_at = ?3 WHERE id = ?1",
     executor_tick: "UPDATE executors SET last_tick = ?2, last_tick_at = ?3, heartbeat_at = ?3
          WHERE id = ?1",
@@ -162,7 +173,8 @@ pub(crate) const QUERIES: Queries = Queries {
     // An orderly exit hands the account over: no lapse to wait for, no failover to record.
     lease_release: "DELETE FROM account_leases WHERE account = ?1 AND holder = ?2",
     fleet_list: "SELECT e.id, e.account, e.host, e.pid, e.version, e.run_id, e.started_at,
-             e.heartbeat_at, e.last_tick_at, e.state, e.last_tick, l.holder, l.expires_at
+             e.heartbeat_at, e.last_tick_at, e.state, e.last_tick, l.holder, l.expires_at,
+             e.pace
          FROM executors e LEFT JOIN account_leases l ON l.account = e.account
          ORDER BY e.account, e.id",
 };

@@ -50,23 +50,17 @@ pub fn launch_daemon(profile: &Profile, extra: &[&str]) -> Running {
 }
 
 /// A daemon whose ticks fail (nothing listens on its CDP port) but which keeps running.
+/// `extra` are more `--flag value` pairs; one that is also set here replaces it.
 pub fn failing_daemon(profile: &Profile, port: u16, extra: &[&str]) -> Running {
     let port = port.to_string();
-    let mut args = vec![
-        "--browser-mode",
-        "cdp",
-        "--cdp-port",
-        &port,
-        "--tick-interval",
-        "200ms",
-        "--backoff",
-        "100ms",
-        "--max-failures",
-        "100000",
+    let defaults = [
+        ("--browser-mode", "cdp"),
+        ("--cdp-port", port.as_str()),
+        ("--tick-interval", "200ms"),
+        ("--backoff", "100ms"),
+        ("--max-failures", "100000"),
     ];
-    args.extend_from_slice(extra);
-    args.push("daemon");
-    spawn(command(&profile.dir, &args))
+    spawn(command(&profile.dir, &daemon_args(&defaults, extra)))
 }
 
 /// The `event_data` of every stored event of `event_type` in a SQLite store, oldest first.

@@ -236,7 +236,7 @@ impl Drop for Running {
 }
 
 /// A command for the binary on `profile`, with a clean environment for our settings.
-pub fn command(profile: &Path, args: &[&str]) -> Command {
+pub fn command<S: AsRef<std::ffi::OsStr>>(profile: &Path, args: &[S]) -> Command {
     let mut command = Command::new(BIN);
     command.arg("--profile").arg(profile);
     command.args(args);
@@ -265,6 +265,26 @@ pub fn without_our_settings(command: &mut Command) {
             command.env_remove(key);
         }
     }
+}
+
+/// A daemon's command-line flags: `defaults` (`--flag`, value), where `extra` (more
+/// `--flag value` pairs) replaces the value of a flag it also sets and adds the others; then
+/// the `daemon` subcommand.
+pub fn daemon_args(defaults: &[(&str, &str)], extra: &[&str]) -> Vec<String> {
+    let mut flags: Vec<(String, String)> = defaults
+        .iter()
+        .map(|(flag, value)| (flag.to_string(), value.to_string()))
+        .collect();
+    for pair in extra.chunks(2) {
+        let (flag, value) = (pair[0], pair.get(1).copied().unwrap_or(""));
+        match flags.iter_mut().find(|(f, _)| f == flag) {
+            Some(slot) => slot.1 = value.to_string(),
+            None => flags.push((flag.to_string(), value.to_string())),
+        }
+    }
+    let mut args: Vec<String> = flags.into_iter().flat_map(|(f, v)| [f, v]).collect();
+    args.push("daemon".into());
+    args
 }
 
 pub fn spawn(command: Command) -> Running {

@@ -127,7 +127,7 @@ pub fn site_daemon(
     extra: &[&str],
 ) -> Running {
     let port = chrome.port.to_string();
-    let mut flags: Vec<(&str, &str)> = vec![
+    let defaults = [
         ("--browser-mode", "cdp"),
         ("--cdp-port", &port),
         ("--site", "sandbox"),
@@ -140,15 +140,7 @@ pub fn site_daemon(
         ("--replies-per-hour", "1000"),
         ("--min-gap", "0s"),
     ];
-    for pair in extra.chunks(2) {
-        let (flag, value) = (pair[0], pair.get(1).copied().unwrap_or(""));
-        match flags.iter_mut().find(|(f, _)| *f == flag) {
-            Some(slot) => slot.1 = value,
-            None => flags.push((flag, value)),
-        }
-    }
-    let mut args: Vec<&str> = flags.iter().flat_map(|(f, v)| [*f, *v]).collect();
-    args.push("daemon");
+    let args = daemon_args(&defaults, extra);
     let mut cmd = command(&profile.dir, &args);
     cmd.env_remove("EXECUTOR_SITE");
     spawn(cmd)

@@ -4,7 +4,7 @@ use super::{lease_token, write_event, Col, Driver, Durability, Reader, Value};
 use crate::events::{Event, Identity, Severity};
 use crate::fleet::{
     decide_lease, AccountLease, ExecutorInfo, ExecutorState, FleetMember, LeaseDecision,
-    LeaseOutcome,
+    LeaseOutcome, Pace,
 };
 use crate::store::StoreError;
 use std::time::{Duration, SystemTime};
@@ -27,6 +27,7 @@ pub(crate) async fn executor_register<D: Driver + Send>(
         Value::Text(info.run_id.clone()),
         Value::Time(info.started_at),
         Value::Time(now),
+        Value::Json(serde_json::to_value(info.pace).unwrap_or_default()),
     ];
     in_tx!(d, Durability::Relaxed, async {
         d.execute(sql, &params).await.map(|_| ())
@@ -216,6 +217,7 @@ pub(crate) async fn fleet<D: Driver>(d: &mut D) -> Result<Vec<FleetMember>, Stor
         Col::Json,
         Col::OptText,
         Col::OptTime,
+        Col::Json,
     ];
     let rows = d.rows(sql, &[], shape).await?;
     rows.into_iter()
@@ -231,6 +233,8 @@ pub(crate) async fn fleet<D: Driver>(d: &mut D) -> Result<Vec<FleetMember>, Stor
                 (Some(holder), Some(until)) => Some((holder, until)),
                 _ => None,
             };
+            // '{}' from a version that registered no pace.
+            let pace = serde_json::from_value::<Pace>(r.json()?).ok();
             Ok(FleetMember {
                 id,
                 account,
@@ -247,6 +251,7 @@ pub(crate) async fn fleet<D: Driver>(d: &mut D) -> Result<Vec<FleetMember>, Stor
                 })?,
                 last_tick,
                 lease,
+                pace,
             })
         })
         .collect()

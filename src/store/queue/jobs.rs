@@ -57,6 +57,19 @@ pub(crate) async fn job_count_due<D: Driver>(
     Ok(scalar(d, sql, &params).await?.unwrap_or(0).max(0) as u64)
 }
 
+/// The accounts with jobs due at `now`, in order.
+pub(crate) async fn job_due_accounts<D: Driver>(
+    d: &mut D,
+    now: SystemTime,
+) -> Result<Vec<String>, StoreError> {
+    let sql = d.queries().job_due_accounts;
+    d.rows(sql, &[Value::Time(now)], &[Col::Text])
+        .await?
+        .into_iter()
+        .map(|row| Reader(row.into_iter()).text())
+        .collect()
+}
+
 pub(crate) async fn job_count_by_state<D: Driver>(
     d: &mut D,
 ) -> Result<Vec<(Kind, String, u64)>, StoreError> {
@@ -331,20 +344,21 @@ async fn sweep_expired<D: Driver>(
     Ok(())
 }
 
-/// The account's breaker for the lane: `Some(until)` while open; an expired one is removed,
-/// with its event.
+/// The account's breaker for the lane, as recorded (`recorded`): `Some(until)` while open
+/// ([`crate::jobs::breaker_open`]); an expired one is removed, with its event.
 async fn breaker_check<D: Driver>(
     d: &mut D,
+    recorded: Option<SystemTime>,
     account: &str,
     kind: Kind,
     identity: &Identity,
     now: SystemTime,
 ) -> Result<Option<SystemTime>, StoreError> {
-    let Some(until) = breaker(d, account, kind).await? else {
+    let Some(until) = recorded else {
         return Ok(None);
     };
-    if until > now {
-        return Ok(Some(until));
+    if let Some(open) = crate::jobs::breaker_open(recorded, now) {
+        return Ok(Some(open));
     }
     let sql = d.queries().breaker_delete;
     d.execute(sql, &[Value::Text(account.into()), kind_value(kind)])
@@ -357,18 +371,22 @@ async fn breaker_check<D: Driver>(
     Ok(None)
 }
 
-/// What the store knows of the account's recent actions, for [`Claim::blocked_until`].
-async fn recent_actions<D: Driver>(d: &mut D, claim: &Claim) -> Result<RecentActions, StoreError> {
+/// What the store knows of the account's recent actions in `kind`'s lane since `hour_ago`, for
+/// [`Claim::blocked_until`]; the latest action of any lane only when `with_latest` (a claim
+/// without a minimum gap does not need it).
+async fn recent_actions<D: Driver>(
+    d: &mut D,
+    account: &str,
+    kind: Kind,
+    hour_ago: SystemTime,
+    with_latest: bool,
+) -> Result<RecentActions, StoreError> {
     let q = d.queries();
-    let account = Value::Text(claim.account.clone());
+    let account = Value::Text(account.to_string());
     let window = d
         .rows(
             q.actions_in_window,
-            &[
-                account.clone(),
-                kind_value(claim.kind),
-                Value::Time(claim.hour_ago()),
-            ],
+            &[account.clone(), kind_value(kind), Value::Time(hour_ago)],
             &[Col::Int, Col::OptTime],
         )
         .await?;
@@ -378,13 +396,27 @@ async fn recent_actions<D: Driver>(d: &mut D, claim: &Claim) -> Result<RecentAct
         recent.lane_in_last_hour = r.int()?.max(0) as u64;
         recent.lane_oldest_in_hour = r.opt_time()?;
     }
-    if !(claim.limits.min_gap + claim.gap_jitter).is_zero() {
+    if with_latest {
         let latest = d.rows(q.action_latest, &[account], &[Col::OptTime]).await?;
         if let Some(row) = latest.into_iter().next() {
             recent.latest_any_lane = Reader(row.into_iter()).opt_time()?;
         }
     }
     Ok(recent)
+}
+
+/// The account's recent actions in `kind`'s lane as of `now`, read for the "why is it waiting?"
+/// view: the same figures a claim at `now` would judge.
+pub(crate) async fn lane_recent_actions<D: Driver>(
+    d: &mut D,
+    account: &str,
+    kind: Kind,
+    now: SystemTime,
+) -> Result<RecentActions, StoreError> {
+    let hour_ago = now
+        .checked_sub(Duration::from_secs(3600))
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    recent_actions(d, account, kind, hour_ago, true).await
 }
 
 /// Claims the next due job of the claim's account and lane, within its rate limits and
@@ -413,14 +445,24 @@ async fn claim_in<D: Driver>(
         d.execute(q.account_lock, std::slice::from_ref(&account))
             .await?;
     }
+    // Leases run out whatever is paused: rescue is never held back (see `crate::pauses`).
     if sweep {
         sweep_expired(d, claim.kind, identity, claim.now).await?;
     }
-    if let Some(until) = breaker_check(d, &claim.account, claim.kind, identity, claim.now).await? {
+    let (breaker, pauses) = super::lane_gate(d, &claim.account, claim.kind).await?;
+    if let Some(pause) = crate::pauses::blocking(&pauses, &claim.account, claim.kind) {
+        return Ok(ClaimOutcome::Paused(Box::new(pause.clone())));
+    }
+    let breaker =
+        breaker_check(d, breaker, &claim.account, claim.kind, identity, claim.now).await?;
+    if let Some(until) = breaker {
         return Ok(ClaimOutcome::BreakerOpen { until });
     }
     if claim.limited() {
-        if let Some(until) = claim.blocked_until(&recent_actions(d, claim).await?) {
+        let with_latest = !(claim.limits.min_gap + claim.gap_jitter).is_zero();
+        let recent =
+            recent_actions(d, &claim.account, claim.kind, claim.hour_ago(), with_latest).await?;
+        if let Some(until) = claim.blocked_until(&recent) {
             let due = scalar(d, q.job_due_exists, &[kind_value(claim.kind), account, now]).await?;
             return Ok(match due {
                 Some(_) => ClaimOutcome::RateLimited { until },

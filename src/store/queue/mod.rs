@@ -62,6 +62,8 @@ pub(crate) struct Queries {
     pub job_id_by_key: &'static str,
     pub job_list: &'static str,
     pub job_count_due: &'static str,
+    /// The accounts that have due jobs.
+    pub job_due_accounts: &'static str,
     pub job_count_by_state: &'static str,
     pub job_queue_by_account: &'static str,
     pub lease_sweep_attempting: &'static str,
@@ -70,6 +72,13 @@ pub(crate) struct Queries {
     pub breaker_get: &'static str,
     pub breaker_delete: &'static str,
     pub breaker_upsert: &'static str,
+    /// The account lane's breaker and every pause, in one statement (the claim's first read).
+    pub lane_gate: &'static str,
+    /// Every pause, as one JSON array.
+    pub pause_list: &'static str,
+    pub pause_insert: &'static str,
+    pub pause_delete: &'static str,
+    pub pause_delete_all: &'static str,
     pub account_lock: &'static str,
     pub actions_in_window: &'static str,
     pub action_latest: &'static str,
@@ -417,6 +426,8 @@ pub(crate) async fn event_list<D: Driver>(
 // The steps, by what they change. Declared after the macros above, which they use.
 mod fleet;
 mod jobs;
+mod pauses;
 
 pub(crate) use fleet::*;
 pub(crate) use jobs::*;
+pub(crate) use pauses::*;
