@@ -16,6 +16,9 @@
 //! - bulk: `executor enqueue bulk` of 100,000 lines (the real release binary, from a file on
 //!   stdin to its exit, per-line output to /dev/null) on a fresh SQLite profile and a fresh
 //!   PostgreSQL schema, N runs each (default 3); then one 50 MB batch on each, with the peak RSS.
+//! - action: checked posts per minute through the daemon (the release binary) and at the floor
+//!   (a bare CDP script doing the same checked action in the fewest round trips), turn by turn
+//!   in the same run: `-- action [N] [ROUNDS]`; `EXECUTOR_BENCH_BEFORE=PATH` adds another build.
 //! - browser: popup-close latency (target created → target destroyed, seen from a second CDP
 //!   connection) over 100 popups, and the round trip of 1,000 `Runtime.evaluate`.
 
@@ -841,6 +844,351 @@ mod bulk_bench {
     }
 }
 
+/// `action [N] [ROUNDS]`: the rate of one checked post, through the daemon and at the floor, in
+/// the same run, turn by turn (issue #13, item 2).
+///
+/// The floor is a bare CDP script doing the same checked action in the fewest round trips, on
+/// its own browser: open `/home` (one navigation), check who is logged in and focus the empty
+/// composer (one call), type (one call), read the text back and find the button (one call),
+/// press and release the mouse on it (two calls), and read the new id from the site's own answer
+/// (one call once it is complete). The daemon is the release binary, attached to a logged-in
+/// browser of its own, with N posts queued, no limits and a tick every 10 ms. Both rates are
+/// taken from the first post the sandbox received to the last, so start-up is not counted.
+/// `EXECUTOR_BENCH_BEFORE=PATH` adds a turn for another build of the binary (the "before").
+mod action_bench {
+    use executor::browser::cdp::{self, CdpEvent, Connection, Events};
+    use executor::browser::managed::{self, LaunchOptions, Managed};
+    use executor::sandbox::Sandbox;
+    use serde_json::{json, Value};
+    use std::io::Write;
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    const CALL: Duration = Duration::from_secs(10);
+    const COMPOSER: &str = r#"[data-testid="tweetTextarea_0"]"#;
+    const BUTTON: &str = r#"[data-testid="tweetButtonInline"]"#;
+    const ACCOUNT: &str = r#"[data-testid="AppTabBar_Profile_Link"]"#;
+
+    fn launch(dir: &Path) -> Managed {
+        let options = LaunchOptions {
+            binary: managed::find_binary(None).expect("chromium"),
+            profile_dir: dir.join("chrome-profile"),
+            port: 0,
+            headless: true,
+            stderr_log: dir.join("chrome-stderr.log"),
+        };
+        Managed::launch(&options, Duration::from_secs(30)).expect("launch")
+    }
+
+    /// One page target of `port`'s browser and a session on it, for the floor script.
+    struct Page {
+        conn: Connection,
+        session: String,
+        events: Events,
+    }
+
+    impl Page {
+        async fn open(port: u16) -> Page {
+            let ws = cdp::browser_ws_url([127, 0, 0, 1].into(), port, CALL)
+                .await
+                .expect("ws");
+            let conn = Connection::connect(&ws, CALL).await.expect("connect");
+            let events = conn.subscribe();
+            let target = conn
+                .call(
+                    "Target.createTarget",
+                    json!({"url": "about:blank"}),
+                    None,
+                    CALL,
+                )
+                .await
+                .expect("target")["targetId"]
+                .as_str()
+                .expect("id")
+                .to_string();
+            let session = conn
+                .call(
+                    "Target.attachToTarget",
+                    json!({"targetId": target, "flatten": true}),
+                    None,
+                    CALL,
+                )
+                .await
+                .expect("attach")["sessionId"]
+                .as_str()
+                .expect("session")
+                .to_string();
+            let page = Page {
+                conn,
+                session,
+                events,
+            };
+            page.call("Page.enable", json!({})).await;
+            page.call("Network.enable", json!({})).await;
+            page
+        }
+
+        async fn call(&self, method: &str, params: Value) -> Value {
+            self.conn
+                .call(method, params, Some(&self.session), CALL)
+                .await
+                .unwrap_or_else(|e| panic!("{method}: {e}"))
+        }
+
+        async fn event(&mut self, want: impl Fn(&CdpEvent) -> bool) -> CdpEvent {
+            loop {
+                match tokio::time::timeout(CALL, self.events.recv()).await {
+                    Ok(Ok(event)) if event.session_id.as_deref() == Some(&self.session) => {
+                        if want(&event) {
+                            return event;
+                        }
+                    }
+                    Ok(Ok(_)) | Ok(Err(cdp::EventsEnded::Lagged(_))) => {}
+                    other => panic!("no event: {other:?}"),
+                }
+            }
+        }
+
+        async fn navigate(&mut self, url: &str) {
+            self.call("Page.navigate", json!({ "url": url })).await;
+            self.event(|e| e.method == "Page.loadEventFired").await;
+        }
+
+        async fn eval(&self, expression: String) -> Value {
+            let answer = self
+                .call(
+                    "Runtime.evaluate",
+                    json!({"expression": expression, "returnByValue": true}),
+                )
+                .await;
+            assert!(answer.get("exceptionDetails").is_none(), "{answer}");
+            answer["result"]["value"].clone()
+        }
+
+        async fn log_in(&mut self, base: &str) {
+            self.navigate(&format!("{base}/i/flow/login")).await;
+            self.eval(
+                r#"document.querySelector('[data-testid="LoginForm_Login_Button"]').click(); true"#
+                    .to_string(),
+            )
+            .await;
+            self.event(|e| e.method == "Page.loadEventFired").await;
+        }
+
+        /// One checked post: its id, from the site's answer.
+        async fn post(&mut self, base: &str, text: &str) -> String {
+            self.navigate(&format!("{base}/home")).await;
+            let who = self
+                .eval(format!(
+                    "(() => {{ const a = document.querySelector({account:?}); const b = document.querySelector({composer:?}); \
+                     if (!a || !b) return null; b.focus(); b.textContent = ''; return a.getAttribute('href'); }})()",
+                    account = ACCOUNT,
+                    composer = COMPOSER
+                ))
+                .await;
+            assert_eq!(who, json!("/demo"), "logged in");
+            self.call("Input.insertText", json!({ "text": text })).await;
+            let check = self
+                .eval(format!(
+                    "(() => {{ const b = document.querySelector({composer:?}); const k = document.querySelector({button:?}); \
+                     const r = k.getBoundingClientRect(); return [b.textContent, r.left + r.width / 2, r.top + r.height / 2]; }})()",
+                    composer = COMPOSER,
+                    button = BUTTON
+                ))
+                .await;
+            assert_eq!(check[0], json!(text), "read back before the click");
+            for kind in ["mousePressed", "mouseReleased"] {
+                self.call(
+                    "Input.dispatchMouseEvent",
+                    json!({"type": kind, "x": check[1], "y": check[2], "button": "left", "clickCount": 1}),
+                )
+                .await;
+            }
+            let answered = self
+                .event(|e| {
+                    e.method == "Network.responseReceived"
+                        && e.params["response"]["url"]
+                            .as_str()
+                            .is_some_and(|u| u.contains("/CreateTweet"))
+                })
+                .await;
+            let request = answered.params["requestId"].clone();
+            self.event(|e| {
+                e.method == "Network.loadingFinished" && e.params["requestId"] == request
+            })
+            .await;
+            let body = self
+                .call("Network.getResponseBody", json!({ "requestId": request }))
+                .await;
+            let answer: Value =
+                serde_json::from_str(body["body"].as_str().expect("body")).expect("json");
+            answer["data"]["create_tweet"]["tweet_results"]["result"]["rest_id"]
+                .as_str()
+                .expect("an id")
+                .to_string()
+        }
+    }
+
+    /// Posts per minute from the first to the last of `n` posts with `prefix` the sandbox got.
+    async fn rate(sandbox: &Sandbox, prefix: &str, n: usize, limit: Duration) -> f64 {
+        let end = Instant::now() + limit;
+        let mut first = None;
+        loop {
+            let got = sandbox
+                .posts()
+                .iter()
+                .filter(|p| p.text.starts_with(prefix))
+                .count();
+            if got >= 1 && first.is_none() {
+                first = Some(Instant::now());
+            }
+            if got >= n {
+                let first = first.expect("first");
+                return (n - 1) as f64 * 60.0 / first.elapsed().as_secs_f64();
+            }
+            assert!(
+                Instant::now() < end,
+                "{prefix}: {got} of {n} posts in {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn floor(sandbox: &Sandbox, base: &str, round: usize, n: usize) -> f64 {
+        let dir = super::temp_profile("floor");
+        let browser = launch(&dir);
+        let mut page = Page::open(browser.identity.port).await;
+        page.log_in(base).await;
+        let prefix = format!("floor {round} ");
+        let counting = rate(sandbox, &prefix, n, Duration::from_secs(600));
+        let posting = async {
+            for i in 0..n {
+                page.post(base, &format!("{prefix}{i}")).await;
+            }
+        };
+        let (per_minute, ()) = tokio::join!(counting, posting);
+        browser.terminate(Duration::from_secs(3));
+        let _ = std::fs::remove_dir_all(dir);
+        per_minute
+    }
+
+    fn executor(bin: &Path, profile: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(bin);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("EXECUTOR_") || key.starts_with("RUNNER_") || key == "DATABASE_URL" {
+                command.env_remove(key);
+            }
+        }
+        command.arg("--profile").arg(profile).args(args);
+        command
+    }
+
+    async fn daemon(bin: &Path, sandbox: &Sandbox, base: &str, label: &str, n: usize) -> f64 {
+        let dir = super::temp_profile("daemon");
+        let browser = launch(&dir.join("browser"));
+        let port = browser.identity.port;
+        {
+            let mut page = Page::open(port).await;
+            page.log_in(base).await;
+            page.navigate("about:blank").await;
+        }
+        let prefix = format!("{label} ");
+        let mut bulk = executor(bin, &dir, &["enqueue", "bulk"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("enqueue");
+        {
+            let mut stdin = bulk.stdin.take().expect("stdin");
+            for i in 0..n {
+                let line = json!({"kind": "post", "text": format!("{prefix}{i}")});
+                writeln!(stdin, "{line}").expect("write");
+            }
+        }
+        assert!(bulk.wait().expect("bulk").success(), "enqueue bulk");
+        let port = port.to_string();
+        let mut child = executor(
+            bin,
+            &dir,
+            &[
+                "daemon",
+                "--browser-mode",
+                "cdp",
+                "--cdp-port",
+                &port,
+                "--site",
+                "sandbox",
+                "--site-url",
+                base,
+                "--tick-interval",
+                "10ms",
+                "--posts-per-hour",
+                "1000000",
+                "--replies-per-hour",
+                "0",
+                "--min-gap",
+                "0s",
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("daemon");
+        let per_minute = rate(sandbox, &prefix, n, Duration::from_secs(600)).await;
+        let _ = std::fs::write(dir.join("STOP_EXECUTOR"), "");
+        let _ = child.wait();
+        browser.terminate(Duration::from_secs(3));
+        let _ = std::fs::remove_dir_all(dir);
+        per_minute
+    }
+
+    pub async fn run(n: usize, rounds: usize) {
+        let sandbox = Sandbox::new(None);
+        let (addr, _task) = sandbox
+            .serve(([127, 0, 0, 1], 0).into(), std::future::pending())
+            .await
+            .expect("sandbox");
+        let base = format!("http://{addr}");
+        let after = super::binary();
+        let before = std::env::var_os("EXECUTOR_BENCH_BEFORE").map(std::path::PathBuf::from);
+        let mut rows: Vec<(String, Vec<f64>)> =
+            vec![("floor".into(), vec![]), ("daemon".into(), vec![])];
+        if before.is_some() {
+            rows.push(("daemon (before)".into(), vec![]));
+        }
+        for round in 0..rounds {
+            let floor = floor(&sandbox, &base, round, n).await;
+            rows[0].1.push(floor);
+            eprintln!("  round {round}: floor {floor:.0}/min");
+            let now = daemon(&after, &sandbox, &base, &format!("daemon {round}"), n).await;
+            rows[1].1.push(now);
+            eprintln!(
+                "  round {round}: daemon {now:.0}/min ({:.2} of the floor)",
+                now / floor
+            );
+            if let Some(before) = &before {
+                let old = daemon(before, &sandbox, &base, &format!("before {round}"), n).await;
+                rows[2].1.push(old);
+                eprintln!(
+                    "  round {round}: daemon (before) {old:.0}/min ({:.2} of the floor)",
+                    old / floor
+                );
+            }
+        }
+        let floor_mean = rows[0].1.iter().sum::<f64>() / rounds as f64;
+        for (label, rates) in &rows {
+            let low = rates.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = rates.iter().copied().fold(0.0, f64::max);
+            let mean = rates.iter().sum::<f64>() / rounds as f64;
+            println!(
+                "action: {label}: {low:.0}-{high:.0} posts/min over {rounds} rounds of {n} ({:.2} of the floor)",
+                mean / floor_mean
+            );
+        }
+    }
+}
+
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let runs: usize = std::env::args()
@@ -852,6 +1200,17 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    if what == "action" {
+        let n: usize = std::env::args()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(200);
+        let rounds: usize = std::env::args()
+            .nth(3)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(3);
+        runtime.block_on(action_bench::run(n, rounds));
+    }
     if what == "sites" || what == "all" {
         runtime.block_on(sites_bench::run(1000));
     }
