@@ -192,6 +192,11 @@ impl Browser {
                 "nothing to click at {selector}"
             )));
         };
+        self.click_at(x, y, deadline).await
+    }
+
+    /// Clicks at `(x, y)` of the page's viewport with real mouse events (press, release).
+    pub async fn click_at(&self, x: f64, y: f64, deadline: Duration) -> Result<(), BrowserError> {
         for kind in ["mousePressed", "mouseReleased"] {
             self.page_call(
                 "Input.dispatchMouseEvent",

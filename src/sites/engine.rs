@@ -112,28 +112,24 @@ impl SiteEngine {
 
     /// Who is logged in, on the page the session check opened.
     async fn read_session(&self, browser: &Browser) -> Result<Session, ActionError> {
-        match browser.wait_for(&self.def.session.logged_in, APPEAR).await {
-            Ok(()) => {}
-            Err(_) if self.on_login_wall(browser).await => return Err(ActionError::AuthRequired),
-            Err(err) => return Err(ActionError::Failed(format!("checking the session: {err}"))),
-        }
-        let Some(selector) = &self.def.session.account else {
-            return Ok(Session::default());
-        };
-        browser.wait_for(selector, APPEAR).await.map_err(|_| {
-            ActionError::Failed(format!(
-                "the page does not say who is logged in: nothing matches session.account {selector}"
-            ))
-        })?;
-        let named = browser
+        // Usually all there once the page has loaded: one call reads it. Else wait for each.
+        let session = &self.def.session;
+        let at_once = browser
             .call_function(
-                "function (s) { const el = this.querySelector(s); if (!el) return null; \
-                 return el.getAttribute('href') || el.textContent; }",
-                &[json!(selector)],
+                "function (loggedIn, account) { if (!this.querySelector(loggedIn)) return null; \
+                 if (account === null) return { named: null }; const el = this.querySelector(account); \
+                 if (!el) return null; return { named: el.getAttribute('href') || el.textContent }; }",
+                &[json!(session.logged_in), json!(session.account)],
                 CALL,
             )
-            .await
-            .map_err(failed("reading who is logged in"))?;
+            .await;
+        let named = match at_once {
+            Ok(Value::Object(found)) => found.get("named").cloned().unwrap_or(Value::Null),
+            _ => self.wait_for_session(browser).await?,
+        };
+        let Some(selector) = &session.account else {
+            return Ok(Session::default());
+        };
         let named = named.as_str().unwrap_or_default();
         match handle_in(named) {
             Some(handle) => Ok(Session {
@@ -143,6 +139,33 @@ impl SiteEngine {
                 "session.account {selector} names no account ({named:?})"
             ))),
         }
+    }
+
+    /// The session's markers, waited for one by one: what names the logged-in account (null
+    /// when the definition does not say where to read it).
+    async fn wait_for_session(&self, browser: &Browser) -> Result<Value, ActionError> {
+        match browser.wait_for(&self.def.session.logged_in, APPEAR).await {
+            Ok(()) => {}
+            Err(_) if self.on_login_wall(browser).await => return Err(ActionError::AuthRequired),
+            Err(err) => return Err(ActionError::Failed(format!("checking the session: {err}"))),
+        }
+        let Some(selector) = &self.def.session.account else {
+            return Ok(Value::Null);
+        };
+        browser.wait_for(selector, APPEAR).await.map_err(|_| {
+            ActionError::Failed(format!(
+                "the page does not say who is logged in: nothing matches session.account {selector}"
+            ))
+        })?;
+        browser
+            .call_function(
+                "function (s) { const el = this.querySelector(s); if (!el) return null; \
+                 return el.getAttribute('href') || el.textContent; }",
+                &[json!(selector)],
+                CALL,
+            )
+            .await
+            .map_err(failed("reading who is logged in"))
     }
 
     fn is_login_wall(&self, url: &str) -> bool {
@@ -190,19 +213,23 @@ impl SiteEngine {
         composer: &str,
         text: &str,
     ) -> Result<(), ActionError> {
-        browser
-            .wait_for(composer, APPEAR)
-            .await
-            .map_err(failed("finding the composer"))?;
-        browser
-            .call_function(
-                "function (s) { const el = this.querySelector(s); el.focus(); \
-                 if (el.isContentEditable) el.textContent = ''; else el.value = ''; return true; }",
-                &[json!(composer)],
-                CALL,
-            )
+        // Focused and cleared in one call when it is there already; else waited for first.
+        let focus = "function (s) { const el = this.querySelector(s); if (!el) return false; el.focus(); \
+                     if (el.isContentEditable) el.textContent = ''; else el.value = ''; return true; }";
+        let focused = browser
+            .call_function(focus, &[json!(composer)], CALL)
             .await
             .map_err(failed("focusing the composer"))?;
+        if focused != Value::Bool(true) {
+            browser
+                .wait_for(composer, APPEAR)
+                .await
+                .map_err(failed("finding the composer"))?;
+            browser
+                .call_function(focus, &[json!(composer)], CALL)
+                .await
+                .map_err(failed("focusing the composer"))?;
+        }
         browser
             .insert_text(text, CALL)
             .await
@@ -232,25 +259,27 @@ impl SiteEngine {
         Ok(())
     }
 
-    /// The first submit selector that exists on the page.
+    /// Where to click the first submit button of `candidates` that exists on the page (brought
+    /// into view).
     async fn submit_button(
         &self,
         browser: &Browser,
         candidates: &[String],
-    ) -> Result<String, ActionError> {
-        let index = browser
+    ) -> Result<(f64, f64), ActionError> {
+        let point = browser
             .call_function(
-                "function (list) { return list.findIndex(s => !!this.querySelector(s)); }",
+                "function (list) { const el = list.map(s => this.querySelector(s)).find(e => !!e); \
+                 if (!el) return null; el.scrollIntoView({ block: 'center' }); \
+                 const r = el.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }",
                 &[json!(candidates)],
                 CALL,
             )
             .await
             .map_err(failed("finding the submit button"))?;
-        index
-            .as_i64()
-            .and_then(|i| usize::try_from(i).ok())
-            .and_then(|i| candidates.get(i).cloned())
-            .ok_or_else(|| ActionError::Failed("no submit button on the page".into()))
+        match (point[0].as_f64(), point[1].as_f64()) {
+            (Some(x), Some(y)) => Ok((x, y)),
+            _ => Err(ActionError::Failed("no submit button on the page".into())),
+        }
     }
 
     /// Waits for the site's create-post answer and reads the new id from it.
@@ -443,15 +472,15 @@ impl Site for SiteEngine {
             Kind::Post => &self.def.post.submit,
             Kind::Reply => &self.def.reply.submit,
         };
-        let button = self.submit_button(browser, candidates).await?;
         // Watch the network before the click so the answer cannot be missed.
         let (events, session) = browser.page_events().map_err(failed("watching the page"))?;
         browser
             .enable("Network", CALL)
             .await
             .map_err(failed("watching the network"))?;
+        let (x, y) = self.submit_button(browser, candidates).await?;
         browser
-            .click(&button, CALL)
+            .click_at(x, y, CALL)
             .await
             .map_err(failed("clicking"))?;
         self.await_answer(browser, events, &session, job).await
