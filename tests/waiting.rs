@@ -170,15 +170,6 @@ fn cli_says(
     assert_eq!(cause["until"], until, "jobs show: {cause:#}");
 }
 
-async fn published(site: &SandboxRig, text: &str) -> executor::sandbox::Post {
-    let find = || site.sandbox.posts().into_iter().find(|p| p.text == text);
-    eventually(&format!("{text:?} is on the site"), LONG, || async {
-        find().is_some()
-    })
-    .await;
-    find().expect("published")
-}
-
 /// What a test with daemons acting on the sandbox needs. The browser is declared before the
 /// profile, so it is ended before the profile checks that nothing was left running.
 struct SiteRun {
@@ -457,26 +448,6 @@ async fn limits_breaker_login_wall_gap_and_mismatch_are_said_with_their_times(ba
 
 /// The tick events of the ticks that started at or after `since`, oldest first (a tick that
 /// started before and ended after is not one of them).
-async fn ticks_since(store: &dyn Store, since: SystemTime) -> Vec<Value> {
-    store
-        .event_list(&EventQuery {
-            types: vec!["EXECUTOR_DAEMON_TICK".into()],
-            since: Some(since),
-            limit: None,
-        })
-        .await
-        .expect("ticks")
-        .into_iter()
-        .map(|e| e.event_data)
-        .filter(|data| {
-            data["timestamp"]
-                .as_str()
-                .and_then(executor::clock::parse_ts)
-                .is_some_and(|started| started >= since)
-        })
-        .collect()
-}
-
 /// A paused post lane: a running daemon claims none of its jobs tick after tick (while the
 /// reply lane goes on); resumed, the post is published, once.
 async fn a_paused_lane_is_not_claimed_by_a_running_daemon_until_resumed(backend: Backend) {

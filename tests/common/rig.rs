@@ -165,3 +165,40 @@ impl Member {
         }
     }
 }
+
+/// How long a test waits for the sandbox to show a post.
+const ON_SITE: Duration = Duration::from_secs(90);
+
+/// Waits until the sandbox shows a post with `text`; returns it.
+pub async fn published(site: &SandboxRig, text: &str) -> executor::sandbox::Post {
+    let find = || site.sandbox.posts().into_iter().find(|p| p.text == text);
+    eventually(&format!("{text:?} is on the site"), ON_SITE, || async {
+        find().is_some()
+    })
+    .await;
+    find().expect("published")
+}
+
+/// The data of every daemon tick that started at or after `since`.
+pub async fn ticks_since(
+    store: &dyn executor::store::Store,
+    since: std::time::SystemTime,
+) -> Vec<serde_json::Value> {
+    store
+        .event_list(&executor::store::EventQuery {
+            types: vec![executor::events::TICK.into()],
+            since: Some(since),
+            ..Default::default()
+        })
+        .await
+        .expect("ticks")
+        .into_iter()
+        .map(|e| e.event_data)
+        .filter(|data| {
+            data["timestamp"]
+                .as_str()
+                .and_then(executor::clock::parse_ts)
+                .is_some_and(|started| started >= since)
+        })
+        .collect()
+}
