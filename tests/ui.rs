@@ -321,28 +321,52 @@ async fn until_page(browser: &Browser, what: &str, expression: &str) {
     }
 }
 
-/// The whole operator's path in a real browser over the store at `database`.
-async fn drive_dashboard(database: String, label: &str) {
-    let seeded = seed(database).await;
-    let profile = Profile::new(&format!("ui-{label}"));
-    let (_ui, url) = start_ui(&profile, &seeded.database);
-    let viewer_profile = Profile::new(&format!("ui-viewer-{label}"));
-    let browser = viewer(&viewer_profile).await;
+/// `executor ui` over a store, and a browser of its own that has opened the printed URL (and so
+/// holds the cookie). Dropped in this order: the browser's process is ended by
+/// `browser.shutdown()`, then the dashboard, then the profiles.
+struct Opened {
+    browser: Browser,
+    url: String,
+    _ui: Running,
+    _viewer: Profile,
+    _profile: Profile,
+}
 
-    // The token URL: the cookie is set and the token leaves the address bar.
+/// Opens the dashboard over `database` (profiles named after `name`), and waits until the
+/// page shows `ready` (a JavaScript condition).
+async fn open_dashboard(name: &str, database: &str, ready: &str) -> Opened {
+    let profile = Profile::new(name);
+    let (ui, url) = start_ui(&profile, database);
+    let viewer_profile = Profile::new(&format!("{name}-viewer"));
+    let browser = viewer(&viewer_profile).await;
     browser
         .navigate(&url, Duration::from_secs(20))
         .await
         .expect("open the dashboard");
-    until_page(
-        &browser,
-        "the overview",
+    until_page(&browser, &format!("the overview ({ready})"), ready).await;
+    Opened {
+        browser,
+        url,
+        _ui: ui,
+        _viewer: viewer_profile,
+        _profile: profile,
+    }
+}
+
+/// The whole operator's path in a real browser over the store at `database`.
+async fn drive_dashboard(database: String, label: &str) {
+    let seeded = seed(database).await;
+    // The token URL: the cookie is set and the token leaves the address bar.
+    let opened = open_dashboard(
+        &format!("ui-{label}"),
+        &seeded.database,
         "!!document.getElementById('executors')",
     )
     .await;
-    assert_eq!(look(&browser, "location.search").await, json!(""));
+    let (browser, url) = (&opened.browser, opened.url.as_str());
+    assert_eq!(look(browser, "location.search").await, json!(""));
     let overview = look(
-        &browser,
+        browser,
         "(() => { const row = document.querySelector('#executors tbody tr');
             const q = (account, col) => { const r = [...document.querySelectorAll('#queue tbody tr')]
               .find(r => r.cells[0].textContent === account);
@@ -392,7 +416,7 @@ async fn drive_dashboard(database: String, label: &str) {
             .starts_with("1 job due for the default account"),
         "the due post says why it waits, as `executor status` does: {overview}"
     );
-    screenshot(&browser, &format!("{label}-overview")).await;
+    screenshot(browser, &format!("{label}-overview")).await;
 
     // The overview keeps itself up to date: a job added now shows without a reload.
     enqueue_now(
@@ -403,7 +427,7 @@ async fn drive_dashboard(database: String, label: &str) {
     )
     .await;
     until_page(
-        &browser,
+        browser,
         "the overview shows the new job by itself",
         "[...document.querySelectorAll('#queue tbody tr')].some(r => r.cells[0].textContent === '(default)' \
            && r.querySelector('td[data-col=\"due\"]').textContent === '2')",
@@ -413,31 +437,31 @@ async fn drive_dashboard(database: String, label: &str) {
     // Filter the jobs with the form: dead ones only.
     browser
         .navigate(
-            &url.replace(&format!("?token={}", token_of(&url)), "jobs"),
+            &url.replace(&format!("?token={}", token_of(url)), "jobs"),
             Duration::from_secs(20),
         )
         .await
         .expect("open the jobs");
     until_page(
-        &browser,
+        browser,
         "the job list",
         "!!document.getElementById('filter')",
     )
     .await;
     look(
-        &browser,
+        browser,
         "(() => { document.querySelector('#filter select[name=state]').value = 'dead';
             document.getElementById('filter').submit(); return true; })()",
     )
     .await;
     until_page(
-        &browser,
+        browser,
         "the filtered list",
         "location.search.includes('state=dead') && !!document.getElementById('jobs')",
     )
     .await;
     let listed = look(
-        &browser,
+        browser,
         "({ rows: [...document.querySelectorAll('#jobs tbody tr')].map(r => r.cells[2].textContent),
             text: document.querySelector('#jobs td.text').textContent,
             injected: document.querySelectorAll('#jobs td.text script, #jobs td.text img').length,
@@ -455,18 +479,18 @@ async fn drive_dashboard(database: String, label: &str) {
     );
     assert_eq!(listed["injected"], 0, "{listed}");
     assert_eq!(listed["pwned"], "undefined", "nothing of it ran: {listed}");
-    screenshot(&browser, &format!("{label}-jobs-dead")).await;
+    screenshot(browser, &format!("{label}-jobs-dead")).await;
 
     // By text, across states.
     browser
         .navigate(
-            &format!("http://127.0.0.1:{}/jobs?text=another", port_of(&url)),
+            &format!("http://127.0.0.1:{}/jobs?text=another", port_of(url)),
             Duration::from_secs(20),
         )
         .await
         .expect("filter by text");
     let by_text = look(
-        &browser,
+        browser,
         "[...document.querySelectorAll('#jobs tbody tr')].map(r => r.cells[6].textContent)",
     )
     .await;
@@ -475,7 +499,7 @@ async fn drive_dashboard(database: String, label: &str) {
     // Retry the dead job from its row: it is queued again, on the page and in the store.
     browser
         .navigate(
-            &format!("http://127.0.0.1:{}/jobs?state=dead", port_of(&url)),
+            &format!("http://127.0.0.1:{}/jobs?state=dead", port_of(url)),
             Duration::from_secs(20),
         )
         .await
@@ -488,7 +512,7 @@ async fn drive_dashboard(database: String, label: &str) {
         .await
         .expect("click retry");
     until_page(
-        &browser,
+        browser,
         "the job page after the retry",
         &format!(
             "location.pathname === '/jobs/{}' && !!document.getElementById('history')",
@@ -497,13 +521,13 @@ async fn drive_dashboard(database: String, label: &str) {
     )
     .await;
     let state = look(
-        &browser,
+        browser,
         "[...document.querySelectorAll('#job tr')].find(r => r.cells[0].textContent === 'state').cells[1].textContent",
     )
     .await;
     assert_eq!(state, "queued");
     let history = look(
-        &browser,
+        browser,
         "[...document.querySelectorAll('#history tbody tr:not(.empty)')].map(r => r.cells[1].textContent)",
     )
     .await;
@@ -515,7 +539,7 @@ async fn drive_dashboard(database: String, label: &str) {
         .expect("get")
         .expect("the job");
     assert_eq!(stored.state.name(), "queued");
-    screenshot(&browser, &format!("{label}-job-retried")).await;
+    screenshot(browser, &format!("{label}-job-retried")).await;
     browser.shutdown().await;
 }
 
@@ -583,25 +607,17 @@ async fn pause_and_resume_in_the_dashboard(database: String, label: &str) {
     .await;
     let target = published(&site, "published before the pause").await;
 
-    let dashboard = Profile::new(&format!("ui-pause-dashboard-{label}"));
-    let (_ui, url) = start_ui(&dashboard, &database);
-    let port = port_of(&url);
-    let viewer_profile = Profile::new(&format!("ui-pause-viewer-{label}"));
-    let browser = viewer(&viewer_profile).await;
-    browser
-        .navigate(&url, Duration::from_secs(20))
-        .await
-        .expect("open the dashboard");
-    until_page(
-        &browser,
-        "the pause form",
+    let opened = open_dashboard(
+        &format!("ui-pause-dashboard-{label}"),
+        &database,
         "!!document.getElementById('pause-form')",
     )
     .await;
+    let (browser, port) = (&opened.browser, port_of(&opened.url));
 
     // Pause the post lane of every account, as `executor pause --kind post --reason …` would.
     look(
-        &browser,
+        browser,
         "(() => { const f = document.getElementById('pause-form');
             f.querySelector('select[name=kind]').value = 'post';
             f.querySelector('input[name=reason]').value = 'checking the planner';
@@ -609,13 +625,13 @@ async fn pause_and_resume_in_the_dashboard(database: String, label: &str) {
     )
     .await;
     until_page(
-        &browser,
+        browser,
         "the pause listed on the overview",
         "[...document.querySelectorAll('#pauses tbody tr')].some(r => r.cells[0].textContent === 'the post lane of every account')",
     )
     .await;
     let listed = look(
-        &browser,
+        browser,
         "(() => { const r = document.querySelector('#pauses tbody tr');
             return { by: r.cells[2].textContent, reason: r.cells[3].textContent,
               resume: !!r.querySelector('form[action=\"/pauses/resume\"] button') }; })()",
@@ -659,20 +675,7 @@ async fn pause_and_resume_in_the_dashboard(database: String, label: &str) {
     )
     .await;
     // The daemon obeys: several ticks see the post due, none claims it; the reply goes out.
-    const TICKS: usize = 5;
-    eventually(
-        &format!("{TICKS} ticks that see the paused post due"),
-        Duration::from_secs(90),
-        || async {
-            ticks_since(store.as_ref(), since)
-                .await
-                .iter()
-                .filter(|t| t["posting_ready"].as_u64() >= Some(1))
-                .count()
-                >= TICKS
-        },
-    )
-    .await;
+    post_lane_held(&site, store.as_ref(), since, 5, "held by the pause").await;
     published(&site, "replies are not paused").await;
     let ticks = ticks_since(store.as_ref(), since).await;
     assert!(
@@ -697,7 +700,7 @@ async fn pause_and_resume_in_the_dashboard(database: String, label: &str) {
 
     // The overview says why, as the library (and so `executor status`) says it.
     until_page(
-        &browser,
+        browser,
         "the overview says the post lane is paused",
         &format!("{} === 'paused'", queue_cell("(default)", "post", "paused")),
     )
@@ -713,7 +716,7 @@ async fn pause_and_resume_in_the_dashboard(database: String, label: &str) {
         .iter()
         .find(|cause| cause.reason == executor::waiting::Reason::Paused)
         .unwrap_or_else(|| panic!("the library says paused: {lane:?}"));
-    let overview = reasons_shown(&browser, "#queue td[data-col=why]").await;
+    let overview = reasons_shown(browser, "#queue td[data-col=why]").await;
     assert!(
         overview
             .as_array()
@@ -721,14 +724,14 @@ async fn pause_and_resume_in_the_dashboard(database: String, label: &str) {
         "the overview says {:?}: {overview}",
         paused.message
     );
-    let why = look(&browser, &queue_cell("(default)", "post", "why")).await;
+    let why = look(browser, &queue_cell("(default)", "post", "why")).await;
     assert!(
         why.as_str()
             .unwrap_or_default()
             .starts_with("1 job due for the default account waits"),
         "{why}"
     );
-    screenshot(&browser, &format!("{label}-overview-paused")).await;
+    screenshot(browser, &format!("{label}-overview-paused")).await;
 
     // The job's page says what `jobs show` says.
     browser
@@ -739,12 +742,12 @@ async fn pause_and_resume_in_the_dashboard(database: String, label: &str) {
         .await
         .expect("the held job");
     until_page(
-        &browser,
+        browser,
         "the job's page",
         "!!document.getElementById('job')",
     )
     .await;
-    let shown = reasons_shown(&browser, "#waiting").await;
+    let shown = reasons_shown(browser, "#waiting").await;
     let cli = jobs_show(&profile, &database, held.id);
     let said: Vec<Value> = cli["waiting"]
         .as_array()
@@ -754,7 +757,7 @@ async fn pause_and_resume_in_the_dashboard(database: String, label: &str) {
         .collect();
     assert_eq!(shown, json!(said), "the page and `jobs show` agree");
     assert!(said.iter().any(|c| c[0] == "paused"), "{said:?}");
-    screenshot(&browser, &format!("{label}-job-waiting")).await;
+    screenshot(browser, &format!("{label}-job-waiting")).await;
 
     // Resume from the overview: the held post goes out, once.
     browser
@@ -765,7 +768,7 @@ async fn pause_and_resume_in_the_dashboard(database: String, label: &str) {
         .await
         .expect("the overview");
     until_page(
-        &browser,
+        browser,
         "the resume button",
         "!!document.querySelector('#pauses button.resume')",
     )
@@ -775,43 +778,18 @@ async fn pause_and_resume_in_the_dashboard(database: String, label: &str) {
         .await
         .expect("click resume");
     until_page(
-        &browser,
+        browser,
         "the overview with nothing paused",
         "!!document.querySelector('#pauses tbody tr.empty')",
     )
     .await;
     assert!(store.pause_list().await.expect("pauses").is_empty());
-    published(&site, "held by the pause").await;
-    eventually(
-        "the held post succeeded",
-        Duration::from_secs(90),
-        || async {
-            store
-                .job_get(held.id)
-                .await
-                .expect("job")
-                .map(|j| j.state.name())
-                == Some("succeeded")
-        },
-    )
-    .await;
-    let copies = site
-        .sandbox
-        .posts()
-        .iter()
-        .filter(|p| p.text == "held by the pause")
-        .count();
-    assert_eq!(copies, 1, "published once");
-    let events = store
-        .event_list(&executor::store::EventQuery {
-            types: vec!["QUEUE_PAUSED".into(), "QUEUE_RESUMED".into()],
-            ..Default::default()
-        })
-        .await
-        .expect("events");
-    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    assert_eq!(kinds, ["QUEUE_PAUSED", "QUEUE_RESUMED"]);
-    screenshot(&browser, &format!("{label}-resumed")).await;
+    published_once(&site, store.as_ref(), held.id, "held by the pause").await;
+    assert_eq!(
+        pause_events(store.as_ref()).await,
+        ["QUEUE_PAUSED", "QUEUE_RESUMED"]
+    );
+    screenshot(browser, &format!("{label}-resumed")).await;
     browser.shutdown().await;
     daemon.signal(libc::SIGTERM);
     let status = tokio::task::block_in_place(|| daemon.wait_exit(Duration::from_secs(20)));

@@ -489,30 +489,7 @@ async fn a_paused_lane_is_not_claimed_by_a_running_daemon_until_resumed(backend:
         Some(&target.id),
     )
     .await;
-    const TICKS: usize = 5;
-    eventually(
-        &format!("{TICKS} ticks that see the paused post due"),
-        LONG,
-        || async {
-            ticks_since(store.as_ref(), since)
-                .await
-                .iter()
-                .filter(|t| t["posting_ready"].as_u64() >= Some(1))
-                .count()
-                >= TICKS
-        },
-    )
-    .await;
-    let ticks = ticks_since(store.as_ref(), since).await;
-    assert!(
-        ticks.iter().all(|t| t["posting_attempts"] == 0),
-        "no post claimed while paused: {ticks:?}"
-    );
-    assert!(site
-        .sandbox
-        .posts()
-        .iter()
-        .all(|p| p.text != "held by the pause"));
+    post_lane_held(site, store.as_ref(), since, 5, "held by the pause").await;
     published(site, "replies are not paused").await;
     assert_eq!(
         store
@@ -537,35 +514,14 @@ async fn a_paused_lane_is_not_claimed_by_a_running_daemon_until_resumed(backend:
         out.contains("Resumed: the post lane of every account"),
         "{out}"
     );
-    published(site, "held by the pause").await;
-    eventually("the held post succeeded", LONG, || async {
-        store
-            .job_get(held.id)
-            .await
-            .expect("job")
-            .map(|j| j.state.name())
-            == Some("succeeded")
-    })
-    .await;
-    let copies = site
-        .sandbox
-        .posts()
-        .iter()
-        .filter(|p| p.text == "held by the pause")
-        .count();
-    assert_eq!(copies, 1, "published once");
+    published_once(site, store.as_ref(), held.id, "held by the pause").await;
     tokio::task::block_in_place(|| {
         lines.wait_for(LONG, |l| l.contains("The post lane is no longer paused"))
     });
-    let events = store
-        .event_list(&EventQuery {
-            types: vec!["QUEUE_PAUSED".into(), "QUEUE_RESUMED".into()],
-            ..Default::default()
-        })
-        .await
-        .expect("events");
-    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    assert_eq!(kinds, ["QUEUE_PAUSED", "QUEUE_RESUMED"]);
+    assert_eq!(
+        pause_events(store.as_ref()).await,
+        ["QUEUE_PAUSED", "QUEUE_RESUMED"]
+    );
     end(&mut daemon);
 }
 

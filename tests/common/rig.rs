@@ -202,3 +202,73 @@ pub async fn ticks_since(
         })
         .collect()
 }
+
+/// With the post lane paused: waits for `ticks` daemon ticks since `since` that saw a post due,
+/// and checks that none of them claimed a post and that `text` is not on the site.
+pub async fn post_lane_held(
+    site: &SandboxRig,
+    store: &dyn executor::store::Store,
+    since: std::time::SystemTime,
+    ticks: usize,
+    text: &str,
+) {
+    eventually(
+        &format!("{ticks} ticks that see the paused post due"),
+        ON_SITE,
+        || async {
+            ticks_since(store, since)
+                .await
+                .iter()
+                .filter(|t| t["posting_ready"].as_u64() >= Some(1))
+                .count()
+                >= ticks
+        },
+    )
+    .await;
+    let seen = ticks_since(store, since).await;
+    assert!(
+        seen.iter().all(|t| t["posting_attempts"] == 0),
+        "no post claimed while paused: {seen:?}"
+    );
+    assert!(site.sandbox.posts().iter().all(|p| p.text != text));
+}
+
+/// After a resume: job `id` succeeds and `text` is on the site exactly once.
+pub async fn published_once(
+    site: &SandboxRig,
+    store: &dyn executor::store::Store,
+    id: i64,
+    text: &str,
+) {
+    published(site, text).await;
+    eventually(&format!("job {id} succeeded"), ON_SITE, || async {
+        store
+            .job_get(id)
+            .await
+            .expect("job")
+            .map(|j| j.state.name())
+            == Some("succeeded")
+    })
+    .await;
+    let copies = site
+        .sandbox
+        .posts()
+        .iter()
+        .filter(|p| p.text == text)
+        .count();
+    assert_eq!(copies, 1, "published once");
+}
+
+/// The types of the pause and resume events, oldest first.
+pub async fn pause_events(store: &dyn executor::store::Store) -> Vec<String> {
+    store
+        .event_list(&executor::store::EventQuery {
+            types: vec!["QUEUE_PAUSED".into(), "QUEUE_RESUMED".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect()
+}
