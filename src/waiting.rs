@@ -71,6 +71,28 @@ pub struct Waiting {
     pub goes_at: Option<SystemTime>,
 }
 
+impl Waiting {
+    /// The lane in one sentence, as `executor status` and the dashboard say it: `2 jobs due
+    /// for the default account wait; the next one goes at 2026-12-07T14:02:00.000Z`. The
+    /// reasons follow it, one [`Cause::message`] each.
+    pub fn headline(&self) -> String {
+        let account = account_words(&self.account);
+        let goes = match self.goes_at {
+            Some(at) => format!("the next one goes at {}", format_ts(at)),
+            None => "the next one waits for someone".to_string(),
+        };
+        let (jobs, verb) = match self.due {
+            1 => ("1 job".to_string(), "waits"),
+            n => (format!("{n} jobs"), "wait"),
+        };
+        if self.reasons.is_empty() {
+            format!("{jobs} due for {account}: nothing holds them back; {goes}")
+        } else {
+            format!("{jobs} due for {account} {verb}; {goes}")
+        }
+    }
+}
+
 fn time_or_null<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => s.serialize_str(&format_ts(*t)),

@@ -1,6 +1,8 @@
 //! The dashboard from outside, as an operator and a producer meet it: `executor ui` driven in
 //! headless Chromium through our own CDP layer (the overview, the job filter, a dead job retried,
-//! hostile job text shown as text, screenshots kept), its door (401 without the token, the
+//! hostile job text shown as text, screenshots kept), a lane paused and resumed through it while
+//! a real daemon runs (the daemon obeys; the page says why the job waits, in the CLI's words),
+//! its door (401 without the token, the
 //! token URL traded for a cookie, cross-site POSTs refused, the security headers), `POST
 //! /api/jobs` answering as `executor enqueue` does, and the daemon serving it beside /metrics.
 //! The store-reading parts run on SQLite and on PostgreSQL.
@@ -10,6 +12,7 @@
 mod common;
 
 use common::daemons::*;
+use common::rig::*;
 use common::*;
 use executor::browser::{Browser, BrowserConfig};
 use executor::settings::DatabaseUrl;
@@ -121,6 +124,7 @@ async fn seed(database: String) -> Seeded {
                 version: "0.1.0".into(),
                 run_id: identity.run_id.clone(),
                 started_at: now,
+                pace: executor::fleet::Pace::default(),
             },
             now,
         )
@@ -317,28 +321,52 @@ async fn until_page(browser: &Browser, what: &str, expression: &str) {
     }
 }
 
-/// The whole operator's path in a real browser over the store at `database`.
-async fn drive_dashboard(database: String, label: &str) {
-    let seeded = seed(database).await;
-    let profile = Profile::new(&format!("ui-{label}"));
-    let (_ui, url) = start_ui(&profile, &seeded.database);
-    let viewer_profile = Profile::new(&format!("ui-viewer-{label}"));
-    let browser = viewer(&viewer_profile).await;
+/// `executor ui` over a store, and a browser of its own that has opened the printed URL (and so
+/// holds the cookie). Dropped in this order: the browser's process is ended by
+/// `browser.shutdown()`, then the dashboard, then the profiles.
+struct Opened {
+    browser: Browser,
+    url: String,
+    _ui: Running,
+    _viewer: Profile,
+    _profile: Profile,
+}
 
-    // The token URL: the cookie is set and the token leaves the address bar.
+/// Opens the dashboard over `database` (profiles named after `name`), and waits until the
+/// page shows `ready` (a JavaScript condition).
+async fn open_dashboard(name: &str, database: &str, ready: &str) -> Opened {
+    let profile = Profile::new(name);
+    let (ui, url) = start_ui(&profile, database);
+    let viewer_profile = Profile::new(&format!("{name}-viewer"));
+    let browser = viewer(&viewer_profile).await;
     browser
         .navigate(&url, Duration::from_secs(20))
         .await
         .expect("open the dashboard");
-    until_page(
-        &browser,
-        "the overview",
+    until_page(&browser, &format!("the overview ({ready})"), ready).await;
+    Opened {
+        browser,
+        url,
+        _ui: ui,
+        _viewer: viewer_profile,
+        _profile: profile,
+    }
+}
+
+/// The whole operator's path in a real browser over the store at `database`.
+async fn drive_dashboard(database: String, label: &str) {
+    let seeded = seed(database).await;
+    // The token URL: the cookie is set and the token leaves the address bar.
+    let opened = open_dashboard(
+        &format!("ui-{label}"),
+        &seeded.database,
         "!!document.getElementById('executors')",
     )
     .await;
-    assert_eq!(look(&browser, "location.search").await, json!(""));
+    let (browser, url) = (&opened.browser, opened.url.as_str());
+    assert_eq!(look(browser, "location.search").await, json!(""));
     let overview = look(
-        &browser,
+        browser,
         "(() => { const row = document.querySelector('#executors tbody tr');
             const q = (account, col) => { const r = [...document.querySelectorAll('#queue tbody tr')]
               .find(r => r.cells[0].textContent === account);
@@ -348,7 +376,9 @@ async fn drive_dashboard(database: String, label: &str) {
               tick: row.cells[4].textContent, due: q('(default)', 'due'), dead: q('other-account', 'dead'),
               bars: document.querySelectorAll('#timeline rect.bar').length,
               stops: document.querySelectorAll('#timeline line.stop').length,
-              pause: !!document.getElementById('pause-placeholder') }; })()",
+              why: q('(default)', 'why'),
+              pauseForm: !!document.getElementById('pause-form'),
+              pauses: document.querySelectorAll('#pauses tbody tr.empty').length }; })()",
     )
     .await;
     assert_eq!(overview["executors"], 1, "{overview}");
@@ -375,10 +405,18 @@ async fn drive_dashboard(database: String, label: &str) {
     );
     assert_eq!(overview["stops"], 1, "{overview}");
     assert_eq!(
-        overview["pause"], true,
-        "the place for pause/resume is marked"
+        overview["pauseForm"], true,
+        "a lane can be paused: {overview}"
     );
-    screenshot(&browser, &format!("{label}-overview")).await;
+    assert_eq!(overview["pauses"], 1, "nothing is paused yet: {overview}");
+    assert!(
+        overview["why"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("1 job due for the default account"),
+        "the due post says why it waits, as `executor status` does: {overview}"
+    );
+    screenshot(browser, &format!("{label}-overview")).await;
 
     // The overview keeps itself up to date: a job added now shows without a reload.
     enqueue_now(
@@ -389,7 +427,7 @@ async fn drive_dashboard(database: String, label: &str) {
     )
     .await;
     until_page(
-        &browser,
+        browser,
         "the overview shows the new job by itself",
         "[...document.querySelectorAll('#queue tbody tr')].some(r => r.cells[0].textContent === '(default)' \
            && r.querySelector('td[data-col=\"due\"]').textContent === '2')",
@@ -399,31 +437,31 @@ async fn drive_dashboard(database: String, label: &str) {
     // Filter the jobs with the form: dead ones only.
     browser
         .navigate(
-            &url.replace(&format!("?token={}", token_of(&url)), "jobs"),
+            &url.replace(&format!("?token={}", token_of(url)), "jobs"),
             Duration::from_secs(20),
         )
         .await
         .expect("open the jobs");
     until_page(
-        &browser,
+        browser,
         "the job list",
         "!!document.getElementById('filter')",
     )
     .await;
     look(
-        &browser,
+        browser,
         "(() => { document.querySelector('#filter select[name=state]').value = 'dead';
             document.getElementById('filter').submit(); return true; })()",
     )
     .await;
     until_page(
-        &browser,
+        browser,
         "the filtered list",
         "location.search.includes('state=dead') && !!document.getElementById('jobs')",
     )
     .await;
     let listed = look(
-        &browser,
+        browser,
         "({ rows: [...document.querySelectorAll('#jobs tbody tr')].map(r => r.cells[2].textContent),
             text: document.querySelector('#jobs td.text').textContent,
             injected: document.querySelectorAll('#jobs td.text script, #jobs td.text img').length,
@@ -441,18 +479,18 @@ async fn drive_dashboard(database: String, label: &str) {
     );
     assert_eq!(listed["injected"], 0, "{listed}");
     assert_eq!(listed["pwned"], "undefined", "nothing of it ran: {listed}");
-    screenshot(&browser, &format!("{label}-jobs-dead")).await;
+    screenshot(browser, &format!("{label}-jobs-dead")).await;
 
     // By text, across states.
     browser
         .navigate(
-            &format!("http://127.0.0.1:{}/jobs?text=another", port_of(&url)),
+            &format!("http://127.0.0.1:{}/jobs?text=another", port_of(url)),
             Duration::from_secs(20),
         )
         .await
         .expect("filter by text");
     let by_text = look(
-        &browser,
+        browser,
         "[...document.querySelectorAll('#jobs tbody tr')].map(r => r.cells[6].textContent)",
     )
     .await;
@@ -461,7 +499,7 @@ async fn drive_dashboard(database: String, label: &str) {
     // Retry the dead job from its row: it is queued again, on the page and in the store.
     browser
         .navigate(
-            &format!("http://127.0.0.1:{}/jobs?state=dead", port_of(&url)),
+            &format!("http://127.0.0.1:{}/jobs?state=dead", port_of(url)),
             Duration::from_secs(20),
         )
         .await
@@ -474,7 +512,7 @@ async fn drive_dashboard(database: String, label: &str) {
         .await
         .expect("click retry");
     until_page(
-        &browser,
+        browser,
         "the job page after the retry",
         &format!(
             "location.pathname === '/jobs/{}' && !!document.getElementById('history')",
@@ -483,13 +521,13 @@ async fn drive_dashboard(database: String, label: &str) {
     )
     .await;
     let state = look(
-        &browser,
+        browser,
         "[...document.querySelectorAll('#job tr')].find(r => r.cells[0].textContent === 'state').cells[1].textContent",
     )
     .await;
     assert_eq!(state, "queued");
     let history = look(
-        &browser,
+        browser,
         "[...document.querySelectorAll('#history tbody tr:not(.empty)')].map(r => r.cells[1].textContent)",
     )
     .await;
@@ -501,8 +539,261 @@ async fn drive_dashboard(database: String, label: &str) {
         .expect("get")
         .expect("the job");
     assert_eq!(stored.state.name(), "queued");
-    screenshot(&browser, &format!("{label}-job-retried")).await;
+    screenshot(browser, &format!("{label}-job-retried")).await;
     browser.shutdown().await;
+}
+
+/// The `--database` value for a store the tests' macro names by path (SQLite) or URL.
+fn database_flag(database: &str) -> String {
+    if database.starts_with("postgres") {
+        database.to_string()
+    } else {
+        format!("sqlite://{database}")
+    }
+}
+
+/// `executor jobs show ID --json` on `database`: the job and why it waits.
+fn jobs_show(profile: &Profile, database: &str, id: i64) -> Value {
+    let id = id.to_string();
+    let args = ["--database", database, "jobs", "show", &id, "--json"];
+    let (code, output) =
+        tokio::task::block_in_place(|| run(&mut command(&profile.dir, &args), START));
+    assert_eq!(code, 0, "jobs show: {output}");
+    serde_json::from_str(&output).unwrap_or_else(|err| panic!("not JSON ({err}): {output}"))
+}
+
+/// The reasons the dashboard lists in the cell or row `selector`: `[[reason, text], …]`.
+async fn reasons_shown(browser: &Browser, selector: &str) -> Value {
+    look(
+        browser,
+        &format!(
+            "[...document.querySelectorAll(\"{selector} li[data-reason]\")].map(li => [li.dataset.reason, li.textContent])"
+        ),
+    )
+    .await
+}
+
+/// The overview's cell `col` of `account`'s `lane`, as the page script finds it.
+fn queue_cell(account: &str, lane: &str, col: &str) -> String {
+    format!(
+        "(() => {{ const r = [...document.querySelectorAll('#queue tbody tr')].find(r => r.cells[0].textContent === '{account}' && r.cells[1].textContent === '{lane}');
+            const c = r && r.querySelector('td[data-col=\"{col}\"]'); return c ? c.textContent : ''; }})()"
+    )
+}
+
+/// The operator pauses the post lane in the dashboard while a daemon runs: tick after tick the
+/// daemon claims no post (replies still go out), the overview and the job's page say the post
+/// waits for the pause in `executor status`'s and `jobs show`'s words; resumed in the
+/// dashboard, the held post is published once.
+async fn pause_and_resume_in_the_dashboard(database: String, label: &str) {
+    let database = database_flag(&database);
+    let site = sandbox_rig().await;
+    let profile = Profile::new(&format!("ui-pause-{label}"));
+    let chrome = logged_in_chrome(&profile, &site.url).await;
+    let store = executor::store::open(&if database.starts_with("postgres") {
+        DatabaseUrl::Postgres(database.clone())
+    } else {
+        DatabaseUrl::Sqlite(database.trim_start_matches("sqlite://").into())
+    })
+    .await
+    .expect("open the store");
+    let mut daemon = site_daemon(&profile, &chrome, &site.url, &database, &[]);
+    enqueue_now(
+        store.as_ref(),
+        executor::jobs::Kind::Post,
+        "published before the pause",
+        None,
+    )
+    .await;
+    let target = published(&site, "published before the pause").await;
+
+    let opened = open_dashboard(
+        &format!("ui-pause-dashboard-{label}"),
+        &database,
+        "!!document.getElementById('pause-form')",
+    )
+    .await;
+    let (browser, port) = (&opened.browser, port_of(&opened.url));
+
+    // Pause the post lane of every account, as `executor pause --kind post --reason …` would.
+    look(
+        browser,
+        "(() => { const f = document.getElementById('pause-form');
+            f.querySelector('select[name=kind]').value = 'post';
+            f.querySelector('input[name=reason]').value = 'checking the planner';
+            f.submit(); return true; })()",
+    )
+    .await;
+    until_page(
+        browser,
+        "the pause listed on the overview",
+        "[...document.querySelectorAll('#pauses tbody tr')].some(r => r.cells[0].textContent === 'the post lane of every account')",
+    )
+    .await;
+    let listed = look(
+        browser,
+        "(() => { const r = document.querySelector('#pauses tbody tr');
+            return { by: r.cells[2].textContent, reason: r.cells[3].textContent,
+              resume: !!r.querySelector('form[action=\"/pauses/resume\"] button') }; })()",
+    )
+    .await;
+    assert_eq!(listed["reason"], "checking the planner", "{listed}");
+    assert_eq!(listed["resume"], true, "{listed}");
+    let pauses = store.pause_list().await.expect("pauses");
+    assert_eq!(pauses.len(), 1, "{pauses:?}");
+    assert_eq!(
+        pauses[0].scope,
+        executor::pauses::Scope {
+            kind: Some(executor::jobs::Kind::Post),
+            account: None
+        }
+    );
+    assert!(pauses[0].by.ends_with("(dashboard)"), "{:?}", pauses[0].by);
+    assert_eq!(listed["by"], pauses[0].by.as_str(), "{listed}");
+
+    let since = SystemTime::now();
+    enqueue_now(
+        store.as_ref(),
+        executor::jobs::Kind::Post,
+        "held by the pause",
+        None,
+    )
+    .await;
+    let held = store
+        .job_list(&executor::jobs::JobQuery {
+            text: Some("held by the pause".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("list")[0]
+        .clone();
+    enqueue_now(
+        store.as_ref(),
+        executor::jobs::Kind::Reply,
+        "replies are not paused",
+        Some(&target.id),
+    )
+    .await;
+    // The daemon obeys: several ticks see the post due, none claims it; the reply goes out.
+    post_lane_held(&site, store.as_ref(), since, 5, "held by the pause").await;
+    published(&site, "replies are not paused").await;
+    let ticks = ticks_since(store.as_ref(), since).await;
+    assert!(
+        ticks.iter().all(|t| t["posting_attempts"] == 0),
+        "no post claimed while paused: {ticks:?}"
+    );
+    assert!(site
+        .sandbox
+        .posts()
+        .iter()
+        .all(|p| p.text != "held by the pause"));
+    assert_eq!(
+        store
+            .job_get(held.id)
+            .await
+            .expect("get")
+            .expect("the job")
+            .state
+            .name(),
+        "queued"
+    );
+
+    // The overview says why, as the library (and so `executor status`) says it.
+    until_page(
+        browser,
+        "the overview says the post lane is paused",
+        &format!("{} === 'paused'", queue_cell("(default)", "post", "paused")),
+    )
+    .await;
+    let lane = executor::waiting::why(store.as_ref(), "", SystemTime::now())
+        .await
+        .expect("why")
+        .into_iter()
+        .find(|lane| lane.kind == executor::jobs::Kind::Post)
+        .expect("the post lane");
+    let paused = lane
+        .reasons
+        .iter()
+        .find(|cause| cause.reason == executor::waiting::Reason::Paused)
+        .unwrap_or_else(|| panic!("the library says paused: {lane:?}"));
+    let overview = reasons_shown(browser, "#queue td[data-col=why]").await;
+    assert!(
+        overview
+            .as_array()
+            .is_some_and(|shown| shown.contains(&json!(["paused", paused.message]))),
+        "the overview says {:?}: {overview}",
+        paused.message
+    );
+    let why = look(browser, &queue_cell("(default)", "post", "why")).await;
+    assert!(
+        why.as_str()
+            .unwrap_or_default()
+            .starts_with("1 job due for the default account waits"),
+        "{why}"
+    );
+    screenshot(browser, &format!("{label}-overview-paused")).await;
+
+    // The job's page says what `jobs show` says.
+    browser
+        .navigate(
+            &format!("http://127.0.0.1:{port}/jobs/{}", held.id),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("the held job");
+    until_page(
+        browser,
+        "the job's page",
+        "!!document.getElementById('job')",
+    )
+    .await;
+    let shown = reasons_shown(browser, "#waiting").await;
+    let cli = jobs_show(&profile, &database, held.id);
+    let said: Vec<Value> = cli["waiting"]
+        .as_array()
+        .unwrap_or_else(|| panic!("jobs show says why: {cli:#}"))
+        .iter()
+        .map(|cause| json!([cause["reason"], cause["message"]]))
+        .collect();
+    assert_eq!(shown, json!(said), "the page and `jobs show` agree");
+    assert!(said.iter().any(|c| c[0] == "paused"), "{said:?}");
+    screenshot(browser, &format!("{label}-job-waiting")).await;
+
+    // Resume from the overview: the held post goes out, once.
+    browser
+        .navigate(
+            &format!("http://127.0.0.1:{port}/"),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("the overview");
+    until_page(
+        browser,
+        "the resume button",
+        "!!document.querySelector('#pauses button.resume')",
+    )
+    .await;
+    browser
+        .click("#pauses button.resume", Duration::from_secs(10))
+        .await
+        .expect("click resume");
+    until_page(
+        browser,
+        "the overview with nothing paused",
+        "!!document.querySelector('#pauses tbody tr.empty')",
+    )
+    .await;
+    assert!(store.pause_list().await.expect("pauses").is_empty());
+    published_once(&site, store.as_ref(), held.id, "held by the pause").await;
+    assert_eq!(
+        pause_events(store.as_ref()).await,
+        ["QUEUE_PAUSED", "QUEUE_RESUMED"]
+    );
+    screenshot(browser, &format!("{label}-resumed")).await;
+    browser.shutdown().await;
+    daemon.signal(libc::SIGTERM);
+    let status = tokio::task::block_in_place(|| daemon.wait_exit(Duration::from_secs(20)));
+    assert_eq!(status.code(), Some(0), "{}", daemon.lines.all().join("\n"));
 }
 
 /// Each `case(database, label)` as one test on SQLite and one on PostgreSQL.
@@ -531,6 +822,9 @@ on_both_stores! {
     api_answers_as_the_cli:
         post_api_jobs_answers_as_the_cli_on_sqlite,
         post_api_jobs_answers_as_the_cli_on_postgres;
+    pause_and_resume_in_the_dashboard:
+        a_lane_paused_in_the_dashboard_holds_a_running_daemon_until_resumed_on_sqlite,
+        a_lane_paused_in_the_dashboard_holds_a_running_daemon_until_resumed_on_postgres;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -693,6 +987,45 @@ async fn requests_need_the_token_and_cross_site_posts_are_refused() {
     let location = answer.header("location").unwrap_or_default();
     assert!(location.contains("retried=1"), "{location}");
     assert_eq!(state_of(seeded.dead).await, "queued");
+
+    // Pausing is guarded as every action: cross-site or without the field, nothing is paused;
+    // a bad scope is one line naming the field, as the CLI's.
+    let pause = "kind=post&account=&reason=x";
+    let answer = post(
+        "/pauses",
+        ("Sec-Fetch-Site", "cross-site"),
+        &format!("{form}&{pause}"),
+    )
+    .await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    let answer = post("/pauses", same, &format!("csrf=&{pause}")).await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    let long = "a".repeat(101);
+    let answer = post("/pauses", same, &format!("{form}&kind=post&account={long}")).await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(
+        answer.json()["error"],
+        "account must be at most 100 characters"
+    );
+    let answer = post("/pauses", same, &format!("{form}&kind=story")).await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert!(seeded.store.pause_list().await.expect("pauses").is_empty());
+    let answer = post("/pauses", same, &format!("{form}&{pause}")).await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    let pauses = seeded.store.pause_list().await.expect("pauses");
+    assert_eq!(pauses.len(), 1, "{pauses:?}");
+    assert_eq!(pauses[0].reason, "x");
+    let answer = post(
+        "/pauses/resume",
+        ("Origin", "http://evil.example"),
+        &format!("{form}&kind=post"),
+    )
+    .await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert_eq!(seeded.store.pause_list().await.expect("pauses").len(), 1);
+    let answer = post("/pauses/resume", same, &format!("{form}&kind=post")).await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    assert!(seeded.store.pause_list().await.expect("pauses").is_empty());
 }
 
 /// `POST /api/jobs` against `executor enqueue` on the same store.
@@ -784,6 +1117,7 @@ async fn api_answers_as_the_cli(database: String, label: &str) {
         ("not json", "not a job"),
         (r#"{"kind":"poll","text":"x"}"#, "poll"),
         (r#"{"kind":"post","text":"x","at":"someday"}"#, "--at"),
+        (r#"{"kind":"post","text":"x","acount":"a"}"#, "acount"),
     ] {
         let answer = http(port, "POST", "/api/jobs", &auth, body).await;
         assert_eq!(answer.status, 400, "{body}: {}", answer.body);
@@ -907,7 +1241,10 @@ async fn without_a_metrics_address_the_daemon_serves_the_dashboard_on_ui_addr() 
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     // Its ticks fail (no browser on that port): the dashboard still comes up and says so.
-    let daemon = failing_daemon(&profile, free_port(), &["--ui", "--ui-addr", &addr]);
+    // `--ui` is a switch, which the daemon's `--flag value` pairs cannot carry.
+    let mut command = failing_daemon_command(&profile, free_port(), &["--ui-addr", &addr]);
+    command.env("EXECUTOR_UI", "true");
+    let daemon = spawn(command);
     let line = daemon
         .lines
         .wait_for(START, |l| l.contains("Dashboard on http://"));

@@ -170,15 +170,6 @@ fn cli_says(
     assert_eq!(cause["until"], until, "jobs show: {cause:#}");
 }
 
-async fn published(site: &SandboxRig, text: &str) -> executor::sandbox::Post {
-    let find = || site.sandbox.posts().into_iter().find(|p| p.text == text);
-    eventually(&format!("{text:?} is on the site"), LONG, || async {
-        find().is_some()
-    })
-    .await;
-    find().expect("published")
-}
-
 /// What a test with daemons acting on the sandbox needs. The browser is declared before the
 /// profile, so it is ended before the profile checks that nothing was left running.
 struct SiteRun {
@@ -457,26 +448,6 @@ async fn limits_breaker_login_wall_gap_and_mismatch_are_said_with_their_times(ba
 
 /// The tick events of the ticks that started at or after `since`, oldest first (a tick that
 /// started before and ended after is not one of them).
-async fn ticks_since(store: &dyn Store, since: SystemTime) -> Vec<Value> {
-    store
-        .event_list(&EventQuery {
-            types: vec!["EXECUTOR_DAEMON_TICK".into()],
-            since: Some(since),
-            limit: None,
-        })
-        .await
-        .expect("ticks")
-        .into_iter()
-        .map(|e| e.event_data)
-        .filter(|data| {
-            data["timestamp"]
-                .as_str()
-                .and_then(executor::clock::parse_ts)
-                .is_some_and(|started| started >= since)
-        })
-        .collect()
-}
-
 /// A paused post lane: a running daemon claims none of its jobs tick after tick (while the
 /// reply lane goes on); resumed, the post is published, once.
 async fn a_paused_lane_is_not_claimed_by_a_running_daemon_until_resumed(backend: Backend) {
@@ -518,30 +489,7 @@ async fn a_paused_lane_is_not_claimed_by_a_running_daemon_until_resumed(backend:
         Some(&target.id),
     )
     .await;
-    const TICKS: usize = 5;
-    eventually(
-        &format!("{TICKS} ticks that see the paused post due"),
-        LONG,
-        || async {
-            ticks_since(store.as_ref(), since)
-                .await
-                .iter()
-                .filter(|t| t["posting_ready"].as_u64() >= Some(1))
-                .count()
-                >= TICKS
-        },
-    )
-    .await;
-    let ticks = ticks_since(store.as_ref(), since).await;
-    assert!(
-        ticks.iter().all(|t| t["posting_attempts"] == 0),
-        "no post claimed while paused: {ticks:?}"
-    );
-    assert!(site
-        .sandbox
-        .posts()
-        .iter()
-        .all(|p| p.text != "held by the pause"));
+    post_lane_held(site, store.as_ref(), since, 5, "held by the pause").await;
     published(site, "replies are not paused").await;
     assert_eq!(
         store
@@ -566,35 +514,14 @@ async fn a_paused_lane_is_not_claimed_by_a_running_daemon_until_resumed(backend:
         out.contains("Resumed: the post lane of every account"),
         "{out}"
     );
-    published(site, "held by the pause").await;
-    eventually("the held post succeeded", LONG, || async {
-        store
-            .job_get(held.id)
-            .await
-            .expect("job")
-            .map(|j| j.state.name())
-            == Some("succeeded")
-    })
-    .await;
-    let copies = site
-        .sandbox
-        .posts()
-        .iter()
-        .filter(|p| p.text == "held by the pause")
-        .count();
-    assert_eq!(copies, 1, "published once");
+    published_once(site, store.as_ref(), held.id, "held by the pause").await;
     tokio::task::block_in_place(|| {
         lines.wait_for(LONG, |l| l.contains("The post lane is no longer paused"))
     });
-    let events = store
-        .event_list(&EventQuery {
-            types: vec!["QUEUE_PAUSED".into(), "QUEUE_RESUMED".into()],
-            ..Default::default()
-        })
-        .await
-        .expect("events");
-    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    assert_eq!(kinds, ["QUEUE_PAUSED", "QUEUE_RESUMED"]);
+    assert_eq!(
+        pause_events(store.as_ref()).await,
+        ["QUEUE_PAUSED", "QUEUE_RESUMED"]
+    );
     end(&mut daemon);
 }
 

@@ -16,7 +16,7 @@ mod events;
 pub(crate) mod fleet;
 pub(crate) mod jobs;
 mod login;
-mod pause;
+pub(crate) mod pause;
 mod report;
 mod sandbox;
 mod service;

@@ -3,12 +3,15 @@
 //!
 //! The pause is a row in the store, so it holds for every executor sharing it, across restarts;
 //! each executor's next claim reads it. Jobs already in flight settle (see [`crate::pauses`]).
+//! The dashboard pauses and resumes through the same [`request`], [`apply`] and [`lift`], so a
+//! pause made there is stored, checked and announced exactly as one made here.
 
 use super::CliError;
 use crate::events::Identity;
 use crate::jobs::Kind;
 use crate::pauses::{Inserted, Pause, Scope};
 use crate::settings::Settings;
+use crate::store::{Store, StoreError};
 use clap::Args;
 use serde_json::json;
 use std::time::SystemTime;
@@ -68,43 +71,93 @@ fn scope(kind: Option<&str>, account: Option<&String>) -> Result<Scope, CliError
 }
 
 /// Who acts, as the pause records it: `user@host`.
-fn operator() -> String {
+pub(crate) fn operator() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "operator".into());
     format!("{user}@{}", crate::fleet::host_name())
 }
 
-/// The events of a command are this command's, under the profile's executor id.
-fn identity(settings: &Settings) -> Identity {
+/// The events of an operator's command are that command's (`run` names it: `cli`, `ui`),
+/// under the profile's executor id.
+pub(crate) fn identity(settings: &Settings, run: &str) -> Identity {
     Identity {
-        run_id: format!("cli-{}", uuid::Uuid::new_v4()),
+        run_id: format!("{run}-{}", uuid::Uuid::new_v4()),
         executor_id: settings.executor_id.clone(),
     }
 }
 
-fn too_long(reason: &str) -> Result<(), CliError> {
-    if reason.chars().count() > 500 {
-        return Err(CliError::usage("--reason must be at most 500 characters"));
+/// The most characters a pause's reason may have.
+const REASON_CHARS: usize = 500;
+
+/// The pause an operator asks for, checked: the reason's length (the scope is checked when
+/// it is made). The reason is kept on one line. `Err`: the line that says what is wrong.
+pub(crate) fn request(
+    scope: Scope,
+    reason: &str,
+    by: String,
+    now: SystemTime,
+) -> Result<Pause, String> {
+    if reason.chars().count() > REASON_CHARS {
+        return Err(format!(
+            "--reason must be at most {REASON_CHARS} characters"
+        ));
     }
-    Ok(())
+    Ok(Pause {
+        scope,
+        reason: crate::tick::one_line(reason),
+        by,
+        since: now,
+    })
+}
+
+/// Stores `pause` for every executor sharing `store`, with its event: the pause that now
+/// holds the scope, and whether it is this one (`false`: the scope was paused already, and
+/// that pause is kept as it was). The CLI and the dashboard both pause through here.
+pub(crate) async fn apply(
+    store: &dyn Store,
+    pause: Pause,
+    identity: &Identity,
+) -> Result<(bool, Pause), StoreError> {
+    Ok(match store.pause_insert(&pause, identity).await? {
+        Inserted::New => (true, pause),
+        Inserted::Already(existing) => (false, existing),
+    })
+}
+
+/// What lifting one scope's pause did.
+#[derive(Debug)]
+pub(crate) struct Lifted {
+    /// Whether the scope had a pause of its own (now lifted).
+    pub lifted: bool,
+    /// The wider (or narrower) pauses that still hold part of the scope.
+    pub still: Vec<Pause>,
+}
+
+/// Lifts exactly `scope`'s pause, with its event, and says which pauses still hold part of
+/// it. The CLI and the dashboard both resume through here.
+pub(crate) async fn lift(
+    store: &dyn Store,
+    scope: &Scope,
+    by: &str,
+    identity: &Identity,
+    now: SystemTime,
+) -> Result<Lifted, StoreError> {
+    let lifted = store.pause_delete(scope, by, identity, now).await?;
+    let left = store.pause_list().await?;
+    let still = crate::pauses::still_covering(&left, scope)
+        .into_iter()
+        .cloned()
+        .collect();
+    Ok(Lifted { lifted, still })
 }
 
 pub async fn pause(settings: &Settings, args: &PauseArgs) -> Result<(), CliError> {
     let scope = scope(args.kind.as_deref(), args.account.as_ref())?;
-    too_long(&args.reason)?;
+    let pause =
+        request(scope, &args.reason, operator(), SystemTime::now()).map_err(CliError::usage)?;
     let store = super::open_store(settings).await?;
-    let pause = Pause {
-        scope,
-        reason: crate::tick::one_line(&args.reason),
-        by: operator(),
-        since: SystemTime::now(),
-    };
-    let inserted = store.pause_insert(&pause, &identity(settings)).await?;
-    let (new, holding) = match &inserted {
-        Inserted::New => (true, &pause),
-        Inserted::Already(existing) => (false, existing),
-    };
+    let (new, holding) = apply(store.as_ref(), pause, &identity(settings, "cli")).await?;
     if args.json {
         crate::outln!(
             "{}",
@@ -131,10 +184,9 @@ pub async fn pause(settings: &Settings, args: &PauseArgs) -> Result<(), CliError
 pub async fn resume(settings: &Settings, args: &ResumeArgs) -> Result<(), CliError> {
     let store = super::open_store(settings).await?;
     let now = SystemTime::now();
+    let identity = identity(settings, "cli");
     if args.all {
-        let lifted = store
-            .pause_delete_all(&operator(), &identity(settings), now)
-            .await?;
+        let lifted = store.pause_delete_all(&operator(), &identity, now).await?;
         if args.json {
             let lifted: Vec<_> = lifted.iter().map(Pause::to_json).collect();
             crate::outln!("{}", json!({ "resumed": lifted }));
@@ -148,13 +200,10 @@ pub async fn resume(settings: &Settings, args: &ResumeArgs) -> Result<(), CliErr
         return Ok(());
     }
     let scope = scope(args.kind.as_deref(), args.account.as_ref())?;
-    let lifted = store
-        .pause_delete(&scope, &operator(), &identity(settings), now)
-        .await?;
-    let left = store.pause_list().await?;
-    let still = crate::pauses::still_covering(&left, &scope);
+    let Lifted { lifted, still } =
+        lift(store.as_ref(), &scope, &operator(), &identity, now).await?;
     if args.json {
-        let still: Vec<_> = still.iter().map(|p| p.to_json()).collect();
+        let still: Vec<_> = still.iter().map(Pause::to_json).collect();
         crate::outln!(
             "{}",
             json!({ "resumed": lifted, "scope": scope.describe(), "still_paused_by": still })

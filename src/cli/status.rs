@@ -68,27 +68,11 @@ fn print_waiting(lane: Option<&crate::waiting::Waiting>) {
     let Some(lane) = lane.filter(|lane| lane.due > 0) else {
         return;
     };
-    let account = if lane.account.is_empty() {
-        "the default account".to_string()
-    } else {
-        format!("account {}", crate::quote::quoted(&lane.account))
-    };
-    let goes = match lane.goes_at {
-        Some(at) => format!("the next one goes at {}", crate::clock::format_ts(at)),
-        None => "the next one waits for someone".to_string(),
-    };
-    let (jobs, verb) = match lane.due {
-        1 => ("1 job".to_string(), "waits"),
-        n => (format!("{n} jobs"), "wait"),
-    };
     if lane.reasons.is_empty() {
-        crate::outln!(
-            "{:<12} {jobs} due for {account}: nothing holds them back; {goes}",
-            ""
-        );
+        crate::outln!("{:<12} {}", "", lane.headline());
         return;
     }
-    crate::outln!("{:<12} {jobs} due for {account} {verb}; {goes}:", "");
+    crate::outln!("{:<12} {}:", "", lane.headline());
     for cause in &lane.reasons {
         crate::outln!("{:<12}   - {}", "", cause.message);
     }

@@ -37,6 +37,7 @@ td.t{white-space:nowrap}
 .note{background:#fff8e1;border:1px dashed #d9b44a;padding:.3em .6em;display:inline-block}
 svg{background:#fff;border:1px solid #ddd}svg text{font-size:10px;fill:#555}
 .flash{background:#e8f5e9;border:1px solid #8bc34a;padding:.4em .8em;margin-bottom:1em}
+ul.why{margin:.2em 0;padding-left:1.2em}td.paused{color:#8a5a00;font-weight:600}
 ";
 
 /// Keeps `#live` up to date without reloading the page: fetches this page again every few

@@ -2,8 +2,8 @@
 //! daemon runs with `--ui` (docs/ui.md).
 //!
 //! It reads the store, so one dashboard shows every executor sharing it (the fleet's registry)
-//! and every account's queue; it changes jobs only through the store methods the CLI's
-//! `jobs retry|cancel` and `enqueue` use. It holds no state of its own but its token: a crash
+//! and every account's queue; it changes jobs and pauses only through what the CLI's
+//! `jobs retry|cancel`, `enqueue` and `pause|resume` use. It holds no state of its own but its token: a crash
 //! or a restart loses nothing, and two dashboards on one store are as safe as two CLIs.
 //!
 //! Pages are rendered on the server in plain Rust ([`html`]), with every store value escaped;
@@ -109,6 +109,8 @@ impl Dashboard {
             .route("/jobs/{id}", get(pages::job))
             .route("/jobs/{id}/retry", post(pages::retry))
             .route("/jobs/{id}/cancel", post(pages::cancel))
+            .route("/pauses", post(pages::pause))
+            .route("/pauses/resume", post(pages::resume))
             .route("/api/overview", get(api::overview))
             .route("/api/jobs", post(api::enqueue))
             // Behind the token too: an unknown path tells a stranger nothing either.

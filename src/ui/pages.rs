@@ -1,14 +1,18 @@
 //! The HTML pages: the overview, the job list with its filters, one job with its history, and
-//! the operator's actions (retry, cancel, retry every dead job). The actions call the same store
-//! methods as `executor jobs retry|cancel`, so the rules of which state allows what are the
-//! CLI's, and their refusals read the same.
+//! the operator's actions (retry, cancel, retry every dead job, pause and resume). The actions
+//! call the same functions as `executor jobs retry|cancel` and `executor pause|resume`, so the
+//! rules of which state allows what are the CLI's, a pause is stored and announced as the
+//! CLI's is, and refusals read the same. "Why is it waiting" is [`crate::waiting`]'s, in the
+//! words `executor status` and `jobs show` use.
 
 use super::html::{cell, escape, page, table, url_component};
 use super::view::{self, Overview};
 use super::{Dashboard, Failure, Nonce};
 use crate::clock::format_ts;
-use crate::jobs::{Job, JobQuery, Kind, OperatorAction, STATE_NAMES};
+use crate::jobs::{Job, JobQuery, JobState, Kind, OperatorAction, STATE_NAMES};
+use crate::pauses::{Pause, Scope};
 use crate::store::{EventQuery, StoreError};
+use crate::waiting::{Cause, Waiting};
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
@@ -21,13 +25,6 @@ use std::time::{Duration, SystemTime};
 const MOST_JOBS: u32 = 1000;
 /// The most events a job's history shows (the newest).
 const MOST_HISTORY: u32 = 500;
-
-/// Where the pause/resume controls go once the pause work lands (issue 14): a per-lane and
-/// per-account switch stored for the fleet. Shown as a marked placeholder until then.
-const PAUSE_PLACEHOLDER: &str =
-    "Pause / resume of a lane or an account: not in this build yet (it arrives with `executor pause|resume`).";
-/// Where a due job's "why is it waiting" reason goes once that work lands (issue 14).
-const WAITING_PLACEHOLDER: &str = "—";
 
 #[derive(Debug, Deserialize, Default)]
 pub struct OverviewParams {
@@ -42,17 +39,30 @@ pub async fn overview(
 ) -> Result<Html<String>, Failure> {
     let span = Duration::from_secs(params.hours.unwrap_or(6).clamp(1, 48) * 3600);
     let overview = view::overview(ui.store(), ui.silence(), span, SystemTime::now()).await?;
-    let body = format!("<div id=\"live\">{}</div>", overview_body(&overview));
+    let body = format!(
+        "<div id=\"live\">{}</div>{}",
+        overview_body(&overview, ui.csrf()),
+        pause_form(ui.csrf())
+    );
     Ok(Html(page("Overview", &nonce, true, &body)))
 }
 
-fn overview_body(overview: &Overview) -> String {
+fn overview_body(overview: &Overview, csrf: &str) -> String {
     let executors: Vec<String> = overview.executors.iter().map(executor_row).collect();
-    let queue: Vec<String> = overview.queue.iter().map(queue_row).collect();
+    let queue: Vec<String> = overview
+        .queue
+        .iter()
+        .map(|row| queue_row(row, overview, csrf))
+        .collect();
+    let pauses: Vec<String> = overview
+        .pauses
+        .iter()
+        .map(|pause| pause_row(pause, csrf))
+        .collect();
     format!(
         "<section><h2>Executors</h2>{}</section>\
-         <section><h2>Queue by account and lane</h2>{}\
-         <p class=\"note\" id=\"pause-placeholder\">{}</p></section>\
+         <section><h2>Queue by account and lane</h2>{}</section>\
+         <section><h2>Pauses in force</h2>{}</section>\
          <section><h2>The last {} hours</h2>{}</section>\
          <p class=\"muted\">As of {} · updates every 5 s</p>",
         table(
@@ -82,12 +92,18 @@ fn overview_body(overview: &Overview) -> String {
                 "In flight",
                 "Uncertain",
                 "Dead",
-                "Paused"
+                "Paused",
+                "Why waiting"
             ],
             &queue,
             "No unfinished jobs.",
         ),
-        escape(PAUSE_PLACEHOLDER),
+        table(
+            "pauses",
+            &["Paused", "Since", "By", "Reason", ""],
+            &pauses,
+            "Nothing is paused: every executor claims in every lane.",
+        ),
         overview.timeline.hours,
         timeline_svg(&overview.timeline),
         escape(&overview.at),
@@ -138,7 +154,7 @@ fn executor_row(row: &Value) -> String {
     .concat()
 }
 
-fn queue_row(row: &view::QueueRow) -> String {
+fn queue_row(row: &view::QueueRow, overview: &Overview, csrf: &str) -> String {
     let link = |state: &str, n: u64| {
         format!(
             "<td class=\"n\" data-col=\"{state}\"><a href=\"/jobs?state={state}&amp;kind={}&amp;account={}\">{n}</a></td>",
@@ -158,10 +174,120 @@ fn queue_row(row: &view::QueueRow) -> String {
         ),
         link("uncertain", row.uncertain),
         link("dead", row.dead),
-        // PAUSE-RESUME: the lane's paused state and its switch go here.
-        "<td class=\"pause muted\">-</td>".to_string(),
+        lane_pause_cell(row, overview, csrf),
+        why_cell(overview.waiting_of(&row.account, row.lane)),
     ]
     .concat()
+}
+
+/// The lane's pause: the one that holds it, or a button that pauses this lane of this account.
+fn lane_pause_cell(row: &view::QueueRow, overview: &Overview, csrf: &str) -> String {
+    let holding = Kind::parse(row.lane)
+        .and_then(|kind| crate::pauses::blocking(&overview.pauses, &row.account, kind));
+    if let Some(pause) = holding {
+        return format!(
+            "<td class=\"pause paused\" data-col=\"paused\" title=\"{}\">paused</td>",
+            escape(&pause.describe())
+        );
+    }
+    let scope = Scope {
+        kind: Kind::parse(row.lane),
+        account: Some(row.account.clone()),
+    };
+    format!(
+        "<td class=\"pause\" data-col=\"paused\">\
+         <form method=\"post\" action=\"/pauses\" class=\"inline\">{}\
+         <button type=\"submit\" class=\"pause\" title=\"Pause {}\">Pause</button></form></td>",
+        scope_fields(&scope, csrf),
+        escape(&scope.describe())
+    )
+}
+
+/// A reason as its stable name (`paused`, `hourly_limit`, …), for the page's `data-reason`.
+fn reason_name(reason: crate::waiting::Reason) -> String {
+    serde_json::to_value(reason)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The causes, one item each, in `executor status`'s words (each says its own time).
+fn causes_list(causes: &[Cause]) -> String {
+    let mut out = String::from("<ul class=\"why\">");
+    for cause in causes {
+        let until = cause.until.map(format_ts).unwrap_or_default();
+        let _ = write!(
+            out,
+            "<li data-reason=\"{}\" data-until=\"{}\">{}</li>",
+            escape(&reason_name(cause.reason)),
+            escape(&until),
+            escape(&cause.message)
+        );
+    }
+    out.push_str("</ul>");
+    out
+}
+
+/// Why a lane's due jobs wait: `executor status`'s sentence (when the next one goes), then
+/// its reasons.
+fn why_cell(waiting: Option<&Waiting>) -> String {
+    let Some(waiting) = waiting else {
+        return "<td class=\"why muted\" data-col=\"why\">-</td>".to_string();
+    };
+    let goes = waiting.goes_at.map(format_ts).unwrap_or_default();
+    format!(
+        "<td class=\"why\" data-col=\"why\" data-goes-at=\"{}\">{}{}</td>",
+        escape(&goes),
+        escape(&waiting.headline()),
+        if waiting.reasons.is_empty() {
+            String::new()
+        } else {
+            causes_list(&waiting.reasons)
+        }
+    )
+}
+
+/// The hidden fields that name `scope` exactly (its store key) and prove the form is ours.
+fn scope_fields(scope: &Scope, csrf: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <input type=\"hidden\" name=\"scope\" value=\"{}\">",
+        escape(csrf),
+        escape(&scope.key())
+    )
+}
+
+/// A pause in force, with the button that lifts exactly it.
+fn pause_row(pause: &Pause, csrf: &str) -> String {
+    [
+        cell("scope", &pause.scope.describe()),
+        cell("t", &format_ts(pause.since)),
+        cell("", &pause.by),
+        cell("text", &pause.reason),
+        format!(
+            "<td><form method=\"post\" action=\"/pauses/resume\" class=\"inline\">{}\
+             <button type=\"submit\" class=\"resume\">Resume</button></form></td>",
+            scope_fields(&pause.scope, csrf)
+        ),
+    ]
+    .concat()
+}
+
+/// The form that pauses any scope: a lane or both, one account or every account. Outside the
+/// refreshed part of the page, so that a refresh never clears what is being typed.
+fn pause_form(csrf: &str) -> String {
+    format!(
+        "<section><h2>Pause</h2><form method=\"post\" action=\"/pauses\" id=\"pause-form\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <select name=\"kind\"><option value=\"\">both lanes</option>\
+         <option value=\"post\">the post lane</option><option value=\"reply\">the reply lane</option></select> \
+         of <input name=\"account\" size=\"34\" placeholder=\"every account, or a name, or (default)\"> \
+         <input name=\"reason\" maxlength=\"500\" size=\"30\" placeholder=\"why (for the other operators)\"> \
+         <button type=\"submit\">Pause</button></form>\
+         <p class=\"muted\">Every executor on this store claims nothing there from its next tick; \
+         jobs in flight still settle. The same as <code>executor pause</code>.</p></section>",
+        escape(csrf)
+    )
 }
 
 /// One row of the timeline: its name, its value in a bucket, its colour.
@@ -310,7 +436,12 @@ pub async fn jobs(
     let query = filter.query()?;
     let mut jobs = ui.store().job_list(&query).await?;
     jobs.reverse(); // newest first
-    let rows: Vec<String> = jobs.iter().map(|job| job_row(job, ui.csrf())).collect();
+    let now = SystemTime::now();
+    let lanes = lanes_of(&ui, &jobs, now).await?;
+    let rows: Vec<String> = jobs
+        .iter()
+        .map(|job| job_row(job, &job_causes(job, &lanes, now), ui.csrf()))
+        .collect();
     let mut body = String::new();
     if let Some(n) = filter.retried {
         let _ = write!(
@@ -410,7 +541,33 @@ fn actions(job: &Job, csrf: &str) -> String {
     out
 }
 
-fn job_row(job: &Job, csrf: &str) -> String {
+/// Why the lanes of the listed jobs' accounts wait (those that may wait: queued or failed),
+/// read once per account, so that each row says what `jobs show` says of its job.
+async fn lanes_of(ui: &Dashboard, jobs: &[Job], now: SystemTime) -> Result<Vec<Waiting>, Failure> {
+    let mut accounts: Vec<&str> = jobs
+        .iter()
+        .filter(|job| matches!(job.state, JobState::Queued | JobState::Failed { .. }))
+        .map(|job| job.account.as_str())
+        .collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let mut lanes = Vec::new();
+    for account in accounts {
+        lanes.extend(crate::waiting::why(ui.store(), account, now).await?);
+    }
+    Ok(lanes)
+}
+
+/// Why `job` waits, from its lane (see [`crate::waiting::why_job`]).
+fn job_causes(job: &Job, lanes: &[Waiting], now: SystemTime) -> Vec<Cause> {
+    lanes
+        .iter()
+        .find(|lane| lane.account == job.account && lane.kind == job.kind)
+        .map(|lane| crate::waiting::explain_job(job, lane, now))
+        .unwrap_or_default()
+}
+
+fn job_row(job: &Job, causes: &[Cause], csrf: &str) -> String {
     let state = job.state.name();
     [
         format!("<td class=\"n\"><a href=\"/jobs/{0}\">{0}</a></td>", job.id),
@@ -420,8 +577,11 @@ fn job_row(job: &Job, csrf: &str) -> String {
         cell("t", &format_ts(job.not_before)),
         cell("", account_name(&job.account)),
         cell("text", &job.text),
-        // WAITING-REASON: the reason a due job is not being published, and when it will go.
-        cell("why muted", WAITING_PLACEHOLDER),
+        if causes.is_empty() {
+            cell("why muted", "-")
+        } else {
+            format!("<td class=\"why\">{}</td>", causes_list(causes))
+        },
         format!("<td>{}</td>", actions(job, csrf)),
     ]
     .concat()
@@ -454,6 +614,15 @@ pub async fn job(
             "<tr><th>{}</th>{}</tr>",
             escape(&key),
             cell(class, &shown(&value))
+        );
+    }
+    // What holds it back, as `jobs show` says it under the fields.
+    let causes = crate::waiting::why_job(ui.store(), &job, SystemTime::now()).await?;
+    if !causes.is_empty() {
+        let _ = write!(
+            fields,
+            "<tr id=\"waiting\"><th>waiting</th><td class=\"why\">{}</td></tr>",
+            causes_list(&causes)
         );
     }
     fields.push_str("</tbody></table>");
@@ -562,4 +731,139 @@ pub async fn retry_dead(
         url_component(&form.account)
     ))
     .into_response())
+}
+
+/// A pause or resume form: the exact scope of a button (`scope`, the store's key), or the
+/// lane and account typed into the pause form (account empty: every account; `(default)`:
+/// the default account, as in the job filter).
+#[derive(Debug, Deserialize)]
+pub struct PauseForm {
+    #[serde(default)]
+    csrf: String,
+    scope: Option<String>,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    account: String,
+    #[serde(default)]
+    reason: String,
+}
+
+impl PauseForm {
+    /// The scope asked for, checked as `executor pause` checks its flags.
+    fn scope(&self) -> Result<Scope, Failure> {
+        let (kind, account) = match &self.scope {
+            Some(key) => {
+                let (kind, account): (Option<String>, Option<String>) = serde_json::from_str(key)
+                    .map_err(|_| {
+                    Failure::bad_request("this pause's scope is not one the dashboard made")
+                })?;
+                (kind.unwrap_or_default(), account)
+            }
+            None => (self.kind.clone(), account_filter(&self.account)),
+        };
+        let kind = match kind.as_str() {
+            "" => None,
+            name => Some(Kind::parse(name).ok_or_else(|| {
+                Failure::bad_request(format!(
+                    "kind {} is not `post` or `reply`",
+                    crate::quote::quoted(name)
+                ))
+            })?),
+        };
+        Scope::new(kind, account)
+            .map_err(|err| Failure::bad_request(without_dashes(&err.to_string())))
+    }
+}
+
+/// The CLI's refusal without its flag's dashes: the form's field has the same name.
+fn without_dashes(line: &str) -> String {
+    line.trim_start_matches("--").to_string()
+}
+
+/// Who acts, as a pause made here records it: the dashboard's user and host.
+fn dashboard_operator() -> String {
+    format!("{} (dashboard)", crate::cli::pause::operator())
+}
+
+/// Pauses the scope for the whole fleet, as `executor pause` does (an already paused scope
+/// keeps its pause), and goes back to the overview, which lists it.
+pub async fn pause(
+    State(ui): State<Dashboard>,
+    Form(form): Form<PauseForm>,
+) -> Result<Response, Failure> {
+    ui.check_csrf(&form.csrf)?;
+    let scope = form.scope()?;
+    let pause =
+        crate::cli::pause::request(scope, &form.reason, dashboard_operator(), SystemTime::now())
+            .map_err(|line| Failure::bad_request(without_dashes(&line)))?;
+    let identity = crate::cli::pause::identity(ui.settings(), "ui");
+    crate::cli::pause::apply(ui.store(), pause, &identity).await?;
+    Ok(Redirect::to("/#pauses").into_response())
+}
+
+/// Lifts exactly the scope's pause, as `executor resume` does; a wider pause that still holds
+/// part of it stays listed on the overview.
+pub async fn resume(
+    State(ui): State<Dashboard>,
+    Form(form): Form<PauseForm>,
+) -> Result<Response, Failure> {
+    ui.check_csrf(&form.csrf)?;
+    let scope = form.scope()?;
+    let identity = crate::cli::pause::identity(ui.settings(), "ui");
+    crate::cli::pause::lift(
+        ui.store(),
+        &scope,
+        &dashboard_operator(),
+        &identity,
+        SystemTime::now(),
+    )
+    .await?;
+    Ok(Redirect::to("/#pauses").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(scope: Option<&str>, kind: &str, account: &str) -> PauseForm {
+        PauseForm {
+            csrf: String::new(),
+            scope: scope.map(str::to_string),
+            kind: kind.into(),
+            account: account.into(),
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_button_names_its_scope_exactly_and_the_form_reads_as_the_job_filter() {
+        let scopes = [
+            Scope::ALL,
+            Scope::new(Some(Kind::Post), Some(String::new())).expect("scope"),
+            Scope::new(Some(Kind::Reply), Some(" (default) ".into())).expect("scope"),
+        ];
+        for scope in scopes {
+            let key = scope.key();
+            assert_eq!(form(Some(&key), "", "").scope().expect("scope"), scope);
+        }
+        let typed = |kind: &str, account: &str| form(None, kind, account).scope();
+        assert_eq!(typed("post", "").expect("scope").account, None);
+        assert_eq!(
+            typed("", "(default)").expect("scope").account,
+            Some(String::new())
+        );
+        assert_eq!(
+            typed("reply", " alice ").expect("scope"),
+            Scope::new(Some(Kind::Reply), Some("alice".into())).expect("scope")
+        );
+    }
+
+    #[test]
+    fn a_bad_scope_is_refused_in_one_line_naming_the_field() {
+        let refused = |form: PauseForm| form.scope().expect_err("refused").message;
+        assert!(refused(form(None, "story", "")).contains("story"));
+        assert!(refused(form(None, "", &"a".repeat(101))).starts_with("account must"));
+        assert!(refused(form(Some("[1, 2]"), "", "")).contains("scope"));
+    }
 }

@@ -1,9 +1,13 @@
 //! What the overview shows, read from the store in one place so that the HTML page and
 //! `GET /api/overview` cannot disagree: the fleet (the same rows as `executor fleet --json`),
-//! the queue by account and lane, and the timeline of the last hours from `system_events`.
+//! the queue by account and lane with the reasons its due jobs wait ([`crate::waiting`], as
+//! `executor status` says them), the pauses in force, and the timeline of the last hours from
+//! `system_events`.
 
 use crate::events;
+use crate::pauses::Pause;
 use crate::store::{EventQuery, QueueCount, Store, StoreError};
+use crate::waiting::Waiting;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -146,7 +150,25 @@ pub struct Overview {
     /// `executor fleet --json` rows, plus `tick_line`.
     pub executors: Vec<Value>,
     pub queue: Vec<QueueRow>,
+    /// Why each lane with due jobs waits (every account's, as `executor status` says it).
+    pub waiting: Vec<Waiting>,
+    /// The pauses in force, oldest first (as `Pause::to_json`).
+    #[serde(serialize_with = "pauses_json")]
+    pub pauses: Vec<Pause>,
     pub timeline: Timeline,
+}
+
+fn pauses_json<S: serde::Serializer>(pauses: &[Pause], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(pauses.iter().map(Pause::to_json))
+}
+
+impl Overview {
+    /// Why `account`'s `lane` waits, if it has due jobs.
+    pub fn waiting_of(&self, account: &str, lane: &str) -> Option<&Waiting> {
+        self.waiting
+            .iter()
+            .find(|w| w.account == account && w.kind.as_str() == lane && w.due > 0)
+    }
 }
 
 /// The one line a tick's data makes, as the overview shows it under "last tick".
@@ -185,6 +207,9 @@ pub async fn overview(
         })
         .collect();
     let queue = queue_rows(&store.job_queue_by_account(now).await?);
+    let waiting = crate::waiting::why_every_account(store, now).await?;
+    let mut pauses = store.pause_list().await?;
+    pauses.sort_by_key(|pause| pause.since);
     let events = store
         .event_list(&EventQuery {
             types: vec![
@@ -201,6 +226,8 @@ pub async fn overview(
         at: crate::clock::format_ts(now),
         executors,
         queue,
+        waiting,
+        pauses,
         timeline: timeline(&events, span, now),
     })
 }

@@ -52,6 +52,12 @@ pub fn launch_daemon(profile: &Profile, extra: &[&str]) -> Running {
 /// A daemon whose ticks fail (nothing listens on its CDP port) but which keeps running.
 /// `extra` are more `--flag value` pairs; one that is also set here replaces it.
 pub fn failing_daemon(profile: &Profile, port: u16, extra: &[&str]) -> Running {
+    spawn(failing_daemon_command(profile, port, extra))
+}
+
+/// The command [`failing_daemon`] spawns, for a test that adds to it what `--flag value` pairs
+/// cannot carry (a switch, by its environment variable).
+pub fn failing_daemon_command(profile: &Profile, port: u16, extra: &[&str]) -> Command {
     let port = port.to_string();
     let defaults = [
         ("--browser-mode", "cdp"),
@@ -60,7 +66,7 @@ pub fn failing_daemon(profile: &Profile, port: u16, extra: &[&str]) -> Running {
         ("--backoff", "100ms"),
         ("--max-failures", "100000"),
     ];
-    spawn(command(&profile.dir, &daemon_args(&defaults, extra)))
+    command(&profile.dir, &daemon_args(&defaults, extra))
 }
 
 /// The `event_data` of every stored event of `event_type` in a SQLite store, oldest first.

@@ -165,3 +165,110 @@ impl Member {
         }
     }
 }
+
+/// How long a test waits for the sandbox to show a post.
+const ON_SITE: Duration = Duration::from_secs(90);
+
+/// Waits until the sandbox shows a post with `text`; returns it.
+pub async fn published(site: &SandboxRig, text: &str) -> executor::sandbox::Post {
+    let find = || site.sandbox.posts().into_iter().find(|p| p.text == text);
+    eventually(&format!("{text:?} is on the site"), ON_SITE, || async {
+        find().is_some()
+    })
+    .await;
+    find().expect("published")
+}
+
+/// The data of every daemon tick that started at or after `since`.
+pub async fn ticks_since(
+    store: &dyn executor::store::Store,
+    since: std::time::SystemTime,
+) -> Vec<serde_json::Value> {
+    store
+        .event_list(&executor::store::EventQuery {
+            types: vec![executor::events::TICK.into()],
+            since: Some(since),
+            ..Default::default()
+        })
+        .await
+        .expect("ticks")
+        .into_iter()
+        .map(|e| e.event_data)
+        .filter(|data| {
+            data["timestamp"]
+                .as_str()
+                .and_then(executor::clock::parse_ts)
+                .is_some_and(|started| started >= since)
+        })
+        .collect()
+}
+
+/// With the post lane paused: waits for `ticks` daemon ticks since `since` that saw a post due,
+/// and checks that none of them claimed a post and that `text` is not on the site.
+pub async fn post_lane_held(
+    site: &SandboxRig,
+    store: &dyn executor::store::Store,
+    since: std::time::SystemTime,
+    ticks: usize,
+    text: &str,
+) {
+    eventually(
+        &format!("{ticks} ticks that see the paused post due"),
+        ON_SITE,
+        || async {
+            ticks_since(store, since)
+                .await
+                .iter()
+                .filter(|t| t["posting_ready"].as_u64() >= Some(1))
+                .count()
+                >= ticks
+        },
+    )
+    .await;
+    let seen = ticks_since(store, since).await;
+    assert!(
+        seen.iter().all(|t| t["posting_attempts"] == 0),
+        "no post claimed while paused: {seen:?}"
+    );
+    assert!(site.sandbox.posts().iter().all(|p| p.text != text));
+}
+
+/// After a resume: job `id` succeeds and `text` is on the site exactly once.
+pub async fn published_once(
+    site: &SandboxRig,
+    store: &dyn executor::store::Store,
+    id: i64,
+    text: &str,
+) {
+    published(site, text).await;
+    eventually(&format!("job {id} succeeded"), ON_SITE, || async {
+        store
+            .job_get(id)
+            .await
+            .expect("job")
+            .map(|j| j.state.name())
+            == Some("succeeded")
+    })
+    .await;
+    let copies = site
+        .sandbox
+        .posts()
+        .iter()
+        .filter(|p| p.text == text)
+        .count();
+    assert_eq!(copies, 1, "published once");
+}
+
+/// The types of the pause and resume events, oldest first.
+pub async fn pause_events(store: &dyn executor::store::Store) -> Vec<String> {
+    store
+        .event_list(&executor::store::EventQuery {
+            types: vec!["QUEUE_PAUSED".into(), "QUEUE_RESUMED".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect()
+}
