@@ -112,7 +112,13 @@ const SETTINGS_USED: &[(&str, &[&[&str]])] = &[
         "ui",
         &[
             STORE,
-            &["ui_addr", "allow_remote_ui", "account", "site"],
+            &[
+                "ui_addr",
+                "allow_remote_ui",
+                "account",
+                "site",
+                "executor_id",
+            ],
             &["tick_interval", "tick_timeout"],
         ],
     ),
@@ -641,10 +647,17 @@ mod tests {
             ("to_env(", &everything),
             // The site's URL, or where the sandbox says it listens.
             ("address::site_url(settings", &["site_url"]),
-            // The dashboard: enqueue's checks, and the fleet's silence rule.
+            // The dashboard: enqueue's checks, the fleet's silence rule, and the executor id its
+            // events (pauses, retries) are recorded under.
             (
                 "Dashboard::new(store, token, settings",
-                &["account", "site", "tick_interval", "tick_timeout"],
+                &[
+                    "account",
+                    "site",
+                    "tick_interval",
+                    "tick_timeout",
+                    "executor_id",
+                ],
             ),
         ];
         for (call, keys) in calls {
