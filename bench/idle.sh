@@ -6,10 +6,11 @@
 set -euo pipefail
 bin="${1:?usage: bench/idle.sh EXECUTOR_BINARY [SECONDS]}"
 seconds="${2:-60}"
+interval="${3:-1s}"
 profile="$(mktemp -d /tmp/executor-idle-XXXXXX)"
 trap 'touch "$profile/STOP_EXECUTOR"; wait 2>/dev/null; rm -rf "$profile"' EXIT
 EXECUTOR_SITE=none "$bin" --profile "$profile" --browser-mode launch --cdp-port 0 \
-  --tick-interval 1s daemon >"$profile/out" 2>&1 &
+  --tick-interval "$interval" daemon >"$profile/out" 2>&1 &
 daemon=$!
 for _ in $(seq 1 300); do grep -q "pages=" "$profile/out" 2>/dev/null && break; sleep 0.1; done
 cpu() { awk '{print $14, $15}' "/proc/$daemon/stat"; }
@@ -20,4 +21,5 @@ read -r user2 sys2 < <(cpu)
 ticks2=$(grep -c "pages=" "$profile/out")
 hz=$(getconf CLK_TCK)
 ticks=$((ticks2 - ticks1))
-echo "ticks=$ticks user_ms=$(( (user2 - user1) * 1000 / hz )) kernel_ms=$(( (sys2 - sys1) * 1000 / hz )) cpu_per_tick_ms=$(( ((user2 - user1) + (sys2 - sys1)) * 1000 / hz / ticks ))"
+cpu_ms=$(( ((user2 - user1) + (sys2 - sys1)) * 1000 / hz ))
+echo "interval=$interval seconds=$seconds ticks=$ticks user_ms=$(( (user2 - user1) * 1000 / hz )) kernel_ms=$(( (sys2 - sys1) * 1000 / hz )) cpu_per_tick_ms=$(( cpu_ms / (ticks > 0 ? ticks : 1) )) cpu_s_per_hour=$(( cpu_ms * 3600 / seconds / 1000 ))"

@@ -528,3 +528,38 @@ async fn the_document_handle_follows_the_pages_own_navigations_and_open_reports_
     assert!(found("#landed").await);
     browser.shutdown().await;
 }
+
+/// The browser's memory is counted over its process tree, which is not looked for again every
+/// tick (a read per thread of every process): a member that ended is noticed at the next count,
+/// and the tree found again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counted_process_tree_notices_a_member_that_ended() {
+    let profile = Profile::new("tree");
+    let (browser, _notices) = browser(config(&profile, BrowserMode::Launch, 0));
+    browser.connect().await.expect("connect");
+    let root = browser.pids()[0];
+    assert!(browser.resident_bytes() > 0);
+    let counted = browser.counted_processes();
+    assert!(counted.contains(&root) && counted.len() > 1, "{counted:?}");
+    // A helper process of the browser's (not our page's renderer) ends.
+    let helper = platform::process_tree(root)
+        .into_iter()
+        .find(|p| {
+            p.pid != root
+                && !p.cmdline.iter().any(|a| a == "--type=renderer")
+                && counted.contains(&p.pid)
+        })
+        .expect("a helper process");
+    assert!(platform::signal(helper.pid, Signal::Kill));
+    eventually(
+        "the ended helper is no longer counted",
+        DEADLINE,
+        || async {
+            browser.resident_bytes();
+            !browser.counted_processes().contains(&helper.pid)
+        },
+    )
+    .await;
+    still_works(&browser).await;
+    browser.shutdown().await;
+}

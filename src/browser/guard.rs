@@ -79,6 +79,8 @@ fn on_event(
             let is_new = known_pages.insert(id.to_string());
             if is_new {
                 browser.shared.page_events.fetch_add(1, Ordering::SeqCst);
+                // A page brings its renderer process.
+                browser.tree_may_have_grown();
             }
             let our_id = ours.lock().ok().and_then(|o| o.clone());
             // While our page is being (re)created it has no name yet: leave sweeping to the

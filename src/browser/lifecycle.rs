@@ -178,12 +178,71 @@ impl Browser {
 
     /// Resident memory of the whole browser process tree, counting shared pages once per
     /// process: cheap (one small read per process), and never below [`Browser::memory_bytes`].
+    ///
+    /// The tree is found by the kernel's child links, which costs a read per thread of every
+    /// browser process (a hundred and more); between navigations only its known members are
+    /// read again (one small read each), and it is looked for afresh when a page navigated, a
+    /// member is gone, or after [`super::TREE_REFRESH`].
     pub fn resident_bytes(&self) -> u64 {
         self.pids()
             .iter()
-            .flat_map(|pid| platform::process_tree(*pid))
-            .map(|p| p.rss_bytes)
+            .map(|root| self.tree_resident(*root))
             .sum()
+    }
+
+    fn tree_resident(&self, root: u32) -> u64 {
+        let mut known = match self.shared.tree.lock() {
+            Ok(known) => known,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(tree) = known
+            .as_ref()
+            .filter(|t| t.root == root && !t.stale && t.found.elapsed() < super::TREE_REFRESH)
+        {
+            let now: Option<Vec<u64>> = tree
+                .members
+                .iter()
+                .map(|(pid, started)| {
+                    platform::resident(*pid)
+                        .filter(|(start, _)| start.abs_diff(*started) <= 20)
+                        .map(|(_, rss)| rss)
+                })
+                .collect();
+            if let Some(now) = now {
+                return now.iter().sum();
+            }
+        }
+        let found = platform::process_tree(root);
+        *known = Some(super::KnownTree {
+            root,
+            members: found.iter().map(|p| (p.pid, p.start_unix_ms)).collect(),
+            found: Instant::now(),
+            stale: false,
+        });
+        found.iter().map(|p| p.rss_bytes).sum()
+    }
+
+    /// The processes [`Browser::resident_bytes`] counted last.
+    pub fn counted_processes(&self) -> Vec<u32> {
+        self.shared
+            .tree
+            .lock()
+            .ok()
+            .and_then(|known| {
+                known
+                    .as_ref()
+                    .map(|t| t.members.iter().map(|(pid, _)| *pid).collect())
+            })
+            .unwrap_or_default()
+    }
+
+    /// A page navigated: the browser may have started processes for it.
+    pub(super) fn tree_may_have_grown(&self) {
+        if let Ok(mut known) = self.shared.tree.lock() {
+            if let Some(tree) = known.as_mut() {
+                tree.stale = true;
+            }
+        }
     }
 
     /// Memory of the whole browser process tree (proportional set size where the OS reports

@@ -207,6 +207,8 @@ struct Shared {
     listed: Mutex<Option<(String, u64, usize)>>,
     /// What our page's session already has: domains enabled, the document's handle.
     session: Mutex<SessionCache>,
+    /// The browser's process tree as last found (see [`Browser::resident_bytes`]).
+    tree: Mutex<Option<KnownTree>>,
     closing: AtomicBool,
     notify: NoticeFn,
 }
@@ -234,6 +236,20 @@ impl SessionCache {
     }
 }
 
+/// The browser's process tree as last found: its root, each member with its start time (so a
+/// reused pid is not mistaken for it), and when it was found. Processes join the tree when pages
+/// navigate (a renderer per site), so a navigation makes it stale, as does age
+/// ([`TREE_REFRESH`]) and any member gone.
+struct KnownTree {
+    root: u32,
+    members: Vec<(u32, u64)>,
+    found: Instant,
+    stale: bool,
+}
+
+/// The longest a known process tree is followed without looking for new members.
+const TREE_REFRESH: Duration = Duration::from_secs(60);
+
 /// The handle. Cheap to clone.
 #[derive(Clone)]
 pub struct Browser {
@@ -252,6 +268,7 @@ impl Browser {
                 page_events: AtomicU64::new(0),
                 listed: Mutex::new(None),
                 session: Mutex::new(SessionCache::default()),
+                tree: Mutex::new(None),
                 closing: AtomicBool::new(false),
                 notify,
             }),

@@ -242,8 +242,10 @@ impl Browser {
         let mut events = live.conn.subscribe();
         let started = Instant::now();
         self.enable("Page", deadline).await?;
-        // The document is about to be replaced: its handle with it.
+        // The document is about to be replaced: its handle with it. A new site may bring a
+        // new renderer process.
         self.cached(&live.session_id, |cache| cache.document = None);
+        self.tree_may_have_grown();
         let answer = live
             .conn
             .call(

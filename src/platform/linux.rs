@@ -39,6 +39,32 @@ fn page_size() -> u64 {
 }
 
 pub fn process(pid: u32) -> Option<ProcessInfo> {
+    let (parent, start_unix_ms, rss_bytes) = stat(pid)?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| {
+            raw.split(|b| *b == 0)
+                .filter(|part| !part.is_empty())
+                .map(|part| String::from_utf8_lossy(part).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(ProcessInfo {
+        pid,
+        parent,
+        start_unix_ms,
+        rss_bytes,
+        cmdline,
+    })
+}
+
+/// Start time and resident size of a live process, from its `stat` alone.
+pub fn resident(pid: u32) -> Option<(u64, u64)> {
+    stat(pid).map(|(_, start_unix_ms, rss_bytes)| (start_unix_ms, rss_bytes))
+}
+
+/// Parent, start time and resident size from `/proc/PID/stat`; `None` for a gone or zombie
+/// process.
+fn stat(pid: u32) -> Option<(u32, u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may itself contain spaces or parentheses.
     let after_name = &stat[stat.rfind(')')? + 2..];
@@ -52,21 +78,7 @@ pub fn process(pid: u32) -> Option<ProcessInfo> {
     let start_ticks: u64 = fields.get(19)?.parse().ok()?;
     let rss_pages: u64 = fields.get(21)?.parse().ok()?;
     let start_unix_ms = boot_time_ms() + start_ticks * 1000 / clock_ticks_per_second();
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| {
-            raw.split(|b| *b == 0)
-                .filter(|part| !part.is_empty())
-                .map(|part| String::from_utf8_lossy(part).into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    Some(ProcessInfo {
-        pid,
-        parent,
-        start_unix_ms,
-        rss_bytes: rss_pages * page_size(),
-        cmdline,
-    })
+    Some((parent, start_unix_ms, rss_pages * page_size()))
 }
 
 /// The children of `pid` by the kernel's own links (every thread's `children` file: a child

@@ -44,6 +44,12 @@ pub fn all_processes() -> Vec<ProcessInfo> {
     imp::all_processes()
 }
 
+/// Start time and resident size of `pid`, when it is alive: one small read, for following
+/// processes already known.
+pub fn resident(pid: u32) -> Option<(u64, u64)> {
+    imp::resident(pid)
+}
+
 /// The start time of `pid`, when it is alive.
 pub fn start_unix_ms(pid: u32) -> Option<u64> {
     process(pid).map(|p| p.start_unix_ms)

@@ -52,6 +52,11 @@ fn parse_etime(text: &str) -> Option<Duration> {
     Some(Duration::from_secs(days * 86400 + seconds))
 }
 
+/// Start time and resident size of a live process.
+pub fn resident(pid: u32) -> Option<(u64, u64)> {
+    process(pid).map(|p| (p.start_unix_ms, p.rss_bytes))
+}
+
 pub fn process(pid: u32) -> Option<ProcessInfo> {
     run_ps(&[
         "-o",
