@@ -830,14 +830,22 @@ mod flags {
         }
     }
 
-    /// (idle PSS after login, peak PSS during actions, PSS after, processes, ms per action, ok)
-    async fn once(
-        dir: &Path,
-        name: &str,
-        extra: &[&str],
-        url: &str,
-        actions: usize,
-    ) -> (f64, f64, f64, usize, f64, bool) {
+    /// One browser's figures under one flag set.
+    #[derive(Debug, Clone)]
+    struct Sample {
+        /// PSS MiB 5 s after the login, parked on about:blank.
+        idle: f64,
+        /// The highest PSS MiB seen right after an action.
+        peak: f64,
+        /// PSS MiB 3 s after the last action.
+        after: f64,
+        processes: usize,
+        per_action_ms: f64,
+        /// Every action was published with its id read from the site's answer.
+        verified: bool,
+    }
+
+    async fn once(dir: &Path, name: &str, extra: &[&str], url: &str, actions: usize) -> Sample {
         let profile = dir.join(format!("p-{}", uuid::Uuid::new_v4().simple()));
         let chrome = launch(wrapper(dir, name, extra), &profile.join("chrome-profile")).await;
         let pid = chrome.identity.pid;
@@ -870,13 +878,20 @@ mod flags {
             .await
             .expect("join");
         let _ = std::fs::remove_dir_all(profile);
-        (idle, peak, after, processes, per_action, ok)
+        Sample {
+            idle,
+            peak,
+            after,
+            processes,
+            per_action_ms: per_action,
+            verified: ok,
+        }
     }
 
     pub async fn run(runs: usize, actions: usize) {
         let dir = scratch("flags");
         let (sandbox, url) = sandbox().await;
-        let mut results: Vec<Vec<(f64, f64, f64, usize, f64, bool)>> = vec![Vec::new(); SETS.len()];
+        let mut results: Vec<Vec<Sample>> = vec![Vec::new(); SETS.len()];
         // Interleaved: every set once per round, so a change of machine load hits them all.
         for round in 0..runs {
             for (i, (name, extra)) in SETS.iter().enumerate() {
@@ -898,12 +913,12 @@ mod flags {
         for ((name, _), runs) in SETS.iter().zip(&results) {
             println!(
                 "flags: {name}: PSS MiB idle {}, during actions (peak) {}, after {}; processes {}; ms per action {}; every action verified: {}",
-                range(runs.iter().map(|r| r.0).collect()),
-                range(runs.iter().map(|r| r.1).collect()),
-                range(runs.iter().map(|r| r.2).collect()),
-                range(runs.iter().map(|r| r.3 as f64).collect()),
-                range(runs.iter().map(|r| r.4).collect()),
-                runs.iter().all(|r| r.5)
+                range(runs.iter().map(|r| r.idle).collect()),
+                range(runs.iter().map(|r| r.peak).collect()),
+                range(runs.iter().map(|r| r.after).collect()),
+                range(runs.iter().map(|r| r.processes as f64).collect()),
+                range(runs.iter().map(|r| r.per_action_ms).collect()),
+                runs.iter().all(|r| r.verified)
             );
         }
         let _ = std::fs::remove_dir_all(dir);
