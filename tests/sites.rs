@@ -1023,12 +1023,18 @@ fn daemon_process(profile: &Profile, site: &SiteRig) -> Running {
 async fn kill_9_at(
     point: &str,
     fault: Fault,
+    kind: Kind,
     killed_when: impl Fn(&Profile, &Sandbox, &str) -> bool,
 ) {
     let profile = Profile::new(&format!("kill9-{point}"));
     let site = site(&profile).await;
     let text = format!("survives kill -9 {point}");
-    enqueue(&profile, Kind::Post, &text, None).await;
+    let target = (kind == Kind::Reply).then(|| {
+        site.sandbox
+            .publish("a post to reply to", None, "someone")
+            .id
+    });
+    enqueue(&profile, kind, &text, target.as_deref()).await;
     site.sandbox.set_fault(Some(fault));
     let mut daemon = daemon_process(&profile, &site);
     let profile_ref = &profile;
@@ -1073,19 +1079,27 @@ fn job_state_is(profile: &Profile, state: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_before_the_click_then_restart_publishes_once() {
-    // Pages answer slowly: the job is claimed and being prepared when the daemon dies.
-    kill_9_at("before-click", Fault::Slow, |profile, sandbox, text| {
-        job_state_is(profile, "claimed") && copies(sandbox, text) == 0
-    })
+    // Pages answer slowly: the job is claimed and its page loading when the daemon dies. A
+    // reply, whose page (its target's) is opened after the claim; a post is written on the page
+    // the session check opened, a moment after the claim.
+    kill_9_at(
+        "before-click",
+        Fault::Slow,
+        Kind::Reply,
+        |profile, sandbox, text| job_state_is(profile, "claimed") && copies(sandbox, text) == 0,
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_just_after_the_click_then_restart_publishes_once() {
     // The post is on the site the moment the daemon dies; its answer never came.
-    kill_9_at("after-click", Fault::NoAnswer, |_, sandbox, text| {
-        copies(sandbox, text) == 1
-    })
+    kill_9_at(
+        "after-click",
+        Fault::NoAnswer,
+        Kind::Post,
+        |_, sandbox, text| copies(sandbox, text) == 1,
+    )
     .await;
 }
 
@@ -1094,6 +1108,7 @@ async fn kill_9_while_waiting_for_the_answer_then_restart_publishes_once() {
     kill_9_at(
         "awaiting-answer",
         Fault::LateAnswer,
+        Kind::Post,
         |profile, sandbox, text| copies(sandbox, text) == 1 && job_state_is(profile, "attempting"),
     )
     .await;
