@@ -56,7 +56,10 @@ impl Browser {
         let remaining = loop {
             let events_before = self.shared.page_events.load(Ordering::SeqCst);
             let pages = page_targets(&live.conn, list_deadline).await?;
-            self.remember_count(&live.target_id, events_before, pages.len());
+            let listed = pages.len();
+            self.cached(&live.session_id, |cache| {
+                cache.listed = Some((events_before, listed))
+            });
             found = found.max(pages.len());
             let strays: Vec<String> = pages
                 .into_iter()
@@ -130,11 +133,11 @@ impl Browser {
     pub async fn page_count(&self) -> Result<usize, BrowserError> {
         let live = self.page()?;
         let events_before = self.shared.page_events.load(Ordering::SeqCst);
-        let still_holds = self.shared.listed.lock().ok().and_then(|listed| {
-            listed
-                .as_ref()
-                .filter(|(ours, events, _)| *ours == live.target_id && *events == events_before)
-                .map(|(_, _, count)| *count)
+        let still_holds = self.cached(&live.session_id, |cache| {
+            cache
+                .listed
+                .filter(|(events, _)| *events == events_before)
+                .map(|(_, count)| count)
         });
         if let Some(count) = still_holds {
             return Ok(count);
@@ -142,15 +145,10 @@ impl Browser {
         let count = page_targets(&live.conn, self.shared.config.call_deadline)
             .await?
             .len();
-        self.remember_count(&live.target_id, events_before, count);
+        self.cached(&live.session_id, |cache| {
+            cache.listed = Some((events_before, count))
+        });
         Ok(count)
-    }
-
-    /// Keeps a page count listed when `page_events` was `events_before`, for our page `ours`.
-    fn remember_count(&self, ours: &str, events_before: u64, count: usize) {
-        if let Ok(mut listed) = self.shared.listed.lock() {
-            *listed = Some((ours.to_string(), events_before, count));
-        }
     }
 
     /// Stray pages closed since the last call (for the tick's counters).

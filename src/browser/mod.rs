@@ -203,8 +203,6 @@ struct Shared {
     /// Page targets announced created or destroyed (or announcements missed) so far: a page
     /// count listed when this was `n` still holds while it is `n`.
     page_events: AtomicU64,
-    /// The last page count listed: (our page's target id, `page_events` before listing, count).
-    listed: Mutex<Option<(String, u64, usize)>>,
     /// What our page's session already has: domains enabled, the document's handle.
     session: Mutex<SessionCache>,
     /// The browser's process tree as last found (see [`Browser::resident_bytes`]).
@@ -214,13 +212,16 @@ struct Shared {
 }
 
 /// What one CDP session of our page has been given, so that it is not asked again: the domains
-/// enabled on it (they stay enabled across navigations) and the handle of its document (valid
-/// until the document is replaced). Kept for one session id; another session starts empty.
+/// enabled on it (they stay enabled across navigations), the handle of its document (valid
+/// until the document is replaced), and the last page count listed with `page_events` as it was
+/// before the listing. Kept for one session id; another session (a new page, a new browser)
+/// starts empty.
 #[derive(Default)]
 struct SessionCache {
     session_id: String,
     enabled: Vec<&'static str>,
     document: Option<String>,
+    listed: Option<(u64, usize)>,
 }
 
 impl SessionCache {
@@ -266,7 +267,6 @@ impl Browser {
                 live: Mutex::new(None),
                 strays_closed: AtomicU64::new(0),
                 page_events: AtomicU64::new(0),
-                listed: Mutex::new(None),
                 session: Mutex::new(SessionCache::default()),
                 tree: Mutex::new(None),
                 closing: AtomicBool::new(false),

@@ -116,7 +116,11 @@ impl Browser {
     }
 
     /// Runs `f` on the cache of our page's session `session_id`.
-    fn cached<T>(&self, session_id: &str, f: impl FnOnce(&mut super::SessionCache) -> T) -> T {
+    pub(super) fn cached<T>(
+        &self,
+        session_id: &str,
+        f: impl FnOnce(&mut super::SessionCache) -> T,
+    ) -> T {
         let mut cache = match self.shared.session.lock() {
             Ok(cache) => cache,
             Err(poisoned) => poisoned.into_inner(),
