@@ -177,12 +177,17 @@ pub fn create_switch(path: &Path) -> std::io::Result<Switch> {
     }
 }
 
+/// How often the STOP file is looked for besides its watch: where the watch reports every
+/// change, as a last resort only; where it may miss one, often enough for STOP's bound (SPEC:
+/// idle, within 1 s); without a watch, as the mechanism.
+const POLL_LAST_RESORT: Duration = Duration::from_secs(5);
+const POLL_ALONGSIDE: Duration = Duration::from_millis(500);
+const POLL_ALONE: Duration = Duration::from_millis(200);
+
 /// Watches the STOP file and the signals until the shutdown triggers.
 ///
 /// Returns once the watchers are installed, so a STOP created after this call is never missed.
 pub fn watch(stop_path: PathBuf, shutdown: Shutdown) -> std::io::Result<Watchers> {
-    use notify::Watcher;
-
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     {
@@ -201,34 +206,31 @@ pub fn watch(stop_path: PathBuf, shutdown: Shutdown) -> std::io::Result<Watchers
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let watcher = notify::recommended_watcher(move |_event| {
-        let _ = notify_tx.send(());
-    })
-    .and_then(|mut watcher| {
-        watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
-        Ok(watcher)
-    })
-    .ok();
-    // With notifications the poll is only a safety net; without them it is the mechanism.
-    let poll_every = if watcher.is_some() {
-        Duration::from_millis(500)
+    let name = stop_path.file_name().unwrap_or_default();
+    let watcher = crate::platform::watch_entry(&dir, name, notify_tx).ok();
+    // Where the watch reports every change (a local file system) the poll is a last resort;
+    // where a change made elsewhere may go unseen (a network file system) it keeps STOP's
+    // bound; without a watch, or once it ended (the directory removed or moved), it is the
+    // mechanism.
+    let mut watching = watcher.is_some();
+    let poll_every = if crate::platform::reports_every_change(&dir) {
+        POLL_LAST_RESORT
     } else {
-        Duration::from_millis(200)
+        POLL_ALONGSIDE
     };
     {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let mut poll = tokio::time::interval(poll_every);
-            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 if stop_file_present(&stop_path).is_some() {
                     shutdown.trigger(StopReason::File);
                     return;
                 }
+                let wait = if watching { poll_every } else { POLL_ALONE };
                 tokio::select! {
                     _ = shutdown.stopped() => return,
-                    _ = poll.tick() => {}
-                    _ = notify_rx.recv() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    woken = notify_rx.recv(), if watching => watching = woken.is_some(),
                 }
             }
         });
@@ -238,12 +240,63 @@ pub fn watch(stop_path: PathBuf, shutdown: Shutdown) -> std::io::Result<Watchers
 
 /// Keeps the file watcher alive; dropping it ends notifications (polling goes on until stop).
 pub struct Watchers {
-    _watcher: Option<notify::RecommendedWatcher>,
+    _watcher: Option<crate::platform::EntryWatch>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The watch alone, without the poll behind it: a STOP created, or renamed into place,
+    /// wakes it; the other files of the directory, written all the while, do not stop it.
+    #[tokio::test]
+    async fn the_entry_watch_wakes_for_the_stop_file_created_or_moved_in() {
+        let dir = std::env::temp_dir().join(format!("executor-watch-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _watch =
+            crate::platform::watch_entry(&dir, "STOP_EXECUTOR".as_ref(), tx).expect("watch");
+        std::fs::write(dir.join("executor.log"), "a line").expect("other file");
+        std::fs::write(dir.join("STOP_EXECUTOR"), "").expect("create");
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("woken for the created file")
+            .expect("watch alive");
+        std::fs::remove_file(dir.join("STOP_EXECUTOR")).expect("remove");
+        while rx.try_recv().is_ok() {}
+        std::fs::write(dir.join("staged"), "").expect("staged");
+        std::fs::rename(dir.join("staged"), dir.join("STOP_EXECUTOR")).expect("rename");
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("woken for the file moved in")
+            .expect("watch alive");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A watched directory removed or moved away ends the watch (its channel closes), so that
+    /// the STOP loop falls back to polling the path instead of trusting a watch on nothing.
+    #[tokio::test]
+    async fn the_entry_watch_ends_when_its_directory_goes() {
+        for moved in [false, true] {
+            let dir = std::env::temp_dir().join(format!("executor-watch-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&dir).expect("dir");
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let _watch =
+                crate::platform::watch_entry(&dir, "STOP_EXECUTOR".as_ref(), tx).expect("watch");
+            let away = dir.with_extension("away");
+            if moved {
+                std::fs::rename(&dir, &away).expect("move");
+            } else {
+                std::fs::remove_dir(&dir).expect("remove");
+            }
+            let ended = tokio::time::timeout(Duration::from_secs(5), async {
+                while rx.recv().await.is_some() {}
+            })
+            .await;
+            let _ = std::fs::remove_dir_all(&away);
+            assert!(ended.is_ok(), "the watch ended (moved: {moved})");
+        }
+    }
 
     #[tokio::test]
     async fn stop_file_triggers_shutdown_promptly() {

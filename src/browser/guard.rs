@@ -23,13 +23,22 @@ pub(super) async fn run(
     mut events: super::cdp::Events,
 ) {
     let config = browser.shared.config.clone();
-    let mut heartbeat = tokio::time::interval(config.heartbeat_every);
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The beat is due `heartbeat_every` after the browser was last heard from: anything it
+    // sends (an answer to the tick's calls, an event) shows it alive as well as an answer to the
+    // heartbeat would, so a browser the ticks talk to often is never sent one.
+    let beat_due = tokio::time::sleep(config.heartbeat_every);
+    tokio::pin!(beat_due);
     let mut known_pages: HashSet<String> = HashSet::new();
     let reason = loop {
         tokio::select! {
             _ = conn.closed() => break conn.close_reason(),
-            _ = heartbeat.tick() => {
+            _ = &mut beat_due => {
+                let quiet = conn.quiet_for();
+                if quiet < config.heartbeat_every {
+                    beat_due.as_mut().reset(tokio::time::Instant::now() + (config.heartbeat_every - quiet));
+                    continue;
+                }
+                beat_due.as_mut().reset(tokio::time::Instant::now() + config.heartbeat_every);
                 let beat = conn.call("Browser.getVersion", json!({}), None, config.heartbeat_deadline).await;
                 if let Err(err) = beat {
                     // A browser that keeps talking (events, answers to our closes) is busy, not

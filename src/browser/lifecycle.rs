@@ -202,11 +202,7 @@ impl Browser {
             let now: Option<Vec<u64>> = tree
                 .members
                 .iter()
-                .map(|(pid, started)| {
-                    platform::resident(*pid)
-                        .filter(|(start, _)| start.abs_diff(*started) <= 20)
-                        .map(|(_, rss)| rss)
-                })
+                .map(platform::Followed::resident_bytes)
                 .collect();
             if let Some(now) = now {
                 return now.iter().sum();
@@ -215,7 +211,10 @@ impl Browser {
         let found = platform::process_tree(root);
         *known = Some(super::KnownTree {
             root,
-            members: found.iter().map(|p| (p.pid, p.start_unix_ms)).collect(),
+            members: found
+                .iter()
+                .filter_map(|p| platform::follow(p.pid, p.start_unix_ms))
+                .collect(),
             found: Instant::now(),
             stale: false,
         });
@@ -231,7 +230,7 @@ impl Browser {
             .and_then(|known| {
                 known
                     .as_ref()
-                    .map(|t| t.members.iter().map(|(pid, _)| *pid).collect())
+                    .map(|t| t.members.iter().map(platform::Followed::pid).collect())
             })
             .unwrap_or_default()
     }

@@ -108,6 +108,9 @@ pub struct BrowserConfig {
     pub relaunch_interval: Duration,
     /// Default deadline of one CDP call.
     pub call_deadline: Duration,
+    /// A heartbeat is sent once the browser has been quiet this long (the ticks' own calls
+    /// count), and must be answered within `heartbeat_deadline`: a frozen browser is noticed
+    /// within the two together.
     pub heartbeat_every: Duration,
     pub heartbeat_deadline: Duration,
     /// How long the page-cap sweep keeps closing under a tab storm ([`STORM_BOUND`]; tests
@@ -128,7 +131,7 @@ impl BrowserConfig {
             headless: true,
             relaunch_interval: Duration::from_secs(60),
             call_deadline: Duration::from_secs(10),
-            heartbeat_every: Duration::from_secs(1),
+            heartbeat_every: Duration::from_secs(2),
             heartbeat_deadline: Duration::from_secs(2),
             storm_bound: STORM_BOUND,
         }
@@ -237,13 +240,13 @@ impl SessionCache {
     }
 }
 
-/// The browser's process tree as last found: its root, each member with its start time (so a
-/// reused pid is not mistaken for it), and when it was found. Processes join the tree when pages
+/// The browser's process tree as last found: its root, each member followed (so a reused pid
+/// is not mistaken for it), and when it was found. Processes join the tree when pages
 /// navigate (a renderer per site), so a navigation makes it stale, as does age
 /// ([`TREE_REFRESH`]) and any member gone.
 struct KnownTree {
     root: u32,
-    members: Vec<(u32, u64)>,
+    members: Vec<crate::platform::Followed>,
     found: Instant,
     stale: bool,
 }

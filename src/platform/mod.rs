@@ -44,11 +44,14 @@ pub fn all_processes() -> Vec<ProcessInfo> {
     imp::all_processes()
 }
 
-/// Start time and resident size of `pid`, when it is alive: one small read, for following
-/// processes already known.
-pub fn resident(pid: u32) -> Option<(u64, u64)> {
-    imp::resident(pid)
+/// Starts following `pid` for its resident size, when it is alive and started at
+/// `start_unix_ms`. Each later read is one small read (Linux: the process's own `statm`, held
+/// open) and fails once that process has ended — never counting another that took its pid.
+pub fn follow(pid: u32, start_unix_ms: u64) -> Option<Followed> {
+    imp::follow(pid, start_unix_ms)
 }
+
+pub use imp::Followed;
 
 /// The start time of `pid`, when it is alive.
 pub fn start_unix_ms(pid: u32) -> Option<u64> {
@@ -59,6 +62,25 @@ pub fn start_unix_ms(pid: u32) -> Option<u64> {
 pub fn is_same_process(pid: u32, recorded_start_ms: u64) -> bool {
     // Allow a little slack: start times are derived from clock ticks on Linux.
     matches!(start_unix_ms(pid), Some(start) if start.abs_diff(recorded_start_ms) <= 20)
+}
+
+/// Sends on `wake` when an entry named `name` appears in `dir` (created or moved in), until the
+/// returned watch is dropped. Where the OS cannot tell which entry changed, any change in `dir`
+/// wakes: the caller looks for the entry itself either way.
+pub fn watch_entry(
+    dir: &std::path::Path,
+    name: &std::ffi::OsStr,
+    wake: tokio::sync::mpsc::UnboundedSender<()>,
+) -> std::io::Result<EntryWatch> {
+    imp::watch_entry(dir, name, wake)
+}
+
+pub use imp::EntryWatch;
+
+/// True when [`watch_entry`] on `dir` reports every change (a local file system on Linux);
+/// otherwise a change made elsewhere (another machine on a network file system) may go unseen.
+pub fn reports_every_change(dir: &std::path::Path) -> bool {
+    imp::reports_every_change(dir)
 }
 
 /// `root` and all of its descendants. Where the kernel lists each process's children (Linux's

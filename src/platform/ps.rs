@@ -52,9 +52,28 @@ fn parse_etime(text: &str) -> Option<Duration> {
     Some(Duration::from_secs(days * 86400 + seconds))
 }
 
-/// Start time and resident size of a live process.
-pub fn resident(pid: u32) -> Option<(u64, u64)> {
-    process(pid).map(|p| (p.start_unix_ms, p.rss_bytes))
+/// A process followed by pid and start time, asked of `ps` at each read.
+pub struct Followed {
+    pid: u32,
+    start_unix_ms: u64,
+}
+
+pub fn follow(pid: u32, start_unix_ms: u64) -> Option<Followed> {
+    let followed = Followed { pid, start_unix_ms };
+    followed.resident_bytes().map(|_| followed)
+}
+
+impl Followed {
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The resident size now; `None` once the process ended or its pid names another.
+    pub fn resident_bytes(&self) -> Option<u64> {
+        process(self.pid)
+            .filter(|p| p.start_unix_ms.abs_diff(self.start_unix_ms) <= 20)
+            .map(|p| p.rss_bytes)
+    }
 }
 
 pub fn process(pid: u32) -> Option<ProcessInfo> {
@@ -79,4 +98,32 @@ pub fn all_processes() -> Vec<ProcessInfo> {
 
 pub fn proportional_memory(pid: u32) -> Option<u64> {
     process(pid).map(|p| p.rss_bytes)
+}
+
+/// Watches `dir` for an entry named `name` appearing and sends on `wake` (a file-system
+/// notification of any change in `dir` wakes it; the caller looks for the entry itself).
+pub fn watch_entry(
+    dir: &std::path::Path,
+    _name: &std::ffi::OsStr,
+    wake: tokio::sync::mpsc::UnboundedSender<()>,
+) -> std::io::Result<EntryWatch> {
+    use notify::Watcher;
+    let mut watcher = notify::recommended_watcher(move |_event| {
+        let _ = wake.send(());
+    })
+    .map_err(std::io::Error::other)?;
+    watcher
+        .watch(dir, notify::RecursiveMode::NonRecursive)
+        .map_err(std::io::Error::other)?;
+    Ok(EntryWatch { _watcher: watcher })
+}
+
+/// Whether every change to `dir` is reported: not assumed here (the caller polls as well).
+pub fn reports_every_change(_dir: &std::path::Path) -> bool {
+    false
+}
+
+/// Ends the watch when dropped.
+pub struct EntryWatch {
+    _watcher: notify::RecommendedWatcher,
 }
