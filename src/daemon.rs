@@ -387,10 +387,7 @@ async fn run_locked(
         }
     }
     let notifier = crate::notify::Notifier::from_env();
-    let exit = tick_loop(
-        settings, shutdown, &ctx, &log, &sink, &metrics, &notifier, &store,
-    )
-    .await;
+    let exit = tick_loop(settings, shutdown, &ctx, &log, &sink, &metrics, &notifier).await;
     notifier.send("STOPPING=1");
     let _ = metrics_stop.send(true);
 
@@ -517,14 +514,12 @@ async fn tick_loop(
     sink: &EventSink,
     metrics: &crate::metrics::Metrics,
     notifier: &crate::notify::Notifier,
-    store: &Arc<dyn crate::store::Store>,
 ) -> Exit {
     let mut consecutive_failures: u32 = 0;
     let mut tick_number: u64 = 0;
     let mut was_connected = false;
     // The last backlog count a tick made, shown (as stale) by ticks that cannot count.
     let mut last_counted = None;
-    let mut heartbeat: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         if let Some(record) = shutdown.record() {
             return Exit::Stopped(record.reason.clone());
@@ -561,21 +556,10 @@ async fn tick_loop(
             &result.line(),
             Some(&result.event_data()),
         );
-        // The fleet view shows the last tick. The tick never waits on it: one write at a time,
-        // in the background, skipped while the previous one is still trying.
-        if heartbeat.as_ref().is_none_or(|h| h.is_finished()) {
-            let (store, id, data) = (
-                store.clone(),
-                settings.executor_id.clone(),
-                result.event_data(),
-            );
-            heartbeat = Some(tokio::spawn(async move {
-                let _ =
-                    with_deadline(store.executor_heartbeat(&id, &data, SystemTime::now())).await;
-            }));
-        }
-        sink.record(
-            events::TICK,
+        // The tick's event and the fleet view's last tick are one write, in the background:
+        // the tick never waits on the store.
+        sink.record_tick(
+            &settings.executor_id,
             if result.failed() {
                 Severity::Warning
             } else {

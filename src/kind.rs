@@ -28,3 +28,19 @@ impl Kind {
         }
     }
 }
+
+/// A number per lane: due jobs at the start of the tick, or actions started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaneCounts {
+    pub posting: u64,
+    pub reply: u64,
+}
+
+impl LaneCounts {
+    pub fn add(&mut self, kind: Kind, n: u64) {
+        match kind {
+            Kind::Post => self.posting += n,
+            Kind::Reply => self.reply += n,
+        }
+    }
+}

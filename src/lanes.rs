@@ -174,18 +174,11 @@ impl IdleState {
 #[async_trait::async_trait]
 impl TickWork for Lanes {
     async fn ready(&self) -> Result<LaneCounts, WorkError> {
-        let now = SystemTime::now();
-        let posting = self
+        let counts = self
             .store
-            .job_count_due(Kind::Post, Some(&self.config.account), now)
+            .job_count_due_lanes(Some(&self.config.account), SystemTime::now())
             .await
             .map_err(machinery)?;
-        let reply = self
-            .store
-            .job_count_due(Kind::Reply, Some(&self.config.account), now)
-            .await
-            .map_err(machinery)?;
-        let counts = LaneCounts { posting, reply };
         if let Ok(mut due) = self.idle.due.lock() {
             *due = Some(counts);
         }

@@ -109,6 +109,11 @@ fn named(path: &Path, err: std::io::Error) -> std::io::Error {
 
 enum Message {
     Event(Box<Event>),
+    /// A tick's event, stored with the executor's registry row in one transaction.
+    Tick {
+        event: Box<Event>,
+        executor_id: String,
+    },
     Flush(oneshot::Sender<bool>),
 }
 
@@ -169,6 +174,26 @@ impl EventSink {
         ));
     }
 
+    /// Queues a tick's event, which the writer stores together with executor `executor_id`'s
+    /// last tick and heartbeat in the registry (one commit). Spooled like any event when the
+    /// store fails; the registry then waits for the next tick.
+    pub fn record_tick(
+        &self,
+        executor_id: &str,
+        severity: Severity,
+        message: impl Into<String>,
+        data: serde_json::Value,
+    ) {
+        let event = Event::new(&self.identity, crate::events::TICK, severity, message, data);
+        if let Some(observer) = &self.observer {
+            observer.observe(&event);
+        }
+        let _ = self.tx.send(Message::Tick {
+            event: Box::new(event),
+            executor_id: executor_id.to_string(),
+        });
+    }
+
     /// Waits until everything queued so far is in the store (true) or in the spool (false), or
     /// the deadline passes (false).
     pub async fn flush(&self, deadline: Duration) -> bool {
@@ -207,34 +232,50 @@ async fn writer(store: Arc<dyn Store>, spool: Spool, mut rx: mpsc::UnboundedRece
             }
             continue;
         };
-        match message {
-            Message::Event(event) => {
-                if !spooled && insert(store.as_ref(), &event).await.is_ok() {
-                    continue;
-                }
-                // Behind the spool, or the store failed: keep order by appending.
-                match spool.append(&event) {
-                    Ok(()) => spooled = true,
-                    Err(err) => crate::errln!(
-                        "{}event {} could not be stored or spooled ({}): {err}",
-                        crate::log::PREFIX,
-                        event.event_type,
-                        spool.path().display()
-                    ),
-                }
-            }
+        let (event, executor_id) = match message {
+            Message::Event(event) => (event, None),
+            Message::Tick { event, executor_id } => (event, Some(executor_id)),
             Message::Flush(done) => {
                 if spooled {
                     spooled = !flush_spool(store.as_ref(), &spool).await;
                 }
                 let _ = done.send(!spooled);
+                continue;
             }
+        };
+        if !spooled
+            && insert(store.as_ref(), &event, executor_id.as_deref())
+                .await
+                .is_ok()
+        {
+            continue;
+        }
+        // Behind the spool, or the store failed: keep order by appending.
+        match spool.append(&event) {
+            Ok(()) => spooled = true,
+            Err(err) => crate::errln!(
+                "{}event {} could not be stored or spooled ({}): {err}",
+                crate::log::PREFIX,
+                event.event_type,
+                spool.path().display()
+            ),
         }
     }
 }
 
-async fn insert(store: &dyn Store, event: &Event) -> Result<(), crate::store::StoreError> {
-    match tokio::time::timeout(INSERT_DEADLINE, store.event_insert(event)).await {
+/// Inserts `event`; a tick's (`executor_id` set) together with the registry's row.
+async fn insert(
+    store: &dyn Store,
+    event: &Event,
+    executor_id: Option<&str>,
+) -> Result<(), crate::store::StoreError> {
+    let inserted = async {
+        match executor_id {
+            Some(id) => store.executor_tick(id, event).await,
+            None => store.event_insert(event).await,
+        }
+    };
+    match tokio::time::timeout(INSERT_DEADLINE, inserted).await {
         Ok(result) => result.map(|_| ()),
         Err(_) => Err(crate::store::StoreError::Timeout {
             operation: "event insert",
@@ -251,7 +292,7 @@ async fn flush_spool(store: &dyn Store, spool: &Spool) -> bool {
     };
     let mut done = 0;
     for event in &events {
-        if insert(store, event).await.is_err() {
+        if insert(store, event, None).await.is_err() {
             break;
         }
         done += 1;

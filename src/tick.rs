@@ -8,21 +8,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// A number per lane: due jobs at the start of the tick, or actions started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LaneCounts {
-    pub posting: u64,
-    pub reply: u64,
-}
-
-impl LaneCounts {
-    pub fn add(&mut self, kind: crate::jobs::Kind, n: u64) {
-        match kind {
-            crate::jobs::Kind::Post => self.posting += n,
-            crate::jobs::Kind::Reply => self.reply += n,
-        }
-    }
-}
+pub use crate::kind::LaneCounts;
 
 /// Why part of a tick's work did not go through.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -42,6 +42,17 @@ fn numbers(events: &[Event], key: &str) -> Vec<i64> {
         .collect()
 }
 
+fn tick_at(data: serde_json::Value, created_at: std::time::SystemTime) -> Event {
+    Event::at(
+        &identity(),
+        executor::events::TICK,
+        Severity::Info,
+        "tick",
+        data,
+        created_at,
+    )
+}
+
 fn event_at(kind: &str, ms: u64, data: serde_json::Value) -> Event {
     Event::at(
         &identity(),
@@ -1065,6 +1076,32 @@ mod job_suite {
         );
     }
 
+    /// A tick's event and the registry's last tick are one write: the event stored, the row
+    /// showing its data and time. Stored again (a retry after a lost answer), it is not doubled.
+    pub async fn a_tick_stores_its_event_and_the_registry_row_together(url: DatabaseUrl) {
+        let store = open(&url).await;
+        store
+            .executor_register(&executor("a", "alice"), at(0))
+            .await
+            .expect("register");
+        let tick = tick_at(json!({"tick": 3, "pages": 1}), at(5));
+        assert!(store.executor_tick("a", &tick).await.expect("tick"));
+        assert!(!store.executor_tick("a", &tick).await.expect("again"));
+        let stored = store
+            .event_list(&EventQuery {
+                types: vec![executor::events::TICK.into()],
+                ..EventQuery::default()
+            })
+            .await
+            .expect("events");
+        assert_eq!(stored.len(), 1, "{stored:?}");
+        assert_eq!(stored[0].id, tick.id);
+        let fleet = store.fleet().await.expect("fleet");
+        assert_eq!(fleet[0].last_tick["tick"], 3);
+        assert_eq!(fleet[0].last_tick_at, Some(at(5)));
+        assert_eq!(fleet[0].heartbeat_at, at(5));
+    }
+
     pub async fn an_orderly_exit_hands_the_account_over_at_once(url: DatabaseUrl) {
         use executor::fleet::{ExecutorState, LeaseOutcome};
         let store = open(&url).await;
@@ -1080,9 +1117,9 @@ mod job_suite {
             .await
             .expect("lease");
         store
-            .executor_heartbeat("a", &json!({"pages": 1}), at(2))
+            .executor_tick("a", &tick_at(json!({"pages": 1}), at(2)))
             .await
-            .expect("heartbeat");
+            .expect("tick");
         store
             .executor_stopped("a", "alice", at(3))
             .await
@@ -1387,6 +1424,7 @@ both_backends!(
     hourly_limits_hold_across_several_executors_of_one_account,
     transition_events_are_shown_to_the_observer_after_commit,
     one_executor_holds_an_account_the_other_waits_then_takes_over_when_it_lapses,
+    a_tick_stores_its_event_and_the_registry_row_together,
     an_orderly_exit_hands_the_account_over_at_once,
     the_dashboards_reads_filter_by_account_text_and_job,
 );

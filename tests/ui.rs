@@ -143,11 +143,19 @@ async fn seed(database: String) -> Seeded {
     let tick = json!({"tick": 7, "pages": 1, "posting_ready": 1, "reply_ready": 0,
         "backoff_seconds": 0, "last_error": null, "duration_ms": 12});
     store
-        .executor_heartbeat(&identity.executor_id, &tick, now)
+        .executor_tick(
+            &identity.executor_id,
+            &Event::new(
+                &identity,
+                executor::events::TICK,
+                Severity::Info,
+                "seeded",
+                tick.clone(),
+            ),
+        )
         .await
-        .expect("heartbeat");
+        .expect("tick");
     for (kind, data) in [
-        (executor::events::TICK, tick.clone()),
         (
             executor::events::TICK,
             json!({"tick": 6, "pages": 2, "last_error": "CDP unreachable", "failed": true}),

@@ -264,6 +264,13 @@ pub trait Store: Send + Sync {
         now: SystemTime,
     ) -> Result<u64, StoreError>;
 
+    /// [`Store::job_count_due`] of both lanes in one call: the tick's count.
+    async fn job_count_due_lanes(
+        &self,
+        account: Option<&str>,
+        now: SystemTime,
+    ) -> Result<crate::kind::LaneCounts, StoreError>;
+
     /// The accounts that have jobs due at `now` (queued or failed, not before now), in order.
     async fn job_due_accounts(&self, now: SystemTime) -> Result<Vec<String>, StoreError>;
 
@@ -382,13 +389,10 @@ pub trait Store: Send + Sync {
         now: SystemTime,
     ) -> Result<crate::fleet::LeaseOutcome, StoreError>;
 
-    /// After a tick: its data in the registry, and a heartbeat.
-    async fn executor_heartbeat(
-        &self,
-        id: &str,
-        last_tick: &serde_json::Value,
-        now: SystemTime,
-    ) -> Result<(), StoreError>;
+    /// After a tick, in one transaction: its event stored (false when that id already was), and
+    /// the event's data in the registry as executor `id`'s last tick, with a heartbeat at the
+    /// event's time.
+    async fn executor_tick(&self, id: &str, tick: &Event) -> Result<bool, StoreError>;
 
     /// At an orderly exit: stopped, and the account's lease ended for a standby to take.
     async fn executor_stopped(

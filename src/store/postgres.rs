@@ -399,6 +399,16 @@ impl Store for PostgresStore {
         ))
     }
 
+    async fn job_count_due_lanes(
+        &self,
+        account: Option<&str>,
+        now: SystemTime,
+    ) -> Result<crate::kind::LaneCounts, StoreError> {
+        run!(self, "job count due", |c| queue::job_count_due_lanes(
+            c, account, now
+        ))
+    }
+
     async fn job_due_accounts(&self, now: SystemTime) -> Result<Vec<String>, StoreError> {
         run!(self, "due accounts", |c| queue::job_due_accounts(c, now))
     }
@@ -564,15 +574,8 @@ impl Store for PostgresStore {
         ))
     }
 
-    async fn executor_heartbeat(
-        &self,
-        id: &str,
-        last_tick: &serde_json::Value,
-        now: SystemTime,
-    ) -> Result<(), StoreError> {
-        run!(self, "executor heartbeat", |c| queue::executor_heartbeat(
-            c, id, last_tick, now
-        ))
+    async fn executor_tick(&self, id: &str, tick: &Event) -> Result<bool, StoreError> {
+        run!(self, "executor tick", |c| queue::executor_tick(c, id, tick))
     }
 
     async fn executor_stopped(

@@ -394,6 +394,20 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn job_count_due_lanes(
+        &self,
+        account: Option<&str>,
+        now: SystemTime,
+    ) -> Result<crate::kind::LaneCounts, StoreError> {
+        let account = account.map(str::to_string);
+        self.run(step!(|c| queue::job_count_due_lanes(
+            c,
+            account.as_deref(),
+            now
+        )))
+        .await
+    }
+
     async fn job_due_accounts(&self, now: SystemTime) -> Result<Vec<String>, StoreError> {
         self.run(step!(|c| queue::job_due_accounts(c, now))).await
     }
@@ -577,17 +591,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn executor_heartbeat(
-        &self,
-        id: &str,
-        last_tick: &serde_json::Value,
-        now: SystemTime,
-    ) -> Result<(), StoreError> {
-        let (id, last_tick) = (id.to_string(), last_tick.clone());
-        self.run(step!(|c| queue::executor_heartbeat(
-            c, &id, &last_tick, now
-        )))
-        .await
+    async fn executor_tick(&self, id: &str, tick: &Event) -> Result<bool, StoreError> {
+        let (id, tick) = (id.to_string(), tick.clone());
+        self.run(step!(|c| queue::executor_tick(c, &id, &tick)))
+            .await
     }
 
     async fn executor_stopped(

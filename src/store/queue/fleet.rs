@@ -154,21 +154,23 @@ async fn lease_hold_in<D: Driver>(
     Ok(outcome)
 }
 
-/// After each tick: the registry shows it (and that the executor lives).
-pub(crate) async fn executor_heartbeat<D: Driver + Send>(
+/// After each tick: its event, and the registry shows it (and that the executor lives) — one
+/// transaction, so an idle tick costs the store one commit.
+pub(crate) async fn executor_tick<D: Driver + Send>(
     d: &mut D,
     id: &str,
-    last_tick: &serde_json::Value,
-    now: SystemTime,
-) -> Result<(), StoreError> {
+    tick: &Event,
+) -> Result<bool, StoreError> {
     let sql = d.queries().executor_tick;
     let params = [
         Value::Text(id.into()),
-        Value::Json(last_tick.clone()),
-        Value::Time(now),
+        Value::Json(tick.event_data.clone()),
+        Value::Time(tick.created_at),
     ];
     in_tx!(d, Durability::Relaxed, async {
-        d.execute(sql, &params).await.map(|_| ())
+        let inserted = super::event_insert(d, tick).await?;
+        d.execute(sql, &params).await?;
+        Ok(inserted)
     })
 }
 

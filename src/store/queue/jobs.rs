@@ -57,6 +57,19 @@ pub(crate) async fn job_count_due<D: Driver>(
     Ok(scalar(d, sql, &params).await?.unwrap_or(0).max(0) as u64)
 }
 
+/// The due counts of both lanes.
+pub(crate) async fn job_count_due_lanes<D: Driver>(
+    d: &mut D,
+    account: Option<&str>,
+    now: SystemTime,
+) -> Result<crate::kind::LaneCounts, StoreError> {
+    let mut counts = crate::kind::LaneCounts::default();
+    for kind in Kind::ALL {
+        counts.add(kind, job_count_due(d, kind, account, now).await?);
+    }
+    Ok(counts)
+}
+
 /// The accounts with jobs due at `now`, in order.
 pub(crate) async fn job_due_accounts<D: Driver>(
     d: &mut D,
