@@ -71,7 +71,9 @@ impl FileSink {
             self.rotate();
         }
         if let Some(file) = self.file.as_mut() {
-            match writeln!(file, "{line}") {
+            // One `write` with its newline: `writeln!` on a file is two, and another process
+            // appending between them would split the line.
+            match file.write_all(format!("{line}\n").as_bytes()) {
                 Ok(()) => self.written += line.len() as u64 + 1,
                 Err(err) => self.fail(err),
             }

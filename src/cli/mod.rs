@@ -449,11 +449,19 @@ fn run(cli: Cli) -> Result<(), CliError> {
         .global
         .resolve()
         .map_err(|err| CliError::usage(err.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|err| CliError::failure(format!("cannot start the async runtime: {err}")))?;
+    // The daemon waits nearly all of its life: one thread (plus the blocking pool, where SQLite
+    // and the browser's launch and end run) wakes it, with no hand-over between workers. The
+    // other commands keep two workers.
+    let runtime = match cli.command {
+        Command::Daemon => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+    }
+    .map_err(|err| CliError::failure(format!("cannot start the async runtime: {err}")))?;
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Chrome(args) => chrome::run(&settings, &args).await,
