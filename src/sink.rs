@@ -108,11 +108,11 @@ fn named(path: &Path, err: std::io::Error) -> std::io::Error {
 }
 
 enum Message {
-    Event(Box<Event>),
-    /// A tick's event, stored with the executor's registry row in one transaction.
-    Tick {
+    /// An event; a tick's names its executor, whose registry row is stored with it in one
+    /// transaction.
+    Event {
         event: Box<Event>,
-        executor_id: String,
+        tick_of: Option<String>,
     },
     Flush(oneshot::Sender<bool>),
 }
@@ -151,10 +151,17 @@ impl EventSink {
 
     /// Queues one event.
     pub fn emit(&self, event: Event) {
+        self.queue(event, None);
+    }
+
+    fn queue(&self, event: Event, tick_of: Option<String>) {
         if let Some(observer) = &self.observer {
             observer.observe(&event);
         }
-        let _ = self.tx.send(Message::Event(Box::new(event)));
+        let _ = self.tx.send(Message::Event {
+            event: Box::new(event),
+            tick_of,
+        });
     }
 
     /// Makes and queues an event with this sink's identity.
@@ -185,13 +192,7 @@ impl EventSink {
         data: serde_json::Value,
     ) {
         let event = Event::new(&self.identity, crate::events::TICK, severity, message, data);
-        if let Some(observer) = &self.observer {
-            observer.observe(&event);
-        }
-        let _ = self.tx.send(Message::Tick {
-            event: Box::new(event),
-            executor_id: executor_id.to_string(),
-        });
+        self.queue(event, Some(executor_id.to_string()));
     }
 
     /// Waits until everything queued so far is in the store (true) or in the spool (false), or
@@ -232,9 +233,8 @@ async fn writer(store: Arc<dyn Store>, spool: Spool, mut rx: mpsc::UnboundedRece
             }
             continue;
         };
-        let (event, executor_id) = match message {
-            Message::Event(event) => (event, None),
-            Message::Tick { event, executor_id } => (event, Some(executor_id)),
+        let (event, tick_of) = match message {
+            Message::Event { event, tick_of } => (event, tick_of),
             Message::Flush(done) => {
                 if spooled {
                     spooled = !flush_spool(store.as_ref(), &spool).await;
@@ -244,7 +244,7 @@ async fn writer(store: Arc<dyn Store>, spool: Spool, mut rx: mpsc::UnboundedRece
             }
         };
         if !spooled
-            && insert(store.as_ref(), &event, executor_id.as_deref())
+            && insert(store.as_ref(), &event, tick_of.as_deref())
                 .await
                 .is_ok()
         {
@@ -263,14 +263,14 @@ async fn writer(store: Arc<dyn Store>, spool: Spool, mut rx: mpsc::UnboundedRece
     }
 }
 
-/// Inserts `event`; a tick's (`executor_id` set) together with the registry's row.
+/// Inserts `event`; a tick's (`tick_of` set) together with its executor's registry row.
 async fn insert(
     store: &dyn Store,
     event: &Event,
-    executor_id: Option<&str>,
+    tick_of: Option<&str>,
 ) -> Result<(), crate::store::StoreError> {
     let inserted = async {
-        match executor_id {
+        match tick_of {
             Some(id) => store.executor_tick(id, event).await,
             None => store.event_insert(event).await,
         }
