@@ -197,9 +197,19 @@ fn verify_fails_naming_a_tick_gap_when_the_daemon_was_paused() {
         ],
     ));
     daemon.lines.wait_for_nth(3, START, is_tick_line);
+    let last_tick = std::time::Instant::now();
     daemon.signal(libc::SIGSTOP);
-    // The fault itself: frozen for longer than any allowed gap (interval + the tick + 5 s slack).
-    std::thread::sleep(Duration::from_secs(10));
+    // The fault itself: the daemon really stopped, and silent for longer than any allowed gap
+    // (interval + the tick + 5 s slack) since its last tick line.
+    let stopped = || {
+        std::fs::read_to_string(format!("/proc/{}/stat", daemon.pid()))
+            .ok()
+            .and_then(|stat| Some(stat[stat.rfind(')')? + 2..].starts_with('T')))
+            .unwrap_or(false)
+    };
+    wait_until("the daemon frozen past the allowed gap", START, || {
+        stopped() && last_tick.elapsed() >= Duration::from_secs(10)
+    });
     daemon.signal(libc::SIGCONT);
     let seen = daemon
         .lines
