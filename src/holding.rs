@@ -70,7 +70,13 @@ impl AccountHold {
                 SystemTime::now(),
             )
             .await?;
-        let now = match &outcome {
+        self.say(&outcome, log);
+        Ok(outcome)
+    }
+
+    /// Says in the log what changed with `outcome`, the lease's latest answer (each change once).
+    pub fn say(&self, outcome: &LeaseOutcome, log: &Logger) {
+        let now = match outcome {
             LeaseOutcome::Held { .. } => Last::Held,
             LeaseOutcome::Standby { .. } => Last::Standby,
         };
@@ -79,7 +85,7 @@ impl AccountHold {
             .lock()
             .map(|mut last| std::mem::replace(&mut *last, now))
             .unwrap_or(Last::Nothing);
-        match &outcome {
+        match outcome {
             LeaseOutcome::Held {
                 took_over_from: Some(previous),
                 ..
@@ -96,7 +102,6 @@ impl AccountHold {
             )),
             _ => {}
         }
-        Ok(outcome)
     }
 }
 

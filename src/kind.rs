@@ -20,6 +20,14 @@ impl Kind {
         }
     }
 
+    /// The lane's place in a per-lane array (in the order of [`Kind::ALL`]).
+    pub fn index(self) -> usize {
+        match self {
+            Kind::Post => 0,
+            Kind::Reply => 1,
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Kind> {
         match text {
             "post" => Some(Kind::Post),
@@ -42,5 +50,37 @@ impl LaneCounts {
             Kind::Post => self.posting += n,
             Kind::Reply => self.reply += n,
         }
+    }
+
+    pub fn get(&self, kind: Kind) -> u64 {
+        match kind {
+            Kind::Post => self.posting,
+            Kind::Reply => self.reply,
+        }
+    }
+}
+
+/// What the tick's one read of the store found in an account's lanes: the due jobs, and
+/// whether anything else asks for the lane's pass — an `uncertain` job to look up, an expired
+/// lease (of any account) to sweep, a breaker to obey or clear, an operator's pause. A lane with
+/// neither is left alone for the tick: nothing it would claim, sweep or say exists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaneLook {
+    pub due: LaneCounts,
+    pub chores: [bool; 2],
+}
+
+impl LaneLook {
+    pub fn chores(&self, kind: Kind) -> bool {
+        self.chores[kind.index()]
+    }
+
+    pub fn set_chores(&mut self, kind: Kind, chores: bool) {
+        self.chores[kind.index()] = chores;
+    }
+
+    /// Whether the lane has nothing at all to do this tick.
+    pub fn quiet(&self, kind: Kind) -> bool {
+        self.due.get(kind) == 0 && !self.chores(kind)
     }
 }

@@ -16,6 +16,7 @@
 use crate::browser::Browser;
 use crate::events::Identity;
 use crate::jobs::{Claim, ClaimOutcome, Job, Kind, Limits, Outcome};
+use crate::kind::LaneLook;
 use crate::sites::{ActionError, Lookup, Session, Site};
 use crate::stop::Shutdown;
 use crate::store::Store;
@@ -95,16 +96,21 @@ pub struct Lanes {
 pub struct PauseMemory(std::sync::Mutex<[Option<crate::pauses::Scope>; 2]>);
 
 impl PauseMemory {
+    /// Whether `kind`'s last claim met a pause.
+    fn met(&self, kind: Kind) -> bool {
+        self.0
+            .lock()
+            .map(|last| last[kind.index()].is_some())
+            .unwrap_or(true)
+    }
+
     /// Records what `kind`'s claim met; returns the change, if it is one.
     fn changed(
         &self,
         kind: Kind,
         now: Option<&crate::pauses::Scope>,
     ) -> Option<Option<crate::pauses::Scope>> {
-        let slot = match kind {
-            Kind::Post => 0,
-            Kind::Reply => 1,
-        };
+        let slot = kind.index();
         let mut last = self.0.lock().ok()?;
         if last[slot].as_ref() == now {
             return None;
@@ -129,19 +135,23 @@ pub const KEEP_OPEN_UNTIL: Duration = Duration::from_secs(5);
 /// The idle session check's memory.
 #[derive(Debug, Default)]
 pub struct IdleState {
-    /// The due counts of this tick (`ready` runs just before `run`).
-    due: std::sync::Mutex<Option<LaneCounts>>,
+    /// What this tick's first read found (`ready` runs just before `run`).
+    look: std::sync::Mutex<Option<LaneLook>>,
+    /// The account lease's answer to this tick's first call, for `run` to act on.
+    held: std::sync::Mutex<Option<crate::fleet::LeaseOutcome>>,
     /// The last session check that found all well (and what it found), while nothing went
     /// wrong since.
     quiet_since: std::sync::Mutex<Option<(std::time::Instant, Session)>>,
 }
 
 impl IdleState {
+    fn look(&self) -> Option<LaneLook> {
+        self.look.lock().ok().and_then(|look| *look)
+    }
+
     fn nothing_due(&self) -> bool {
-        self.due
-            .lock()
-            .map(|due| due.is_some_and(|d| d.posting == 0 && d.reply == 0))
-            .unwrap_or(false)
+        self.look()
+            .is_some_and(|look| look.due.posting == 0 && look.due.reply == 0)
     }
 
     /// The session this tick may act with without checking it: with nothing due, the one a
@@ -174,15 +184,32 @@ impl IdleState {
 #[async_trait::async_trait]
 impl TickWork for Lanes {
     async fn ready(&self) -> Result<LaneCounts, WorkError> {
-        let counts = self
+        // With a site, the same call (one transaction) holds the account's lease for `run`.
+        let hold = self
+            .hold
+            .as_ref()
+            .filter(|_| self.site.is_some())
+            .map(|hold| (hold.executor_id.as_str(), hold.ttl));
+        let (look, held) = self
             .store
-            .job_count_due_lanes(Some(&self.config.account), SystemTime::now())
+            .tick_start(
+                &self.config.account,
+                hold,
+                &self.identity,
+                SystemTime::now(),
+            )
             .await
             .map_err(machinery)?;
-        if let Ok(mut due) = self.idle.due.lock() {
-            *due = Some(counts);
+        if let (Some(hold), Some(held)) = (&self.hold, &held) {
+            hold.say(held, &self.log);
         }
-        Ok(counts)
+        if let Ok(mut slot) = self.idle.look.lock() {
+            *slot = Some(look);
+        }
+        if let Ok(mut slot) = self.idle.held.lock() {
+            *slot = held;
+        }
+        Ok(look.due)
     }
 
     async fn abandoned(&self) {
@@ -195,7 +222,12 @@ impl TickWork for Lanes {
             return report;
         };
         // Only the executor holding the account acts for it; a standby waits (not a failure).
-        match self.hold_account().await {
+        let held = self.idle.held.lock().ok().and_then(|mut held| held.take());
+        let holding = match held {
+            Some(held) => Ok(holder_of(held)),
+            None => self.hold_account().await,
+        };
+        match holding {
             Ok(None) => {}
             Ok(Some(holder)) => {
                 report.standby_for = Some(holder);
@@ -244,9 +276,13 @@ impl TickWork for Lanes {
         }
         self.account_restored();
         let logged_in = session.account.as_deref();
+        let look = self.idle.look();
         for kind in Kind::ALL {
             if shutdown.is_stopped() {
                 break;
+            }
+            if !self.lane_has_work(look, kind) {
+                continue;
             }
             match self
                 .lane(site.as_ref(), browser, shutdown, kind, logged_in)
@@ -264,8 +300,7 @@ impl TickWork for Lanes {
         // The site's page does not stay open (and busy) until the next tick: parked once, after
         // the lanes, not between them — unless more is due and the next tick, which opens the
         // site again anyway, is only moments away.
-        let due = self.idle.due.lock().ok().and_then(|due| *due);
-        let more_due = due.is_some_and(|due| due.posting + due.reply > started);
+        let more_due = look.is_some_and(|look| look.due.posting + look.due.reply > started);
         if started > 0 && !(more_due && self.config.tick_interval <= KEEP_OPEN_UNTIL) {
             let _ = browser.park().await;
         }
@@ -282,14 +317,10 @@ impl Lanes {
         let Some(hold) = &self.hold else {
             return Ok(None);
         };
-        match hold
-            .hold(self.store.as_ref(), &self.identity, &self.log)
+        hold.hold(self.store.as_ref(), &self.identity, &self.log)
             .await
-        {
-            Ok(crate::fleet::LeaseOutcome::Held { .. }) => Ok(None),
-            Ok(crate::fleet::LeaseOutcome::Standby { holder, .. }) => Ok(Some(holder)),
-            Err(err) => Err(WorkError::Machinery(format!("account lease: {err}"))),
-        }
+            .map(holder_of)
+            .map_err(|err| WorkError::Machinery(format!("account lease: {err}")))
     }
 
     /// Our own leases after a dropped tick: `claimed` back to the queue, `attempting` to
@@ -309,6 +340,13 @@ impl Lanes {
                 .log
                 .warn(&format!("Could not release the capped tick's job: {err}")),
         }
+    }
+
+    /// Whether `kind`'s lane has anything to do this tick: no if the tick's first read found
+    /// nothing due and nothing else for it (see [`LaneLook`]) and the lane last met no pause
+    /// (whose end is then still to be said). An idle tick so costs one read, not four writes.
+    fn lane_has_work(&self, look: Option<LaneLook>, kind: Kind) -> bool {
+        lane_has_work(look, kind, self.paused.met(kind))
     }
 
     /// One lane: verify uncertain jobs, then at most one action. Returns actions started.
@@ -615,6 +653,19 @@ impl Lanes {
 }
 
 /// A store error: the machinery failed.
+/// `None`: we hold the account; `Some(holder)`: another executor does.
+fn holder_of(outcome: crate::fleet::LeaseOutcome) -> Option<String> {
+    match outcome {
+        crate::fleet::LeaseOutcome::Held { .. } => None,
+        crate::fleet::LeaseOutcome::Standby { holder, .. } => Some(holder),
+    }
+}
+
+/// See [`Lanes::lane_has_work`]; without a first read (none was made), every lane runs.
+fn lane_has_work(look: Option<LaneLook>, kind: Kind, paused: bool) -> bool {
+    paused || look.is_none_or(|look| !look.quiet(kind))
+}
+
 fn machinery(error: crate::store::StoreError) -> WorkError {
     WorkError::Machinery(error.to_string())
 }
@@ -659,4 +710,26 @@ fn lease_token(job: &Job) -> String {
 /// Up to a quarter of the gap, so actions do not fall into a visible rhythm.
 fn jitter(gap: Duration) -> Duration {
     gap.mul_f64(fastrand::f64() * 0.25)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lane_is_skipped_only_when_the_first_read_found_nothing_and_no_pause_is_to_be_lifted() {
+        let mut look = LaneLook::default();
+        assert!(!lane_has_work(Some(look), Kind::Post, false));
+        assert!(!lane_has_work(Some(look), Kind::Reply, false));
+        assert!(lane_has_work(None, Kind::Post, false), "no read: run");
+        assert!(
+            lane_has_work(Some(look), Kind::Post, true),
+            "the end of a pause is still to be said"
+        );
+        look.due.add(Kind::Reply, 1);
+        assert!(lane_has_work(Some(look), Kind::Reply, false));
+        assert!(!lane_has_work(Some(look), Kind::Post, false));
+        look.set_chores(Kind::Post, true);
+        assert!(lane_has_work(Some(look), Kind::Post, false));
+    }
 }

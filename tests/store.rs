@@ -909,6 +909,130 @@ mod job_suite {
         assert_eq!(detected[0].event_data["account"], "alice");
     }
 
+    /// The tick's first read decides whether a lane's claims run at all: every reason for a
+    /// pass must show in it, or an idle tick would leave work (a sweep, a lookup, a breaker or a
+    /// pause to say) undone.
+    pub async fn the_ticks_first_read_sees_every_reason_for_a_lanes_pass(url: DatabaseUrl) {
+        let store = open(&url).await;
+        let look = |account: &'static str, now: SystemTime| {
+            let store = store.clone();
+            async move {
+                let (look, lease) = store
+                    .tick_start(account, None, &identity(), now)
+                    .await
+                    .expect("look");
+                assert_eq!(lease, None, "no lease asked for");
+                look
+            }
+        };
+        use executor::pauses::{Pause, Scope};
+        let quiet = |look: executor::kind::LaneLook| Kind::ALL.map(|kind| look.quiet(kind));
+        assert_eq!(
+            quiet(look("alice", at(1)).await),
+            [true, true],
+            "empty store"
+        );
+
+        let mut job = new_job(Kind::Post, "alice's post");
+        job.account = "alice".into();
+        enqueue(store.as_ref(), job).await;
+        let mut later = new_job(Kind::Reply, "alice's later reply");
+        later.account = "alice".into();
+        later.reply_to = Some("1".into());
+        later.not_before = at(1000);
+        enqueue(store.as_ref(), later).await;
+        let first = look("alice", at(1)).await;
+        assert_eq!((first.due.posting, first.due.reply), (1, 0));
+        assert_eq!(first.chores, [false, false]);
+        assert_eq!(
+            quiet(look("bob", at(1)).await),
+            [true, true],
+            "bob has nothing"
+        );
+
+        // Claimed and clicked: nothing to do while the lease lives (60 s from 1 s)...
+        let job = claimed(
+            store.as_ref(),
+            &claim_for("alice", Kind::Post, "a", at(1), Limits::OFF),
+        )
+        .await;
+        store
+            .job_mark_attempting(job.id, &token(&job), at(2))
+            .await
+            .expect("attempting");
+        assert_eq!(quiet(look("alice", at(30)).await), [true, true]);
+        // ...once it has run out, any executor's pass sweeps it: bob's lane is due a pass too.
+        assert_eq!(quiet(look("alice", at(62)).await), [false, true]);
+        assert_eq!(quiet(look("bob", at(62)).await), [false, true]);
+        let swept = store
+            .job_claim_next(
+                &claim_for("bob", Kind::Post, "b", at(62), Limits::OFF),
+                &identity(),
+            )
+            .await
+            .expect("claim");
+        assert_eq!(swept, ClaimOutcome::Empty);
+
+        // Uncertain: only alice's executor can look it up, and until it does, its lane is due.
+        assert_eq!(quiet(look("bob", at(63)).await), [true, true]);
+        assert_eq!(quiet(look("alice", at(63)).await), [false, true]);
+        let lookup = store
+            .job_claim_uncertain(Kind::Post, "alice", "a", Duration::from_secs(60), at(63))
+            .await
+            .expect("claim uncertain")
+            .expect("the uncertain job");
+        assert_eq!(lookup.id, job.id);
+        assert_eq!(
+            quiet(look("alice", at(64)).await),
+            [true, true],
+            "being looked up"
+        );
+        assert_eq!(
+            quiet(look("alice", at(124)).await),
+            [false, true],
+            "a lookup whose lease ran out is taken again"
+        );
+        store
+            .job_defer_uncertain(
+                job.id,
+                &token(&lookup),
+                "the search stopped short",
+                at(500),
+                &identity(),
+                at(65),
+            )
+            .await
+            .expect("defer");
+        assert_eq!(quiet(look("alice", at(66)).await), [true, true], "deferred");
+        assert_eq!(
+            quiet(look("alice", at(500)).await),
+            [false, true],
+            "due again"
+        );
+
+        // A breaker is the lane's until a claim clears it (with its event), expired or not.
+        store
+            .lane_breaker_open("bob", Kind::Reply, at(300), "HTTP 429", &identity(), at(70))
+            .await
+            .expect("open");
+        assert_eq!(quiet(look("bob", at(71)).await), [true, false]);
+        assert_eq!(quiet(look("bob", at(400)).await), [true, false]);
+        assert_eq!(quiet(look("alice", at(71)).await), [true, true]);
+
+        // A pause is every lane's: each claim reads it and says it once.
+        let pause = Pause {
+            scope: Scope::new(Some(Kind::Post), Some("carol".into())).expect("scope"),
+            reason: "checking".into(),
+            by: "op@host".into(),
+            since: at(80),
+        };
+        store
+            .pause_insert(&pause, &identity())
+            .await
+            .expect("pause");
+        assert_eq!(quiet(look("alice", at(81)).await), [false, false]);
+    }
+
     pub async fn hourly_limits_hold_across_several_executors_of_one_account(url: DatabaseUrl) {
         let store = open(&url).await;
         for i in 0..10 {
@@ -1026,18 +1150,20 @@ mod job_suite {
                 .expect("lease"),
             LeaseOutcome::Standby { .. }
         ));
-        // a's lease lapses (it was renewed at 20 for 30 s): b takes over.
-        let taken = store
-            .account_lease_hold("alice", "b", ttl, &identity(), at(51))
+        // a's lease lapses (it was renewed at 20 for 30 s): b's tick takes over, and its
+        // first read, in the same transaction, already sees a's claimed job back in the queue.
+        let (look, taken) = store
+            .tick_start("alice", Some(("b", ttl)), &identity(), at(51))
             .await
             .expect("lease");
         assert_eq!(
             taken,
-            LeaseOutcome::Held {
+            Some(LeaseOutcome::Held {
                 until: at(81),
                 took_over_from: Some("a".into())
-            }
+            })
         );
+        assert_eq!(look.due.posting, 1);
         let failovers = events_of(store.as_ref(), "EXECUTOR_FAILOVER").await;
         assert_eq!(failovers.len(), 1);
         assert_eq!(failovers[0].event_data["from"], "a");
@@ -1420,6 +1546,7 @@ both_backends!(
     operators_retry_and_cancel_only_jobs_not_in_flight,
     an_executor_claims_only_its_own_accounts_jobs,
     a_429_on_one_account_pauses_only_that_accounts_lane,
+    the_ticks_first_read_sees_every_reason_for_a_lanes_pass,
     a_paused_lane_claims_nothing_until_resumed_yet_jobs_in_flight_settle,
     hourly_limits_hold_across_several_executors_of_one_account,
     transition_events_are_shown_to_the_observer_after_commit,

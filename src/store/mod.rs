@@ -264,12 +264,17 @@ pub trait Store: Send + Sync {
         now: SystemTime,
     ) -> Result<u64, StoreError>;
 
-    /// [`Store::job_count_due`] of both lanes in one call: the tick's count.
-    async fn job_count_due_lanes(
+    /// The tick's first call: both lanes of `account` — what is due, and whether anything else
+    /// asks for the lane's pass (see [`crate::kind::LaneLook`]) — and, given `hold` (this
+    /// executor's id and the lease's time to live), the account's lease held in the same
+    /// transaction, as [`Store::account_lease_hold`] holds it.
+    async fn tick_start(
         &self,
-        account: Option<&str>,
+        account: &str,
+        hold: Option<(&str, Duration)>,
+        identity: &Identity,
         now: SystemTime,
-    ) -> Result<crate::kind::LaneCounts, StoreError>;
+    ) -> Result<(crate::kind::LaneLook, Option<crate::fleet::LeaseOutcome>), StoreError>;
 
     /// The accounts that have jobs due at `now` (queued or failed, not before now), in order.
     async fn job_due_accounts(&self, now: SystemTime) -> Result<Vec<String>, StoreError>;
@@ -461,10 +466,7 @@ pub(crate) struct SweepClock {
 
 impl SweepClock {
     pub fn due(&self, kind: Kind, now: SystemTime) -> bool {
-        let slot = match kind {
-            Kind::Post => 0,
-            Kind::Reply => 1,
-        };
+        let slot = kind.index();
         let Ok(mut last) = self.last.lock() else {
             return true;
         };

@@ -399,13 +399,15 @@ impl Store for PostgresStore {
         ))
     }
 
-    async fn job_count_due_lanes(
+    async fn tick_start(
         &self,
-        account: Option<&str>,
+        account: &str,
+        hold: Option<(&str, Duration)>,
+        identity: &Identity,
         now: SystemTime,
-    ) -> Result<crate::kind::LaneCounts, StoreError> {
-        run!(self, "job count due", |c| queue::job_count_due_lanes(
-            c, account, now
+    ) -> Result<(crate::kind::LaneLook, Option<crate::fleet::LeaseOutcome>), StoreError> {
+        run!(self, "tick start", |c| queue::tick_start(
+            c, account, hold, identity, now
         ))
     }
 

@@ -50,6 +50,16 @@ pub(crate) const QUERIES: Queries = Queries {
     ),
     job_count_due: "SELECT COUNT(*) FROM jobs WHERE kind = $1 AND ($2::text IS NULL OR account = $2)
            AND state IN ('queued', 'failed') AND not_before <= $3",
+    lane_look: "SELECT (SELECT COUNT(*) FROM jobs WHERE kind = $1 AND account = $2
+               AND state IN ('queued', 'failed') AND not_before <= $3),
+           (CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE state = 'uncertain' AND kind = $1
+                               AND account = $2 AND not_before <= $3
+                               AND (lease_token IS NULL OR lease_expires_at < $3))
+             OR EXISTS (SELECT 1 FROM jobs WHERE state IN ('claimed', 'attempting', 'uncertain')
+                          AND kind = $1 AND lease_expires_at < $3)
+             OR EXISTS (SELECT 1 FROM breakers WHERE account = $2 AND kind = $1)
+             OR EXISTS (SELECT 1 FROM pauses)
+           THEN 1 ELSE 0 END)::bigint",
     job_due_accounts: "SELECT DISTINCT account FROM jobs
          WHERE state IN ('queued', 'failed') AND not_before <= $1 ORDER BY account",
     job_count_by_state:

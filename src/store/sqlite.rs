@@ -146,6 +146,9 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Every statement of the store stays prepared (there are fewer than this), so that an
+        // action's statements do not push the idle tick's out, or the other way round.
+        conn.set_prepared_statement_cache_capacity(96);
         Ok(conn)
     }
 
@@ -394,15 +397,20 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn job_count_due_lanes(
+    async fn tick_start(
         &self,
-        account: Option<&str>,
+        account: &str,
+        hold: Option<(&str, Duration)>,
+        identity: &Identity,
         now: SystemTime,
-    ) -> Result<crate::kind::LaneCounts, StoreError> {
-        let account = account.map(str::to_string);
-        self.run(step!(|c| queue::job_count_due_lanes(
+    ) -> Result<(crate::kind::LaneLook, Option<crate::fleet::LeaseOutcome>), StoreError> {
+        let (account, identity) = (account.to_string(), identity.clone());
+        let hold = hold.map(|(me, ttl)| (me.to_string(), ttl));
+        self.run(step!(|c| queue::tick_start(
             c,
-            account.as_deref(),
+            &account,
+            hold.as_ref().map(|(me, ttl)| (me.as_str(), *ttl)),
+            &identity,
             now
         )))
         .await

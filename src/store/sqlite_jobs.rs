@@ -54,6 +54,16 @@ pub(crate) const QUERIES: Queries = Queries {
     ),
     job_count_due: "SELECT COUNT(*) FROM jobs WHERE kind = ?1 AND (?2 IS NULL OR account = ?2)
            AND state IN ('queued', 'failed') AND not_before <= ?3",
+    lane_look: "SELECT (SELECT COUNT(*) FROM jobs WHERE kind = ?1 AND account = ?2
+               AND state IN ('queued', 'failed') AND not_before <= ?3),
+           CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE state = 'uncertain' AND kind = ?1
+                               AND account = ?2 AND not_before <= ?3
+                               AND (lease_token IS NULL OR lease_expires_at < ?3))
+             OR EXISTS (SELECT 1 FROM jobs WHERE state IN ('claimed', 'attempting', 'uncertain')
+                          AND kind = ?1 AND lease_expires_at < ?3)
+             OR EXISTS (SELECT 1 FROM breakers WHERE account = ?2 AND kind = ?1)
+             OR EXISTS (SELECT 1 FROM pauses)
+           THEN 1 ELSE 0 END",
     job_due_accounts: "SELECT DISTINCT account FROM jobs
          WHERE state IN ('queued', 'failed') AND not_before <= ?1 ORDER BY account",
     job_count_by_state:
@@ -214,13 +224,13 @@ impl SqliteConn {
         }
         self.durability = Some(durability);
         self.written.clear();
-        self.conn.execute_batch("BEGIN IMMEDIATE")
+        self.run_execute("BEGIN IMMEDIATE", &[]).map(|_| ())
     }
 
     fn end_now(&mut self, commit: bool) -> rusqlite::Result<()> {
         let ended = self
-            .conn
-            .execute_batch(if commit { "COMMIT" } else { "ROLLBACK" });
+            .run_execute(if commit { "COMMIT" } else { "ROLLBACK" }, &[])
+            .map(|_| ());
         if !commit || ended.is_err() {
             self.written.clear();
         }

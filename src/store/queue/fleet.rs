@@ -6,6 +6,7 @@ use crate::fleet::{
     decide_lease, AccountLease, ExecutorInfo, ExecutorState, FleetMember, LeaseDecision,
     LeaseOutcome, Pace,
 };
+use crate::kind::LaneLook;
 use crate::store::StoreError;
 use std::time::{Duration, SystemTime};
 
@@ -31,6 +32,25 @@ pub(crate) async fn executor_register<D: Driver + Send>(
     ];
     in_tx!(d, Durability::Relaxed, async {
         d.execute(sql, &params).await.map(|_| ())
+    })
+}
+
+/// The tick's first call: the account's lanes, and with `hold` (`me`, the lease's time to live)
+/// the account's lease held as [`account_lease_hold`] does — one transaction, so an idle tick
+/// pays for one commit here and one for its event.
+pub(crate) async fn tick_start<D: Driver + Send>(
+    d: &mut D,
+    account: &str,
+    hold: Option<(&str, Duration)>,
+    identity: &Identity,
+    now: SystemTime,
+) -> Result<(LaneLook, Option<LeaseOutcome>), StoreError> {
+    let Some((me, ttl)) = hold else {
+        return Ok((super::lane_look(d, account, now).await?, None));
+    };
+    in_tx!(d, Durability::Relaxed, async {
+        let lease = lease_hold_in(d, account, me, ttl, identity, now).await?;
+        Ok((super::lane_look(d, account, now).await?, Some(lease)))
     })
 }
 

@@ -57,17 +57,28 @@ pub(crate) async fn job_count_due<D: Driver>(
     Ok(scalar(d, sql, &params).await?.unwrap_or(0).max(0) as u64)
 }
 
-/// The due counts of both lanes.
-pub(crate) async fn job_count_due_lanes<D: Driver>(
+/// Both lanes of `account` as the tick first reads them (in the caller's transaction, if any).
+pub(super) async fn lane_look<D: Driver>(
     d: &mut D,
-    account: Option<&str>,
+    account: &str,
     now: SystemTime,
-) -> Result<crate::kind::LaneCounts, StoreError> {
-    let mut counts = crate::kind::LaneCounts::default();
+) -> Result<crate::kind::LaneLook, StoreError> {
+    let sql = d.queries().lane_look;
+    let mut look = crate::kind::LaneLook::default();
     for kind in Kind::ALL {
-        counts.add(kind, job_count_due(d, kind, account, now).await?);
+        let params = [
+            kind_value(kind),
+            Value::Text(account.into()),
+            Value::Time(now),
+        ];
+        let rows = d.rows(sql, &params, &[Col::Int, Col::Int]).await?;
+        let row = rows.into_iter().next().unwrap_or_default();
+        let mut r = Reader(row.into_iter());
+        let (due, chores) = (r.int()?, r.int()?);
+        look.due.add(kind, due.max(0) as u64);
+        look.set_chores(kind, chores != 0);
     }
-    Ok(counts)
+    Ok(look)
 }
 
 /// The accounts with jobs due at `now`, in order.

@@ -62,6 +62,9 @@ pub(crate) struct Queries {
     pub job_id_by_key: &'static str,
     pub job_list: &'static str,
     pub job_count_due: &'static str,
+    /// One lane of an account as the tick first reads it: `(due, chores)`, see
+    /// [`crate::kind::LaneLook`].
+    pub lane_look: &'static str,
     /// The accounts that have due jobs.
     pub job_due_accounts: &'static str,
     pub job_count_by_state: &'static str,
