@@ -162,7 +162,7 @@ impl Browser {
     pub async fn enforce_memory_cap(&self, cap_bytes: u64) -> Result<bool, BrowserError> {
         // Proportional memory is never above resident memory: below the cap by the cheap count,
         // the costly one is not needed (it is, only near or above the cap).
-        if self.resident_bytes() <= cap_bytes {
+        if self.resident_recently_far_below(cap_bytes) || self.resident_bytes() <= cap_bytes {
             return Ok(false);
         }
         let before_bytes = self.memory_bytes();

@@ -184,10 +184,29 @@ impl Browser {
     /// read again (one small read each), and it is looked for afresh when a page navigated, a
     /// member is gone, or after [`super::TREE_REFRESH`].
     pub fn resident_bytes(&self) -> u64 {
-        self.pids()
+        let bytes = self
+            .pids()
             .iter()
             .map(|root| self.tree_resident(*root))
-            .sum()
+            .sum();
+        if let Ok(mut read) = self.shared.resident_read.lock() {
+            *read = Some((Instant::now(), bytes));
+        }
+        bytes
+    }
+
+    /// Whether the last [`Browser::resident_bytes`] still answers for `cap_bytes` without a new
+    /// reading (see [`super::RESIDENT_REREAD`]).
+    pub(super) fn resident_recently_far_below(&self, cap_bytes: u64) -> bool {
+        let roots = self.pids();
+        let tree_changed = match self.shared.tree.lock() {
+            Ok(known) => known
+                .as_ref()
+                .is_none_or(|tree| tree.stale || roots != [tree.root]),
+            Err(_) => true,
+        };
+        let last = self.shared.resident_read.lock().ok().and_then(|read| *read);
+        super::resident_reading_holds(last, tree_changed, Instant::now(), cap_bytes)
     }
 
     fn tree_resident(&self, root: u32) -> u64 {

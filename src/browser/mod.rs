@@ -210,6 +210,8 @@ struct Shared {
     session: Mutex<SessionCache>,
     /// The browser's process tree as last found (see [`Browser::resident_bytes`]).
     tree: Mutex<Option<KnownTree>>,
+    /// The last [`Browser::resident_bytes`] and when it was read.
+    resident_read: Mutex<Option<(Instant, u64)>>,
     closing: AtomicBool,
     notify: NoticeFn,
 }
@@ -254,6 +256,24 @@ struct KnownTree {
 /// The longest a known process tree is followed without looking for new members.
 const TREE_REFRESH: Duration = Duration::from_secs(60);
 
+/// A resident size read at most half the memory cap, with the tree unchanged since (no page
+/// navigated or appeared), is read again only after this long: an idle browser far below the
+/// cap is not measured every tick of a short interval.
+const RESIDENT_REREAD: Duration = Duration::from_secs(10);
+
+/// Whether `last` (when the resident size was read, and what it was) still answers for the cap.
+fn resident_reading_holds(
+    last: Option<(Instant, u64)>,
+    tree_changed: bool,
+    now: Instant,
+    cap_bytes: u64,
+) -> bool {
+    !tree_changed
+        && last.is_some_and(|(at, bytes)| {
+            bytes <= cap_bytes / 2 && now.saturating_duration_since(at) < RESIDENT_REREAD
+        })
+}
+
 /// The handle. Cheap to clone.
 #[derive(Clone)]
 pub struct Browser {
@@ -272,6 +292,7 @@ impl Browser {
                 page_events: AtomicU64::new(0),
                 session: Mutex::new(SessionCache::default()),
                 tree: Mutex::new(None),
+                resident_read: Mutex::new(None),
                 closing: AtomicBool::new(false),
                 notify,
             }),
@@ -301,5 +322,36 @@ impl Browser {
 
     pub fn is_connected(&self) -> bool {
         self.live().is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resident_reading_is_reused_only_far_below_the_cap_young_and_with_the_tree_unchanged() {
+        let at = Instant::now();
+        let cap = 2_000;
+        let soon = at + Duration::from_secs(9);
+        assert!(resident_reading_holds(Some((at, 1_000)), false, soon, cap));
+        assert!(
+            !resident_reading_holds(None, false, soon, cap),
+            "never read"
+        );
+        assert!(
+            !resident_reading_holds(Some((at, 1_001)), false, soon, cap),
+            "above half the cap: read every tick"
+        );
+        assert!(
+            !resident_reading_holds(Some((at, 1_000)), true, soon, cap),
+            "a page navigated or appeared"
+        );
+        assert!(!resident_reading_holds(
+            Some((at, 1_000)),
+            false,
+            at + RESIDENT_REREAD,
+            cap
+        ));
     }
 }
