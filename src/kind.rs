@@ -52,6 +52,11 @@ impl LaneCounts {
         }
     }
 
+    /// Both lanes together.
+    pub fn total(&self) -> u64 {
+        self.posting + self.reply
+    }
+
     pub fn get(&self, kind: Kind) -> u64 {
         match kind {
             Kind::Post => self.posting,

@@ -132,7 +132,8 @@ pub const SESSION_IDLE_CHECK: std::time::Duration = std::time::Duration::from_se
 /// parking would be a navigation only for the next tick to navigate away again.
 pub const KEEP_OPEN_UNTIL: Duration = Duration::from_secs(5);
 
-/// The idle session check's memory.
+/// What the tick's first call found (for `run`, which follows it), and the idle session check's
+/// memory.
 #[derive(Debug, Default)]
 pub struct IdleState {
     /// What this tick's first read found (`ready` runs just before `run`).
@@ -150,8 +151,7 @@ impl IdleState {
     }
 
     fn nothing_due(&self) -> bool {
-        self.look()
-            .is_some_and(|look| look.due.posting == 0 && look.due.reply == 0)
+        self.look().is_some_and(|look| look.due.total() == 0)
     }
 
     /// The session this tick may act with without checking it: with nothing due, the one a
@@ -296,11 +296,11 @@ impl TickWork for Lanes {
             }
         }
         // All well and nothing was started: the next idle ticks may act with this session.
-        let started = report.attempts.posting + report.attempts.reply;
+        let started = report.attempts.total();
         // The site's page does not stay open (and busy) until the next tick: parked once, after
         // the lanes, not between them — unless more is due and the next tick, which opens the
         // site again anyway, is only moments away.
-        let more_due = look.is_some_and(|look| look.due.posting + look.due.reply > started);
+        let more_due = look.is_some_and(|look| look.due.total() > started);
         if started > 0 && !(more_due && self.config.tick_interval <= KEEP_OPEN_UNTIL) {
             let _ = browser.park().await;
         }
@@ -652,7 +652,6 @@ impl Lanes {
     }
 }
 
-/// A store error: the machinery failed.
 /// `None`: we hold the account; `Some(holder)`: another executor does.
 fn holder_of(outcome: crate::fleet::LeaseOutcome) -> Option<String> {
     match outcome {
@@ -666,6 +665,7 @@ fn lane_has_work(look: Option<LaneLook>, kind: Kind, paused: bool) -> bool {
     paused || look.is_none_or(|look| !look.quiet(kind))
 }
 
+/// A store error: the machinery failed.
 fn machinery(error: crate::store::StoreError) -> WorkError {
     WorkError::Machinery(error.to_string())
 }

@@ -243,6 +243,24 @@ mod job_suite {
         }
     }
 
+    /// A job of `account`.
+    pub fn job_for(account: &str, kind: Kind, text: &str) -> NewJob {
+        NewJob {
+            account: account.into(),
+            ..new_job(kind, text)
+        }
+    }
+
+    /// Claims the next job by `claim` and marks it `attempting` at `at` (the click is next).
+    pub async fn clicked(store: &dyn Store, claim: &Claim, at: SystemTime) -> Job {
+        let job = claimed(store, claim).await;
+        store
+            .job_mark_attempting(job.id, &token(&job), at)
+            .await
+            .expect("attempting");
+        job
+    }
+
     fn token(job: &Job) -> String {
         job.state.lease().expect("leased").token.clone()
     }
@@ -385,11 +403,12 @@ mod job_suite {
     ) {
         let store = open(&url).await;
         enqueue(store.as_ref(), new_job(Kind::Post, "x")).await;
-        let job = claimed(store.as_ref(), &claim(Kind::Post, "A", at(1), Limits::OFF)).await;
-        store
-            .job_mark_attempting(job.id, &token(&job), at(2))
-            .await
-            .expect("attempting");
+        let job = clicked(
+            store.as_ref(),
+            &claim(Kind::Post, "A", at(1), Limits::OFF),
+            at(2),
+        )
+        .await;
         let next = store
             .job_claim_next(&claim(Kind::Post, "B", at(120), Limits::OFF), &identity())
             .await
@@ -415,11 +434,12 @@ mod job_suite {
     ) {
         let store = open(&url).await;
         enqueue(store.as_ref(), new_job(Kind::Post, "x")).await;
-        let job = claimed(store.as_ref(), &claim(Kind::Post, "me", at(1), Limits::OFF)).await;
-        store
-            .job_mark_attempting(job.id, &token(&job), at(2))
-            .await
-            .expect("attempting");
+        clicked(
+            store.as_ref(),
+            &claim(Kind::Post, "me", at(1), Limits::OFF),
+            at(2),
+        )
+        .await;
         drop(store); // the worker dies after the mark
         let store = open(&url).await; // the restart
         let rescued = store
@@ -466,15 +486,12 @@ mod job_suite {
     ) {
         let store = open(&url).await;
         enqueue(store.as_ref(), new_job(Kind::Reply, "x")).await;
-        let job = claimed(
+        let job = clicked(
             store.as_ref(),
             &claim(Kind::Reply, "me", at(1), Limits::OFF),
+            at(2),
         )
         .await;
-        store
-            .job_mark_attempting(job.id, &token(&job), at(2))
-            .await
-            .expect("attempting");
         let store = open(&url).await;
         store
             .job_rescue_owner("me", &identity(), at(10))
@@ -566,11 +583,12 @@ mod job_suite {
     pub async fn a_failure_reported_after_attempting_is_uncertain(url: DatabaseUrl) {
         let store = open(&url).await;
         enqueue(store.as_ref(), new_job(Kind::Post, "x")).await;
-        let job = claimed(store.as_ref(), &claim(Kind::Post, "w", at(1), Limits::OFF)).await;
-        store
-            .job_mark_attempting(job.id, &token(&job), at(2))
-            .await
-            .expect("attempting");
+        let job = clicked(
+            store.as_ref(),
+            &claim(Kind::Post, "w", at(1), Limits::OFF),
+            at(2),
+        )
+        .await;
         let failure = Outcome::FailedBeforeClick {
             error: "timeout".into(),
         };
@@ -636,9 +654,7 @@ mod job_suite {
         let store = open(&url).await;
         enqueue(store.as_ref(), new_job(Kind::Post, "a1")).await;
         enqueue(store.as_ref(), new_job(Kind::Reply, "a2")).await;
-        let mut other = new_job(Kind::Reply, "b1");
-        other.account = "b".into();
-        enqueue(store.as_ref(), other).await;
+        enqueue(store.as_ref(), job_for("b", Kind::Reply, "b1")).await;
         let gap = Limits {
             per_hour: None,
             min_gap: Duration::from_secs(60),
@@ -661,9 +677,7 @@ mod job_suite {
 
     pub async fn an_executor_claims_only_its_own_accounts_jobs(url: DatabaseUrl) {
         let store = open(&url).await;
-        let mut bobs = new_job(Kind::Post, "bob's post");
-        bobs.account = "bob".into();
-        let bobs = enqueue(store.as_ref(), bobs).await;
+        let bobs = enqueue(store.as_ref(), job_for("bob", Kind::Post, "bob's post")).await;
         for limits in [
             Limits::OFF,
             Limits {
@@ -745,19 +759,14 @@ mod job_suite {
             ("alice", Kind::Reply, "a reply"),
             ("bob", Kind::Post, "bob's post"),
         ] {
-            let mut job = new_job(kind, text);
-            job.account = account.into();
-            enqueue(store.as_ref(), job).await;
+            enqueue(store.as_ref(), job_for(account, kind, text)).await;
         }
-        let in_flight = claimed(
+        let in_flight = clicked(
             store.as_ref(),
             &claim_for("alice", Kind::Post, "a", at(1), Limits::OFF),
+            at(2),
         )
         .await;
-        store
-            .job_mark_attempting(in_flight.id, &token(&in_flight), at(2))
-            .await
-            .expect("attempting");
         let scope = Scope::new(Some(Kind::Post), Some("alice".into())).expect("scope");
         let pause = Pause {
             scope: scope.clone(),
@@ -876,9 +885,8 @@ mod job_suite {
     pub async fn a_429_on_one_account_pauses_only_that_accounts_lane(url: DatabaseUrl) {
         let store = open(&url).await;
         for account in ["alice", "bob"] {
-            let mut job = new_job(Kind::Post, &format!("{account}'s post"));
-            job.account = account.into();
-            enqueue(store.as_ref(), job).await;
+            let post = job_for(account, Kind::Post, &format!("{account}'s post"));
+            enqueue(store.as_ref(), post).await;
         }
         store
             .lane_breaker_open("alice", Kind::Post, at(300), "HTTP 429", &identity(), at(0))
@@ -933,11 +941,8 @@ mod job_suite {
             "empty store"
         );
 
-        let mut job = new_job(Kind::Post, "alice's post");
-        job.account = "alice".into();
-        enqueue(store.as_ref(), job).await;
-        let mut later = new_job(Kind::Reply, "alice's later reply");
-        later.account = "alice".into();
+        enqueue(store.as_ref(), job_for("alice", Kind::Post, "alice's post")).await;
+        let mut later = job_for("alice", Kind::Reply, "alice's later reply");
         later.reply_to = Some("1".into());
         later.not_before = at(1000);
         enqueue(store.as_ref(), later).await;
@@ -951,15 +956,12 @@ mod job_suite {
         );
 
         // Claimed and clicked: nothing to do while the lease lives (60 s from 1 s)...
-        let job = claimed(
+        let job = clicked(
             store.as_ref(),
             &claim_for("alice", Kind::Post, "a", at(1), Limits::OFF),
+            at(2),
         )
         .await;
-        store
-            .job_mark_attempting(job.id, &token(&job), at(2))
-            .await
-            .expect("attempting");
         assert_eq!(quiet(look("alice", at(30)).await), [true, true]);
         // ...once it has run out, any executor's pass sweeps it: bob's lane is due a pass too.
         assert_eq!(quiet(look("alice", at(62)).await), [false, true]);
@@ -1135,9 +1137,7 @@ mod job_suite {
             .account_lease_hold("alice", "a", ttl, &identity(), at(20))
             .await
             .expect("renew");
-        let mut job = new_job(Kind::Post, "in flight");
-        job.account = "alice".into();
-        enqueue(store.as_ref(), job).await;
+        enqueue(store.as_ref(), job_for("alice", Kind::Post, "in flight")).await;
         let held_job = claimed(
             store.as_ref(),
             &claim_for("alice", Kind::Post, "a", at(21), Limits::OFF),
