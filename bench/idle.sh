@@ -11,11 +11,21 @@
 #   bench/idle.sh target/release/executor 120
 #   SITE=sandbox bench/idle.sh target/release/executor 120
 #   bench/idle.sh target/release/executor 600 60s
+# With DATABASE=postgres://… the store is that PostgreSQL database (empty, or the daemon's own),
+# and the figures add what the daemon asked of that database per tick: transactions (each
+# statement outside one counts as one) and rows of its tables inserted and updated
+# (pg_stat_database, pg_stat_user_tables, read with psql; the server publishes these counts
+# about once a second):
+#   DATABASE=postgres://postgres@127.0.0.1:5432/idlebench SITE=sandbox bench/idle.sh BIN 120
+# With SYSCALLS=1 it counts the daemon's system calls per idle tick instead (strace), a figure
+# that does not move with the machine's noise:
+#   SYSCALLS=1 SITE=sandbox bench/idle.sh target/release/executor 60
 set -euo pipefail
 bin="${1:?usage: [SITE=sandbox] bench/idle.sh EXECUTOR_BINARY [SECONDS] [INTERVAL]}"
 seconds="${2:-60}"
 interval="${3:-1s}"
 site="${SITE:-none}"
+database="${DATABASE:-}"
 profile="$(mktemp -d /tmp/executor-idle-XXXXXX)"
 pids=()
 cleanup() {
@@ -43,8 +53,19 @@ elif [ "$site" != none ]; then
   exit 2
 fi
 
+store_args=()
+[ -n "$database" ] && store_args=(--database "$database")
+pg_counts() {
+  if [[ "$database" == postgres* ]]; then
+    psql -qAtX -F' ' "$database" -c "SELECT pg_stat_clear_snapshot();" \
+      -c "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
+            sum(n_tup_ins), sum(n_tup_upd) FROM pg_stat_user_tables"
+  else
+    echo 0 0 0
+  fi
+}
 "$bin" --profile "$profile" --browser-mode launch --cdp-port 0 --tick-interval "$interval" \
-  "${site_args[@]}" daemon >"$profile/out" 2>&1 &
+  "${store_args[@]}" "${site_args[@]}" daemon >"$profile/out" 2>&1 &
 daemon=$!
 for _ in $(seq 1 300); do grep -q "pages=" "$profile/out" 2>/dev/null && break; sleep 0.1; done
 if ! grep -q "pages=" "$profile/out"; then
@@ -57,7 +78,26 @@ if grep -q "AUTH_REQUIRED" "$profile/out"; then
   echo "the daemon is not logged in to the site: an idle tick would check the session each time" >&2
   exit 1
 fi
+[[ "$database" == postgres* ]] && sleep 2 # the counts of the daemon's start published first
 ticks1=$(grep -c "pages=" "$profile/out")
+read -r xacts1 inserted1 updated1 < <(pg_counts | tail -1)
+if [ -n "${SYSCALLS:-}" ]; then
+  # The system calls of the daemon's process (all its threads) per idle tick: a count, not a
+  # time, so it compares two builds on a noisy machine (strace slows the daemon: no CPU figure).
+  timeout -s INT "$seconds" strace -f -c -q -o "$profile/strace" -p "$daemon" >/dev/null 2>&1 || true
+  ticks=$(( $(grep -c "pages=" "$profile/out") - ticks1 ))
+  awk -v site="$site" -v interval="$interval" -v seconds="$seconds" -v ticks="$ticks" '
+    $NF == "total" { total = $4; next }
+    $1 ~ /^[0-9.]+$/ && NF >= 5 { calls[$NF] = $4 }
+    END {
+      printf "site=%s interval=%s seconds=%d ticks=%d syscalls=%d syscalls_per_tick=%.1f",
+        site, interval, seconds, ticks, total, (ticks > 0 ? total / ticks : 0)
+      n = split("pwrite64 pread64 fdatasync fsync futex epoll_wait read write openat sendto recvfrom", top, " ")
+      for (i = 1; i <= n; i++) if (calls[top[i]] > 0) printf " %s=%.1f", top[i], calls[top[i]] / ticks
+      printf "\n"
+    }' "$profile/strace"
+  exit 0
+fi
 if command -v perf >/dev/null && perf stat -e task-clock -p "$daemon" -- true >/dev/null 2>&1; then
   how=perf
   cpu_ms=$(perf stat -x, -e task-clock -p "$daemon" -- sleep "$seconds" 2>&1 \
@@ -72,10 +112,17 @@ else
 fi
 ticks2=$(grep -c "pages=" "$profile/out")
 ticks=$((ticks2 - ticks1))
+sleep 1 # the server publishes its counts about once a second
+read -r xacts2 inserted2 updated2 < <(pg_counts | tail -1)
+pg="$((xacts2 - xacts1 - 2)) $((inserted2 - inserted1)) $((updated2 - updated1))" # less psql's own
 failed=$(grep -c "last_error=[^ ]" "$profile/out" || true)
 awk -v how="$how" -v site="$site" -v interval="$interval" -v seconds="$seconds" -v ticks="$ticks" \
-  -v cpu="$cpu_ms" -v failed="$failed" 'BEGIN {
+  -v cpu="$cpu_ms" -v failed="$failed" -v pg="$pg" -v store="${database:0:8}" 'BEGIN {
   per_tick = ticks > 0 ? cpu / ticks : 0
   printf "site=%s interval=%s seconds=%d ticks=%d failed_ticks=%d cpu_ms=%.1f (%s) cpu_per_tick_ms=%.3f cpu_s_per_hour=%.2f\n",
     site, interval, seconds, ticks, failed, cpu, how, per_tick, cpu * 3600 / seconds / 1000
+  split(pg, n, " ")
+  if (store == "postgres" && ticks > 0)
+    printf "postgres per tick: transactions=%.2f rows_inserted=%.2f rows_updated=%.2f\n",
+      n[1] / ticks, n[2] / ticks, n[3] / ticks
 }'

@@ -556,10 +556,11 @@ async fn tick_loop(
             &result.line(),
             Some(&result.event_data()),
         );
-        // The tick's event and the fleet view's last tick are one write, in the background:
-        // the tick never waits on the store.
+        // The tick's event, the fleet view's last tick and the renewal of the account lease the
+        // tick held are one write, in the background: the tick never waits on the store.
         sink.record_tick(
             &settings.executor_id,
+            ctx.work.lease_to_renew(),
             if result.failed() {
                 Severity::Warning
             } else {

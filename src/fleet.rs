@@ -117,6 +117,40 @@ pub enum LeaseDecision {
     Wait { holder: String, until: SystemTime },
 }
 
+/// A tick's claim on its account's lease, for [`crate::store::Store::tick_start`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TickHold {
+    /// This executor's id.
+    pub me: String,
+    /// The lease's time to live.
+    pub ttl: Duration,
+    /// The time between tick starts.
+    pub interval: Duration,
+    /// This process's last answer was that it holds the lease, and the tick will not navigate to
+    /// check the session: if the tick is idle, a lease of its own that is still [`lease_fresh`]
+    /// is only read, and the tick's event renews it.
+    pub held_before: bool,
+}
+
+/// A tick's event renews the lease its tick held (see [`crate::store::Store::executor_tick`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRenewal {
+    pub account: String,
+    pub ttl: Duration,
+}
+
+/// Whether `lease` (holder, expiry) is `hold`'s own and was renewed within the last tick
+/// interval (and a tenth, for a late start): an idle tick may act on it without writing. Every
+/// tick that held the lease ends by renewing it with its event, so this is the usual case; one
+/// renewal missed (a slow store, a spooled event, a failed tick) and the next tick renews it at
+/// its start. At least half the time to live is left either way.
+pub fn lease_fresh(lease: (&str, SystemTime), hold: &TickHold, now: SystemTime) -> bool {
+    let (holder, expires_at) = lease;
+    let since_renewal = hold.interval + hold.interval / 10;
+    let left = hold.ttl.saturating_sub(since_renewal).max(hold.ttl / 2);
+    holder == hold.me && expires_at >= now + left
+}
+
 pub fn decide_lease(current: Option<&AccountLease>, me: &str, now: SystemTime) -> LeaseDecision {
     match current {
         None => LeaseDecision::Take { from: None },
@@ -200,6 +234,32 @@ pub fn host_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_tick_only_reads_a_lease_renewed_within_the_last_tick() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let hold = TickHold {
+            me: "a".into(),
+            ttl: Duration::from_secs(180),
+            interval: Duration::from_secs(60),
+            held_before: true,
+        };
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // Renewed at 0 by the last tick's event: fresh at the next tick (60 s) and a late one
+        // (66 s), not after that (the tick's start renews it).
+        assert!(lease_fresh(("a", at(180)), &hold, at(60)));
+        assert!(lease_fresh(("a", at(180)), &hold, at(66)));
+        assert!(!lease_fresh(("a", at(180)), &hold, at(67)));
+        assert!(!lease_fresh(("b", at(180)), &hold, at(60)), "not ours");
+        // A tick longer than the time to live: at least half of it must be left.
+        let long = TickHold {
+            interval: Duration::from_secs(3600),
+            ttl: Duration::from_secs(600),
+            ..hold
+        };
+        assert!(lease_fresh(("a", at(300)), &long, at(0)));
+        assert!(!lease_fresh(("a", at(299)), &long, at(0)));
+    }
 
     fn lease(holder: &str, expires_at: u64) -> AccountLease {
         AccountLease {

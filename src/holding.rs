@@ -2,10 +2,13 @@
 //!
 //! Each tick asks the store for the account's lease before any work on the site, and again just
 //! before each irreversible click: the holder renews it, a standby takes it once the holder's has
-//! lapsed (the store records the failover), anyone else waits. Nothing runs in the background, so
-//! a daemon that cannot reach its store, or whose tick hangs, simply stops renewing — and a
-//! standby takes over when the lease runs out. The store itself refuses the click to anyone but
-//! the live holder, so a late renewal can never let two executors publish for one account.
+//! lapsed (the store records the failover), anyone else waits. On an idle tick, a holder whose
+//! lease was renewed within the last tick only reads it; the tick's event, stored in the
+//! background, renews it in the same commit (an idle tick writes once). Only a tick that found
+//! the lease its own renews it, so a daemon that cannot reach its browser or its store, or whose
+//! tick hangs (cut at its cap), stops renewing — and a standby takes over when the lease runs
+//! out. The store itself refuses the click to anyone but the live holder, so a late renewal can
+//! never let two executors publish for one account.
 
 use crate::events::Identity;
 use crate::fleet::LeaseOutcome;
@@ -72,6 +75,11 @@ impl AccountHold {
             .await?;
         self.say(&outcome, log);
         Ok(outcome)
+    }
+
+    /// Whether the last answer was that this executor holds the lease.
+    pub fn held(&self) -> bool {
+        self.last.lock().is_ok_and(|last| *last == Last::Held)
     }
 
     /// Says in the log what changed with `outcome`, the lease's latest answer (each change once).

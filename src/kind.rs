@@ -88,4 +88,9 @@ impl LaneLook {
     pub fn quiet(&self, kind: Kind) -> bool {
         self.due.get(kind) == 0 && !self.chores(kind)
     }
+
+    /// Whether neither lane has anything to do this tick.
+    pub fn idle(&self) -> bool {
+        Kind::ALL.into_iter().all(|kind| self.quiet(kind))
+    }
 }

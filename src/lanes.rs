@@ -21,6 +21,7 @@ use crate::sites::{ActionError, Lookup, Session, Site};
 use crate::stop::Shutdown;
 use crate::store::Store;
 use crate::tick::{Blocked, LaneCounts, TickWork, WorkError, WorkReport};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -140,6 +141,11 @@ pub struct IdleState {
     look: std::sync::Mutex<Option<LaneLook>>,
     /// The account lease's answer to this tick's first call, for `run` to act on.
     held: std::sync::Mutex<Option<crate::fleet::LeaseOutcome>>,
+    /// This tick's first call found the lease ours: the tick's event renews it. Taken at the
+    /// tick's end, and dropped with a tick cut at its cap, so a tick that did not get as far as
+    /// the lease (the browser or the store down), or hung, renews nothing, and the lease of an
+    /// executor that cannot work runs out.
+    renew: std::sync::atomic::AtomicBool,
     /// The last session check that found all well (and what it found), while nothing went
     /// wrong since.
     quiet_since: std::sync::Mutex<Option<(std::time::Instant, Session)>>,
@@ -154,18 +160,21 @@ impl IdleState {
         self.look().is_some_and(|look| look.due.total() == 0)
     }
 
-    /// The session this tick may act with without checking it: with nothing due, the one a
-    /// good check found within [`SESSION_IDLE_CHECK`].
-    fn recent_session(&self) -> Option<Session> {
-        if !self.nothing_due() {
-            return None;
-        }
+    /// The session a good check found within [`SESSION_IDLE_CHECK`], while nothing went wrong
+    /// since.
+    fn checked_session(&self) -> Option<Session> {
         self.quiet_since.lock().ok().and_then(|quiet| {
             quiet
                 .as_ref()
                 .filter(|(at, _)| at.elapsed() < SESSION_IDLE_CHECK)
                 .map(|(_, session)| session.clone())
         })
+    }
+
+    /// The session this tick may act with without checking it: with nothing due, the
+    /// [`IdleState::checked_session`].
+    fn recent_session(&self) -> Option<Session> {
+        self.checked_session().filter(|_| self.nothing_due())
     }
 
     /// After a tick: `Some(session)` when all went well and nothing was started (idle ticks may
@@ -189,17 +198,26 @@ impl TickWork for Lanes {
             .hold
             .as_ref()
             .filter(|_| self.site.is_some())
-            .map(|hold| (hold.executor_id.as_str(), hold.ttl));
+            .map(|hold| crate::fleet::TickHold {
+                me: hold.executor_id.clone(),
+                ttl: hold.ttl,
+                interval: self.config.tick_interval,
+                // Only a tick that will not navigate to check the session may act on the lease
+                // as the last tick's event left it; the others renew it first.
+                held_before: hold.held() && self.idle.checked_session().is_some(),
+            });
         let (look, held) = self
             .store
             .tick_start(
                 &self.config.account,
-                hold,
+                hold.as_ref(),
                 &self.identity,
                 SystemTime::now(),
             )
             .await
             .map_err(machinery)?;
+        let ours = matches!(held, Some(crate::fleet::LeaseOutcome::Held { .. }));
+        self.idle.renew.store(ours, Ordering::Relaxed);
         if let (Some(hold), Some(held)) = (&self.hold, &held) {
             hold.say(held, &self.log);
         }
@@ -213,7 +231,18 @@ impl TickWork for Lanes {
     }
 
     async fn abandoned(&self) {
+        self.idle.renew.store(false, Ordering::Relaxed);
         self.release_own().await;
+    }
+
+    fn lease_to_renew(&self) -> Option<crate::fleet::LeaseRenewal> {
+        let ours = self.idle.renew.swap(false, Ordering::Relaxed);
+        let hold = self.hold.as_ref().filter(|_| ours)?;
+        // A renewal before a click during the tick may have found the lease gone.
+        hold.held().then(|| crate::fleet::LeaseRenewal {
+            account: hold.account.clone(),
+            ttl: hold.ttl,
+        })
     }
 
     async fn run(&self, browser: &Browser, shutdown: &Shutdown) -> WorkReport {

@@ -112,9 +112,16 @@ enum Message {
     /// transaction.
     Event {
         event: Box<Event>,
-        tick_of: Option<String>,
+        tick_of: Option<TickOf>,
     },
     Flush(oneshot::Sender<bool>),
+}
+
+/// A tick's event is stored with its executor's registry row, and the lease its tick held
+/// renewed, in one commit.
+struct TickOf {
+    executor_id: String,
+    renew: Option<crate::fleet::LeaseRenewal>,
 }
 
 /// Queues events for the writer task. Cheap to clone; never blocks.
@@ -154,7 +161,7 @@ impl EventSink {
         self.queue(event, None);
     }
 
-    fn queue(&self, event: Event, tick_of: Option<String>) {
+    fn queue(&self, event: Event, tick_of: Option<TickOf>) {
         if let Some(observer) = &self.observer {
             observer.observe(&event);
         }
@@ -182,17 +189,23 @@ impl EventSink {
     }
 
     /// Queues a tick's event, which the writer stores together with executor `executor_id`'s
-    /// last tick and heartbeat in the registry (one commit). Spooled like any event when the
-    /// store fails; the registry then waits for the next tick.
+    /// last tick and heartbeat in the registry, and `renew`, the lease the tick held, renewed
+    /// (one commit). Spooled like any event when the store fails; the registry then waits for
+    /// the next tick, and the lease is not renewed late from the spool (the next tick renews it).
     pub fn record_tick(
         &self,
         executor_id: &str,
+        renew: Option<crate::fleet::LeaseRenewal>,
         severity: Severity,
         message: impl Into<String>,
         data: serde_json::Value,
     ) {
         let event = Event::new(&self.identity, crate::events::TICK, severity, message, data);
-        self.queue(event, Some(executor_id.to_string()));
+        let tick_of = TickOf {
+            executor_id: executor_id.to_string(),
+            renew,
+        };
+        self.queue(event, Some(tick_of));
     }
 
     /// Waits until everything queued so far is in the store (true) or in the spool (false), or
@@ -244,7 +257,7 @@ async fn writer(store: Arc<dyn Store>, spool: Spool, mut rx: mpsc::UnboundedRece
             }
         };
         if !spooled
-            && insert(store.as_ref(), &event, tick_of.as_deref())
+            && insert(store.as_ref(), &event, tick_of.as_ref())
                 .await
                 .is_ok()
         {
@@ -263,15 +276,20 @@ async fn writer(store: Arc<dyn Store>, spool: Spool, mut rx: mpsc::UnboundedRece
     }
 }
 
-/// Inserts `event`; a tick's (`tick_of` set) together with its executor's registry row.
+/// Inserts `event`; a tick's (`tick_of` set) together with its executor's registry row and
+/// lease.
 async fn insert(
     store: &dyn Store,
     event: &Event,
-    tick_of: Option<&str>,
+    tick_of: Option<&TickOf>,
 ) -> Result<(), crate::store::StoreError> {
     let inserted = async {
         match tick_of {
-            Some(id) => store.executor_tick(id, event).await,
+            Some(tick) => {
+                store
+                    .executor_tick(&tick.executor_id, event, tick.renew.as_ref())
+                    .await
+            }
             None => store.event_insert(event).await,
         }
     };

@@ -77,6 +77,11 @@ pub trait TickWork: Send + Sync {
 
     /// Called after a tick's future was dropped at the runtime cap: release what it held.
     async fn abandoned(&self) {}
+
+    /// After a tick: the account lease it held, which the tick's event renews.
+    fn lease_to_renew(&self) -> Option<crate::fleet::LeaseRenewal> {
+        None
+    }
 }
 
 /// No queue: both lanes empty (browser-only tests and benchmarks).

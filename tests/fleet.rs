@@ -185,13 +185,34 @@ async fn an_orderly_stop_hands_the_account_to_the_standby() {
         .wait_for(LONG, |l| l.contains("Acting for the default account"));
     let b = site_daemon(&profile_b, &chrome_b, &site.url, &database, &[]);
     b.lines.wait_for(LONG, is_standby_tick);
+    // While a ticks idle, its tick events renew its lease (3 s at this tick interval): well past
+    // that, a still holds it, renewed by its last tick's own commit, and b still waits.
+    let store = store_at(&database).await;
+    let a_id = |fleet: &[executor::fleet::FleetMember]| {
+        let dir = profile_a.dir.display().to_string();
+        fleet.iter().find(|m| m.id.ends_with(&dir)).cloned()
+    };
+    let watched = SystemTime::now();
+    eventually("a ticks on for two lease lifetimes", LONG, || async {
+        let fleet = store.fleet().await.expect("fleet");
+        a_id(&fleet).and_then(|a| a.last_tick_at) > Some(watched + Duration::from_secs(6))
+    })
+    .await;
+    let fleet = store.fleet().await.expect("fleet");
+    let a_row = a_id(&fleet).expect("a registered");
+    let last_tick = a_row.last_tick_at.expect("a ticked");
+    assert_eq!(
+        a_row.lease,
+        Some((a_row.id.clone(), last_tick + Duration::from_secs(3))),
+        "the lease runs from a's last tick event"
+    );
+    assert!(!b.lines.all().iter().any(|l| l.contains("FAILOVER")));
     a.signal(libc::SIGTERM);
     let _ = tokio::task::block_in_place(|| a.wait_exit(Duration::from_secs(15)));
     let lines = b.lines.clone();
     tokio::task::block_in_place(|| {
         lines.wait_for(LONG, |l| l.contains("Acting for the default account"))
     });
-    let store = store_at(&database).await;
     enqueue_post(store.as_ref(), "", "after the handover").await;
     eventually("the new holder publishes", LONG, || async {
         succeeded(store.as_ref()).await == 1
@@ -200,6 +221,50 @@ async fn an_orderly_stop_hands_the_account_to_the_standby() {
     assert_eq!(copies(&site.sandbox, "after the handover"), 1);
     assert!(events(store.as_ref(), "EXECUTOR_FAILOVER").await.is_empty());
     drop(b);
+}
+
+/// A holder whose browser is gone keeps ticking (and failing) but no longer renews the account's
+/// lease: its ticks never get as far as the lease, so their events renew nothing, and the
+/// standby takes the account over when the lease runs out — then publishes what is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_lost_its_browser_lets_the_standby_take_over() {
+    let Some(base) = postgres_base_url() else {
+        return;
+    };
+    let database = postgres_schema(&base).await;
+    let site = sandbox_rig().await;
+    let (profile_a, profile_b) = (Profile::new("browserless-a"), Profile::new("browserless-b"));
+    let mut chrome_a = logged_in_chrome(&profile_a, &site.url).await;
+    let chrome_b = logged_in_chrome(&profile_b, &site.url).await;
+    let a = site_daemon(&profile_a, &chrome_a, &site.url, &database, &[]);
+    a.lines
+        .wait_for(LONG, |l| l.contains("Acting for the default account"));
+    let b = site_daemon(&profile_b, &chrome_b, &site.url, &database, &[]);
+    b.lines.wait_for(LONG, is_standby_tick);
+
+    let browser = chrome_a.managed.take().expect("a's browser");
+    tokio::task::block_in_place(|| browser.terminate(Duration::from_secs(3)));
+    let gone = Instant::now();
+    let lines = b.lines.clone();
+    tokio::task::block_in_place(|| lines.wait_for(LONG, |l| l.contains("FAILOVER: took over")));
+    eprintln!(
+        "failover after the holder's browser ended: {:.2}s",
+        gone.elapsed().as_secs_f64()
+    );
+    // a is still running, its ticks failing: it did not exit, it only stopped holding.
+    assert!(
+        a.lines.all().iter().any(|l| l.contains("last_error=")),
+        "a's ticks failed meanwhile"
+    );
+    let store = store_at(&database).await;
+    enqueue_post(store.as_ref(), "", "after the browser was lost").await;
+    eventually("the standby publishes", LONG, || async {
+        succeeded(store.as_ref()).await == 1
+    })
+    .await;
+    assert_eq!(copies(&site.sandbox, "after the browser was lost"), 1);
+    assert_eq!(events(store.as_ref(), "EXECUTOR_FAILOVER").await.len(), 1);
+    drop((a, b));
 }
 
 /// Three accounts, an executor each and a standby for one of them, one database: 150 posts are

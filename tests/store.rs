@@ -1095,6 +1095,115 @@ mod job_suite {
         }
     }
 
+    fn hold(me: &str, ttl: Duration, held_before: bool) -> executor::fleet::TickHold {
+        executor::fleet::TickHold {
+            me: me.into(),
+            ttl,
+            interval: ttl / 3,
+            held_before,
+        }
+    }
+
+    /// An idle tick writes once: at its start, an executor that held its account's lease reads
+    /// it (no write while it was renewed within the last tick), and the tick's event renews it.
+    /// The renewal counts only for the holder and never shortens a lease. A lease renewed longer
+    /// ago, a tick with work, or a lease another executor took, is dealt with at the tick's
+    /// start as before.
+    pub async fn an_idle_tick_reads_its_lease_and_its_event_renews_it(url: DatabaseUrl) {
+        use executor::fleet::{LeaseOutcome, LeaseRenewal};
+        let store = open(&url).await;
+        // Ticks every 10 s.
+        let ttl = Duration::from_secs(30);
+        for id in ["a", "b"] {
+            store
+                .executor_register(&executor(id, "alice"), at(0))
+                .await
+                .expect("register");
+        }
+        let renewal = LeaseRenewal {
+            account: "alice".into(),
+            ttl,
+        };
+        let lease = || {
+            let store = store.clone();
+            async move {
+                let fleet = store.fleet().await.expect("fleet");
+                fleet[0].lease.clone().expect("a lease")
+            }
+        };
+        let start = |me: &'static str, held_before: bool, now: SystemTime| {
+            let store = store.clone();
+            async move {
+                let (look, held) = store
+                    .tick_start("alice", Some(&hold(me, ttl, held_before)), &identity(), now)
+                    .await
+                    .expect("tick start");
+                (held.expect("a lease answer"), look)
+            }
+        };
+        let held = |until: SystemTime| LeaseOutcome::Held {
+            until,
+            took_over_from: None,
+        };
+        // The first tick of a process takes the lease (and says so in the registry).
+        assert_eq!(start("a", false, at(1)).await.0, held(at(31)));
+        // Its event renews it from the event's time.
+        store
+            .executor_tick("a", &tick_at(json!({"tick": 1}), at(2)), Some(&renewal))
+            .await
+            .expect("tick");
+        assert_eq!(lease().await, ("a".into(), at(32)));
+        // The next idle tick only reads it: the answer is the lease as it stands, nothing moved.
+        let heartbeat = |fleet: Vec<executor::fleet::FleetMember>| {
+            fleet.iter().find(|m| m.id == "a").map(|m| m.heartbeat_at)
+        };
+        assert_eq!(start("a", true, at(3)).await.0, held(at(32)));
+        assert_eq!(lease().await, ("a".into(), at(32)));
+        assert_eq!(
+            heartbeat(store.fleet().await.expect("fleet")),
+            Some(at(2)),
+            "a read-only tick start writes nothing"
+        );
+        // A renewal never shortens the lease (an event stored late, after a later renewal).
+        store
+            .executor_tick("a", &tick_at(json!({"tick": 0}), at(1)), Some(&renewal))
+            .await
+            .expect("late tick");
+        assert_eq!(lease().await, ("a".into(), at(32)));
+        // Renewed more than a tick (and a tenth) ago: the tick's start renews it.
+        assert_eq!(start("a", true, at(14)).await.0, held(at(44)));
+        assert_eq!(lease().await, ("a".into(), at(44)));
+        // A tick with work renews it at its start, so the work has the whole time to live.
+        enqueue(store.as_ref(), job_for("alice", Kind::Post, "due")).await;
+        let (answer, look) = start("a", true, at(15)).await;
+        assert_eq!(answer, held(at(45)));
+        assert_eq!(look.due.posting, 1);
+        assert_eq!(lease().await, ("a".into(), at(45)));
+        // b waits while a's lease runs; whatever b asked before, it is not the holder's read.
+        assert!(matches!(
+            start("b", true, at(20)).await.0,
+            LeaseOutcome::Standby { .. }
+        ));
+        // a falls silent; b takes over once the lease lapses.
+        assert_eq!(
+            start("b", false, at(46)).await.0,
+            LeaseOutcome::Held {
+                until: at(76),
+                took_over_from: Some("a".into())
+            }
+        );
+        // a's late tick event (and a's read, as if it still held the lease) cannot win it back.
+        store
+            .executor_tick("a", &tick_at(json!({"tick": 9}), at(47)), Some(&renewal))
+            .await
+            .expect("a's late tick");
+        assert_eq!(lease().await, ("b".into(), at(76)));
+        assert!(matches!(
+            start("a", true, at(48)).await.0,
+            LeaseOutcome::Standby { .. }
+        ));
+    }
+
     pub async fn one_executor_holds_an_account_the_other_waits_then_takes_over_when_it_lapses(
         url: DatabaseUrl,
     ) {
@@ -1153,7 +1262,7 @@ mod job_suite {
         // a's lease lapses (it was renewed at 20 for 30 s): b's tick takes over, and its
         // first read, in the same transaction, already sees a's claimed job back in the queue.
         let (look, taken) = store
-            .tick_start("alice", Some(("b", ttl)), &identity(), at(51))
+            .tick_start("alice", Some(&hold("b", ttl, false)), &identity(), at(51))
             .await
             .expect("lease");
         assert_eq!(
@@ -1211,8 +1320,8 @@ mod job_suite {
             .await
             .expect("register");
         let tick = tick_at(json!({"tick": 3, "pages": 1}), at(5));
-        assert!(store.executor_tick("a", &tick).await.expect("tick"));
-        assert!(!store.executor_tick("a", &tick).await.expect("again"));
+        assert!(store.executor_tick("a", &tick, None).await.expect("tick"));
+        assert!(!store.executor_tick("a", &tick, None).await.expect("again"));
         let stored = store
             .event_list(&EventQuery {
                 types: vec![executor::events::TICK.into()],
@@ -1243,7 +1352,7 @@ mod job_suite {
             .await
             .expect("lease");
         store
-            .executor_tick("a", &tick_at(json!({"pages": 1}), at(2)))
+            .executor_tick("a", &tick_at(json!({"pages": 1}), at(2)), None)
             .await
             .expect("tick");
         store
@@ -1552,6 +1661,7 @@ both_backends!(
     transition_events_are_shown_to_the_observer_after_commit,
     one_executor_holds_an_account_the_other_waits_then_takes_over_when_it_lapses,
     a_tick_stores_its_event_and_the_registry_row_together,
+    an_idle_tick_reads_its_lease_and_its_event_renews_it,
     an_orderly_exit_hands_the_account_over_at_once,
     the_dashboards_reads_filter_by_account_text_and_job,
 );

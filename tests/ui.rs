@@ -152,6 +152,7 @@ async fn seed(database: String) -> Seeded {
                 "seeded",
                 tick.clone(),
             ),
+            None,
         )
         .await
         .expect("tick");

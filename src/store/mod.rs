@@ -265,13 +265,14 @@ pub trait Store: Send + Sync {
     ) -> Result<u64, StoreError>;
 
     /// The tick's first call: both lanes of `account` — what is due, and whether anything else
-    /// asks for the lane's pass (see [`crate::kind::LaneLook`]) — and, given `hold` (this
-    /// executor's id and the lease's time to live), the account's lease held in the same
-    /// transaction, as [`Store::account_lease_hold`] holds it.
+    /// asks for the lane's pass (see [`crate::kind::LaneLook`]) — and, given `hold`, the
+    /// account's lease held in the same transaction, as [`Store::account_lease_hold`] holds it;
+    /// on an idle tick of an executor that held it at its last answer, only read while it is
+    /// still [`crate::fleet::lease_fresh`] (the tick's event renews it).
     async fn tick_start(
         &self,
         account: &str,
-        hold: Option<(&str, Duration)>,
+        hold: Option<&crate::fleet::TickHold>,
         identity: &Identity,
         now: SystemTime,
     ) -> Result<(crate::kind::LaneLook, Option<crate::fleet::LeaseOutcome>), StoreError>;
@@ -394,10 +395,16 @@ pub trait Store: Send + Sync {
         now: SystemTime,
     ) -> Result<crate::fleet::LeaseOutcome, StoreError>;
 
-    /// After a tick, in one transaction: its event stored (false when that id already was), and
-    /// the event's data in the registry as executor `id`'s last tick, with a heartbeat at the
-    /// event's time.
-    async fn executor_tick(&self, id: &str, tick: &Event) -> Result<bool, StoreError>;
+    /// After a tick, in one transaction: its event stored (false when that id already was), the
+    /// event's data in the registry as executor `id`'s last tick, with a heartbeat at the
+    /// event's time, and with `renew` the account's lease extended to the event's time plus the
+    /// time to live — only while `id` holds it, and never shortened.
+    async fn executor_tick(
+        &self,
+        id: &str,
+        tick: &Event,
+        renew: Option<&crate::fleet::LeaseRenewal>,
+    ) -> Result<bool, StoreError>;
 
     /// At an orderly exit: stopped, and the account's lease ended for a standby to take.
     async fn executor_stopped(

@@ -402,7 +402,7 @@ impl Store for PostgresStore {
     async fn tick_start(
         &self,
         account: &str,
-        hold: Option<(&str, Duration)>,
+        hold: Option<&crate::fleet::TickHold>,
         identity: &Identity,
         now: SystemTime,
     ) -> Result<(crate::kind::LaneLook, Option<crate::fleet::LeaseOutcome>), StoreError> {
@@ -576,8 +576,15 @@ impl Store for PostgresStore {
         ))
     }
 
-    async fn executor_tick(&self, id: &str, tick: &Event) -> Result<bool, StoreError> {
-        run!(self, "executor tick", |c| queue::executor_tick(c, id, tick))
+    async fn executor_tick(
+        &self,
+        id: &str,
+        tick: &Event,
+        renew: Option<&crate::fleet::LeaseRenewal>,
+    ) -> Result<bool, StoreError> {
+        run!(self, "executor tick", |c| queue::executor_tick(
+            c, id, tick, renew
+        ))
     }
 
     async fn executor_stopped(

@@ -182,6 +182,11 @@ pub(crate) const QUERIES: Queries = Queries {
          WHERE id = $1",
     lease_get: "SELECT account, holder, token, acquired_at, expires_at FROM account_leases
          WHERE account = $1 FOR UPDATE",
+    // The tick's read of its own lease: no lock, no write (`fleet::lease_fresh` decides).
+    lease_peek: "SELECT holder, expires_at FROM account_leases WHERE account = $1",
+    // The tick's event renews the lease its tick held: only the holder's, never shortened.
+    lease_extend: "UPDATE account_leases SET expires_at = $3
+         WHERE account = $1 AND holder = $2 AND expires_at < $3",
     lease_upsert: "INSERT INTO account_leases (account, holder, token, acquired_at, expires_at)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (account) DO UPDATE SET holder = excluded.holder, token = excluded.token,

@@ -400,16 +400,15 @@ impl Store for SqliteStore {
     async fn tick_start(
         &self,
         account: &str,
-        hold: Option<(&str, Duration)>,
+        hold: Option<&crate::fleet::TickHold>,
         identity: &Identity,
         now: SystemTime,
     ) -> Result<(crate::kind::LaneLook, Option<crate::fleet::LeaseOutcome>), StoreError> {
-        let (account, identity) = (account.to_string(), identity.clone());
-        let hold = hold.map(|(me, ttl)| (me.to_string(), ttl));
+        let (account, identity, hold) = (account.to_string(), identity.clone(), hold.cloned());
         self.run(step!(|c| queue::tick_start(
             c,
             &account,
-            hold.as_ref().map(|(me, ttl)| (me.as_str(), *ttl)),
+            hold.as_ref(),
             &identity,
             now
         )))
@@ -599,10 +598,20 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn executor_tick(&self, id: &str, tick: &Event) -> Result<bool, StoreError> {
-        let (id, tick) = (id.to_string(), tick.clone());
-        self.run(step!(|c| queue::executor_tick(c, &id, &tick)))
-            .await
+    async fn executor_tick(
+        &self,
+        id: &str,
+        tick: &Event,
+        renew: Option<&crate::fleet::LeaseRenewal>,
+    ) -> Result<bool, StoreError> {
+        let (id, tick, renew) = (id.to_string(), tick.clone(), renew.cloned());
+        self.run(step!(|c| queue::executor_tick(
+            c,
+            &id,
+            &tick,
+            renew.as_ref()
+        )))
+        .await
     }
 
     async fn executor_stopped(

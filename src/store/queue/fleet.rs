@@ -3,8 +3,8 @@
 use super::{lease_token, write_event, Col, Driver, Durability, Reader, Value};
 use crate::events::{Event, Identity, Severity};
 use crate::fleet::{
-    decide_lease, AccountLease, ExecutorInfo, ExecutorState, FleetMember, LeaseDecision,
-    LeaseOutcome, Pace,
+    decide_lease, lease_fresh, AccountLease, ExecutorInfo, ExecutorState, FleetMember,
+    LeaseDecision, LeaseOutcome, LeaseRenewal, Pace, TickHold,
 };
 use crate::kind::LaneLook;
 use crate::store::StoreError;
@@ -35,21 +35,52 @@ pub(crate) async fn executor_register<D: Driver + Send>(
     })
 }
 
-/// The tick's first call: the account's lanes, and with `hold` (`me`, the lease's time to live)
-/// the account's lease held as [`account_lease_hold`] does — one transaction, so an idle tick
-/// pays for one commit here and one for its event.
+/// The tick's first call: the account's lanes, and with `hold` the account's lease held as
+/// [`account_lease_hold`] does, in the same transaction. An idle tick (nothing in either lane)
+/// of an executor that held the lease at its last answer only reads a lease that is still
+/// [`lease_fresh`], and writes once, with its event ([`executor_tick`] renews the lease). A tick
+/// with work renews it at its start, so that its work has the whole time to live.
 pub(crate) async fn tick_start<D: Driver + Send>(
     d: &mut D,
     account: &str,
-    hold: Option<(&str, Duration)>,
+    hold: Option<&TickHold>,
     identity: &Identity,
     now: SystemTime,
 ) -> Result<(LaneLook, Option<LeaseOutcome>), StoreError> {
-    let Some((me, ttl)) = hold else {
+    let Some(hold) = hold else {
         return Ok((super::lane_look(d, account, now).await?, None));
     };
+    if hold.held_before {
+        let q = d.queries();
+        let lease = d
+            .rows(
+                q.lease_peek,
+                &[Value::Text(account.into())],
+                &[Col::Text, Col::Time],
+            )
+            .await?
+            .into_iter()
+            .next()
+            .map(|row| {
+                let mut r = Reader(row.into_iter());
+                Ok::<_, StoreError>((r.text()?, r.time()?))
+            })
+            .transpose()?;
+        if let Some((_, until)) =
+            lease.filter(|(holder, until)| lease_fresh((holder, *until), hold, now))
+        {
+            let look = super::lane_look(d, account, now).await?;
+            if look.idle() {
+                let held = LeaseOutcome::Held {
+                    until,
+                    took_over_from: None,
+                };
+                return Ok((look, Some(held)));
+            }
+        }
+    }
     in_tx!(d, Durability::Relaxed, async {
-        let lease = lease_hold_in(d, account, me, ttl, identity, now).await?;
+        let lease = lease_hold_in(d, account, &hold.me, hold.ttl, identity, now).await?;
         Ok((super::lane_look(d, account, now).await?, Some(lease)))
     })
 }
@@ -174,14 +205,18 @@ async fn lease_hold_in<D: Driver>(
     Ok(outcome)
 }
 
-/// After each tick: its event, and the registry shows it (and that the executor lives) — one
-/// transaction, so an idle tick costs the store one commit.
+/// After each tick: its event, and the registry shows it (and that the executor lives), and
+/// with `renew` the account's lease its tick held renewed from the event's time — one
+/// transaction, so an idle tick costs the store one commit. The lease is extended only while
+/// `id` holds it, and never shortened: a renewal that arrives late can neither take the account
+/// back from an executor that took it over nor cut a longer renewal short.
 pub(crate) async fn executor_tick<D: Driver + Send>(
     d: &mut D,
     id: &str,
     tick: &Event,
+    renew: Option<&LeaseRenewal>,
 ) -> Result<bool, StoreError> {
-    let sql = d.queries().executor_tick;
+    let q = d.queries();
     let params = [
         Value::Text(id.into()),
         Value::Json(tick.event_data.clone()),
@@ -189,7 +224,18 @@ pub(crate) async fn executor_tick<D: Driver + Send>(
     ];
     in_tx!(d, Durability::Relaxed, async {
         let inserted = super::event_insert(d, tick).await?;
-        d.execute(sql, &params).await?;
+        d.execute(q.executor_tick, &params).await?;
+        if let Some(renew) = renew {
+            d.execute(
+                q.lease_extend,
+                &[
+                    Value::Text(renew.account.clone()),
+                    Value::Text(id.into()),
+                    Value::Time(tick.created_at + renew.ttl),
+                ],
+            )
+            .await?;
+        }
         Ok(inserted)
     })
 }

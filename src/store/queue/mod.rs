@@ -100,6 +100,8 @@ pub(crate) struct Queries {
     pub executor_state: &'static str,
     pub executor_tick: &'static str,
     pub lease_get: &'static str,
+    pub lease_peek: &'static str,
+    pub lease_extend: &'static str,
     pub lease_upsert: &'static str,
     pub lease_renew: &'static str,
     pub lease_release: &'static str,
