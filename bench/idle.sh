@@ -65,7 +65,7 @@ pg_counts() {
   fi
 }
 "$bin" --profile "$profile" --browser-mode launch --cdp-port 0 --tick-interval "$interval" \
-  "${store_args[@]}" "${site_args[@]}" daemon >"$profile/out" 2>&1 &
+  ${store_args[@]+"${store_args[@]}"} "${site_args[@]}" daemon >"$profile/out" 2>&1 &
 daemon=$!
 for _ in $(seq 1 300); do grep -q "pages=" "$profile/out" 2>/dev/null && break; sleep 0.1; done
 if ! grep -q "pages=" "$profile/out"; then
@@ -84,14 +84,20 @@ read -r xacts1 inserted1 updated1 < <(pg_counts | tail -1)
 if [ -n "${SYSCALLS:-}" ]; then
   # The system calls of the daemon's process (all its threads) per idle tick: a count, not a
   # time, so it compares two builds on a noisy machine (strace slows the daemon: no CPU figure).
-  timeout -s INT "$seconds" strace -f -c -q -o "$profile/strace" -p "$daemon" >/dev/null 2>&1 || true
+  timeout -s INT "$seconds" strace -f -c -q -o "$profile/strace" -p "$daemon" >/dev/null 2>"$profile/strace.err" || true
   ticks=$(( $(grep -c "pages=" "$profile/out") - ticks1 ))
+  if ! grep -q "total$" "$profile/strace" 2>/dev/null || [ "$ticks" -le 0 ]; then
+    echo "strace could not count the daemon's system calls (ticks=$ticks):" >&2
+    cat "$profile/strace.err" >&2
+    exit 1
+  fi
+  # The calls column of each system call's row (the total row's layout differs between versions).
   awk -v site="$site" -v interval="$interval" -v seconds="$seconds" -v ticks="$ticks" '
-    $NF == "total" { total = $4; next }
-    $1 ~ /^[0-9.]+$/ && NF >= 5 { calls[$NF] = $4 }
+    $NF == "total" { next }
+    $1 ~ /^[0-9.]+$/ && NF >= 5 { calls[$NF] = $4; total += $4 }
     END {
       printf "site=%s interval=%s seconds=%d ticks=%d syscalls=%d syscalls_per_tick=%.1f",
-        site, interval, seconds, ticks, total, (ticks > 0 ? total / ticks : 0)
+        site, interval, seconds, ticks, total, total / ticks
       n = split("pwrite64 pread64 fdatasync fsync futex epoll_wait read write openat sendto recvfrom", top, " ")
       for (i = 1; i <= n; i++) if (calls[top[i]] > 0) printf " %s=%.1f", top[i], calls[top[i]] / ticks
       printf "\n"

@@ -2,9 +2,10 @@
 //!
 //! Each tick asks the store for the account's lease before any work on the site, and again just
 //! before each irreversible click: the holder renews it, a standby takes it once the holder's has
-//! lapsed (the store records the failover), anyone else waits. On an idle tick, a holder whose
-//! lease was renewed within the last tick only reads it; the tick's event, stored in the
-//! background, renews it in the same commit (an idle tick writes once). Only a tick that found
+//! lapsed (the store records the failover), anyone else waits. On an idle tick with no session
+//! check due, a holder whose lease was renewed within the last tick only reads it; the tick's
+//! event, stored in the background, renews it in the same commit (such a tick writes once).
+//! Only a tick that found
 //! the lease its own renews it, so a daemon that cannot reach its browser or its store, or whose
 //! tick hangs (cut at its cap), stops renewing — and a standby takes over when the lease runs
 //! out. The store itself refuses the click to anyone but the live holder, so a late renewal can

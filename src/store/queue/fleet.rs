@@ -222,9 +222,8 @@ pub(crate) async fn executor_tick<D: Driver + Send>(
         Value::Json(tick.event_data.clone()),
         Value::Time(tick.created_at),
     ];
+    // The lease row before the executor's, the order every step that takes both follows.
     in_tx!(d, Durability::Relaxed, async {
-        let inserted = super::event_insert(d, tick).await?;
-        d.execute(q.executor_tick, &params).await?;
         if let Some(renew) = renew {
             d.execute(
                 q.lease_extend,
@@ -236,6 +235,8 @@ pub(crate) async fn executor_tick<D: Driver + Send>(
             )
             .await?;
         }
+        let inserted = super::event_insert(d, tick).await?;
+        d.execute(q.executor_tick, &params).await?;
         Ok(inserted)
     })
 }
@@ -251,17 +252,17 @@ pub(crate) async fn executor_stopped<D: Driver + Send>(
     let q = d.queries();
     in_tx!(d, Durability::Relaxed, async {
         d.execute(
+            q.lease_release,
+            &[Value::Text(account.into()), Value::Text(id.into())],
+        )
+        .await?;
+        d.execute(
             q.executor_state,
             &[
                 Value::Text(id.into()),
                 Value::Text(ExecutorState::Stopped.as_str().into()),
                 Value::Time(now),
             ],
-        )
-        .await?;
-        d.execute(
-            q.lease_release,
-            &[Value::Text(account.into()), Value::Text(id.into())],
         )
         .await
         .map(|_| ())
