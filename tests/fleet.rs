@@ -80,29 +80,59 @@ fn is_standby_tick(line: &str) -> bool {
     is_tick_line(line) && line.contains(" standby_for=")
 }
 
+/// One account's holder and its standby on a fresh PostgreSQL schema, each with its own
+/// logged-in browser: `a` acting for the default account, `b` ticking as its standby. Dropped
+/// in field order: the daemons, then their browsers, then the profiles.
+struct HolderAndStandby {
+    a: Running,
+    b: Running,
+    chrome_a: LoggedInChrome,
+    _chrome_b: LoggedInChrome,
+    profile_a: Profile,
+    profile_b: Profile,
+    site: SandboxRig,
+    database: String,
+}
+
+/// [`HolderAndStandby`] with daemon flags `extra`; `None` without a test PostgreSQL.
+async fn holder_and_standby(name: &str, extra: &[&str]) -> Option<HolderAndStandby> {
+    let base = postgres_base_url()?;
+    let database = postgres_schema(&base).await;
+    let site = sandbox_rig().await;
+    let profile_a = Profile::new(&format!("{name}-a"));
+    let profile_b = Profile::new(&format!("{name}-b"));
+    let chrome_a = logged_in_chrome(&profile_a, &site.url).await;
+    let chrome_b = logged_in_chrome(&profile_b, &site.url).await;
+    let a = site_daemon(&profile_a, &chrome_a, &site.url, &database, extra);
+    a.lines
+        .wait_for(LONG, |l| l.contains("Acting for the default account"));
+    let b = site_daemon(&profile_b, &chrome_b, &site.url, &database, extra);
+    b.lines.wait_for(LONG, is_standby_tick);
+    Some(HolderAndStandby {
+        a,
+        b,
+        chrome_a,
+        _chrome_b: chrome_b,
+        profile_a,
+        profile_b,
+        site,
+        database,
+    })
+}
+
 /// Two executors for one account: the second waits as a standby. The active one is killed with
 /// SIGKILL right after its click (the site's answer never came): the standby takes the account
 /// over once the lease lapses, finds the dead one's post on the site, and publishes nothing twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_takes_over_after_kill_9_and_settles_the_in_flight_job_without_a_second_publish()
 {
-    let Some(base) = postgres_base_url() else {
+    // A short tick cap, so the dead executor's job lease (cap + 15 s) runs out soon.
+    let Some(mut pair) = holder_and_standby("fleet", &["--tick-timeout", "5s"]).await else {
         return;
     };
-    let database = postgres_schema(&base).await;
-    let site = sandbox_rig().await;
-    let (profile_a, profile_b) = (Profile::new("fleet-a"), Profile::new("fleet-b"));
-    let chrome_a = logged_in_chrome(&profile_a, &site.url).await;
-    let chrome_b = logged_in_chrome(&profile_b, &site.url).await;
-    // A short tick cap, so the dead executor's job lease (cap + 15 s) runs out soon.
-    let extra = ["--tick-timeout", "5s"];
-    let mut a = site_daemon(&profile_a, &chrome_a, &site.url, &database, &extra);
-    a.lines
-        .wait_for(LONG, |l| l.contains("Acting for the default account"));
-    let b = site_daemon(&profile_b, &chrome_b, &site.url, &database, &extra);
-    b.lines.wait_for(LONG, is_standby_tick);
+    let (a, b, site, database) = (&mut pair.a, &pair.b, &pair.site, &pair.database);
 
-    let store = store_at(&database).await;
+    let store = store_at(database).await;
     site.sandbox.set_fault(Some(Fault::NoAnswer));
     let text = "published by the executor that dies";
     enqueue_post(store.as_ref(), "", text).await;
@@ -138,10 +168,10 @@ async fn a_standby_takes_over_after_kill_9_and_settles_the_in_flight_job_without
     // The fleet view: the dead one is dead, the standby is the active one now.
     let (code, out) = run(
         &mut command(
-            &profile_b.dir,
+            &pair.profile_b.dir,
             &[
                 "--database",
-                &database,
+                database,
                 "--tick-interval",
                 "300ms",
                 "fleet",
@@ -164,32 +194,26 @@ async fn a_standby_takes_over_after_kill_9_and_settles_the_in_flight_job_without
             })
             .map(|r| r["health"].as_str().unwrap_or_default().to_string())
     };
-    assert_eq!(health_of(&profile_b).as_deref(), Some("active"), "{out}");
-    drop(b);
+    assert_eq!(
+        health_of(&pair.profile_b).as_deref(),
+        Some("active"),
+        "{out}"
+    );
 }
 
 /// Stopping the active executor in order hands the account to the standby at once: no lapse to
 /// wait for, and no failover recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_orderly_stop_hands_the_account_to_the_standby() {
-    let Some(base) = postgres_base_url() else {
+    let Some(mut pair) = holder_and_standby("handover", &[]).await else {
         return;
     };
-    let database = postgres_schema(&base).await;
-    let site = sandbox_rig().await;
-    let (profile_a, profile_b) = (Profile::new("handover-a"), Profile::new("handover-b"));
-    let chrome_a = logged_in_chrome(&profile_a, &site.url).await;
-    let chrome_b = logged_in_chrome(&profile_b, &site.url).await;
-    let mut a = site_daemon(&profile_a, &chrome_a, &site.url, &database, &[]);
-    a.lines
-        .wait_for(LONG, |l| l.contains("Acting for the default account"));
-    let b = site_daemon(&profile_b, &chrome_b, &site.url, &database, &[]);
-    b.lines.wait_for(LONG, is_standby_tick);
+    let (a, b, site, database) = (&mut pair.a, &pair.b, &pair.site, &pair.database);
     // While a ticks idle, its tick events renew its lease (3 s at this tick interval): well past
     // that, a still holds it, renewed by its last tick's own commit, and b still waits.
-    let store = store_at(&database).await;
+    let store = store_at(database).await;
     let a_id = |fleet: &[executor::fleet::FleetMember]| {
-        let dir = profile_a.dir.display().to_string();
+        let dir = pair.profile_a.dir.display().to_string();
         fleet.iter().find(|m| m.id.ends_with(&dir)).cloned()
     };
     let watched = SystemTime::now();
@@ -222,7 +246,6 @@ async fn an_orderly_stop_hands_the_account_to_the_standby() {
     .await;
     assert_eq!(copies(&site.sandbox, "after the handover"), 1);
     assert!(events(store.as_ref(), "EXECUTOR_FAILOVER").await.is_empty());
-    drop(b);
 }
 
 /// A holder whose browser is gone keeps ticking (and failing) but no longer renews the account's
@@ -230,21 +253,12 @@ async fn an_orderly_stop_hands_the_account_to_the_standby() {
 /// standby takes the account over when the lease runs out — then publishes what is queued.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_that_lost_its_browser_lets_the_standby_take_over() {
-    let Some(base) = postgres_base_url() else {
+    let Some(mut pair) = holder_and_standby("browserless", &[]).await else {
         return;
     };
-    let database = postgres_schema(&base).await;
-    let site = sandbox_rig().await;
-    let (profile_a, profile_b) = (Profile::new("browserless-a"), Profile::new("browserless-b"));
-    let mut chrome_a = logged_in_chrome(&profile_a, &site.url).await;
-    let chrome_b = logged_in_chrome(&profile_b, &site.url).await;
-    let a = site_daemon(&profile_a, &chrome_a, &site.url, &database, &[]);
-    a.lines
-        .wait_for(LONG, |l| l.contains("Acting for the default account"));
-    let b = site_daemon(&profile_b, &chrome_b, &site.url, &database, &[]);
-    b.lines.wait_for(LONG, is_standby_tick);
+    let (a, b, site, database) = (&pair.a, &pair.b, &pair.site, &pair.database);
 
-    let browser = chrome_a.managed.take().expect("a's browser");
+    let browser = pair.chrome_a.managed.take().expect("a's browser");
     tokio::task::block_in_place(|| browser.terminate(Duration::from_secs(3)));
     let gone = Instant::now();
     let lines = b.lines.clone();
@@ -258,7 +272,7 @@ async fn a_holder_that_lost_its_browser_lets_the_standby_take_over() {
         a.lines.all().iter().any(|l| l.contains("last_error=")),
         "a's ticks failed meanwhile"
     );
-    let store = store_at(&database).await;
+    let store = store_at(database).await;
     enqueue_post(store.as_ref(), "", "after the browser was lost").await;
     eventually("the standby publishes", LONG, || async {
         succeeded(store.as_ref()).await == 1
@@ -266,7 +280,6 @@ async fn a_holder_that_lost_its_browser_lets_the_standby_take_over() {
     .await;
     assert_eq!(copies(&site.sandbox, "after the browser was lost"), 1);
     assert_eq!(events(store.as_ref(), "EXECUTOR_FAILOVER").await.len(), 1);
-    drop((a, b));
 }
 
 /// Three accounts, an executor each and a standby for one of them, one database: 150 posts are

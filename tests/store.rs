@@ -1095,6 +1095,18 @@ mod job_suite {
         }
     }
 
+    /// A store where executors `a` and `b` are registered for account `alice`.
+    async fn alice_served_by_a_and_b(url: &DatabaseUrl) -> Arc<dyn Store> {
+        let store = open(url).await;
+        for id in ["a", "b"] {
+            store
+                .executor_register(&executor(id, "alice"), at(0))
+                .await
+                .expect("register");
+        }
+        store
+    }
+
     fn hold(me: &str, ttl: Duration, held_before: bool) -> executor::fleet::TickHold {
         executor::fleet::TickHold {
             me: me.into(),
@@ -1111,15 +1123,9 @@ mod job_suite {
     /// start as before.
     pub async fn an_idle_tick_reads_its_lease_and_its_event_renews_it(url: DatabaseUrl) {
         use executor::fleet::{LeaseOutcome, LeaseRenewal};
-        let store = open(&url).await;
+        let store = alice_served_by_a_and_b(&url).await;
         // Ticks every 10 s.
         let ttl = Duration::from_secs(30);
-        for id in ["a", "b"] {
-            store
-                .executor_register(&executor(id, "alice"), at(0))
-                .await
-                .expect("register");
-        }
         let renewal = LeaseRenewal {
             account: "alice".into(),
             ttl,
@@ -1208,14 +1214,8 @@ mod job_suite {
         url: DatabaseUrl,
     ) {
         use executor::fleet::{ExecutorState, LeaseOutcome};
-        let store = open(&url).await;
+        let store = alice_served_by_a_and_b(&url).await;
         let ttl = Duration::from_secs(30);
-        for id in ["a", "b"] {
-            store
-                .executor_register(&executor(id, "alice"), at(0))
-                .await
-                .expect("register");
-        }
         let held = store
             .account_lease_hold("alice", "a", ttl, &identity(), at(1))
             .await
@@ -1339,14 +1339,8 @@ mod job_suite {
 
     pub async fn an_orderly_exit_hands_the_account_over_at_once(url: DatabaseUrl) {
         use executor::fleet::{ExecutorState, LeaseOutcome};
-        let store = open(&url).await;
+        let store = alice_served_by_a_and_b(&url).await;
         let ttl = Duration::from_secs(30);
-        for id in ["a", "b"] {
-            store
-                .executor_register(&executor(id, "alice"), at(0))
-                .await
-                .expect("register");
-        }
         store
             .account_lease_hold("alice", "a", ttl, &identity(), at(1))
             .await
