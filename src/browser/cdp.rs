@@ -108,7 +108,13 @@ impl Drop for CloseOnDrop {
 impl Connection {
     /// Connects to a `ws://` DevTools URL.
     pub async fn connect(ws_url: &str, deadline: Duration) -> Result<Connection, CdpError> {
-        let handshake = tokio::time::timeout(deadline, tokio_tungstenite::connect_async(ws_url))
+        // Each read first zero-fills the buffer's free room: the default 128 KiB made every
+        // wake-up of an idle connection clear 128 KiB (twice: the frame, then WouldBlock).
+        // CDP's answers are mostly far smaller; a long one takes a few more reads.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(16 * 1024);
+        let connecting = tokio_tungstenite::connect_async_with_config(ws_url, Some(config), false);
+        let handshake = tokio::time::timeout(deadline, connecting)
             .await
             .map_err(|_| CdpError::Handshake {
                 url: ws_url.to_string(),

@@ -21,6 +21,7 @@ pub mod postgres;
 mod postgres_jobs;
 mod queue;
 pub mod sqlite;
+mod sqlite_idle;
 mod sqlite_jobs;
 
 use crate::events::{Event, EventObserver, Identity};

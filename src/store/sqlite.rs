@@ -5,6 +5,7 @@
 //! database must make the event sink spool quickly rather than hold the tick.
 
 use super::queue;
+use super::sqlite_idle::IdleTicks;
 use super::sqlite_jobs::SqliteConn;
 use super::{
     BatchControl, BatchEnqueued, Enqueued, EventQuery, Observer, Rescued, Store, StoreError,
@@ -62,6 +63,7 @@ pub struct SqliteStore {
     conn: Arc<Mutex<SqliteConn>>,
     sweeps: super::SweepClock,
     observer: Observer,
+    pub(super) idle: Arc<IdleTicks>,
 }
 
 /// One of the queue's steps, run on the connection.
@@ -128,6 +130,7 @@ impl SqliteStore {
             ))),
             sweeps: super::SweepClock::default(),
             observer: Observer::default(),
+            idle: Arc::default(),
         })
     }
 
@@ -157,6 +160,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.idle.forget();
         let conn = self.conn.clone();
         let path = self.path.display().to_string();
         tokio::task::spawn_blocking(move || {
@@ -249,13 +253,24 @@ impl SqliteStore {
     /// step's future is complete when first polled; the events it committed then go to the
     /// observer.
     async fn run<T: Send + 'static>(&self, step: Step<T>) -> Result<T, StoreError> {
+        self.idle.forget();
+        self.run_on(move |conn| ready_now(step(conn))).await
+    }
+
+    /// Runs `f` with the connection on the blocking pool; the events it committed then go to
+    /// the observer. Only the tick's own two calls run here directly: every other step goes
+    /// through [`Self::run`], which forgets the idle tick's kept answer.
+    async fn run_on<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut SqliteConn) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let conn = self.conn.clone();
         let (result, mut written) = tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().map_err(|_| StoreError::Other {
                 operation: "lock connection",
                 reason: "a previous call panicked".into(),
             })?;
-            let result = ready_now(step(&mut guard));
+            let result = f(&mut guard);
             Ok::<_, StoreError>((result, std::mem::take(&mut guard.written)))
         })
         .await
@@ -404,14 +419,23 @@ impl Store for SqliteStore {
         identity: &Identity,
         now: SystemTime,
     ) -> Result<(crate::kind::LaneLook, Option<crate::fleet::LeaseOutcome>), StoreError> {
+        if let Some(answer) = self.idle.answer(account, hold, now) {
+            return Ok(answer);
+        }
         let (account, identity, hold) = (account.to_string(), identity.clone(), hold.cloned());
-        self.run(step!(|c| queue::tick_start(
-            c,
-            &account,
-            hold.as_ref(),
-            &identity,
-            now
-        )))
+        let idle = self.idle.clone();
+        self.run_on(move |c| {
+            let seen = idle.before_read(&c.conn);
+            let answer = ready_now(queue::tick_start(
+                c,
+                &account,
+                hold.as_ref(),
+                &identity,
+                now,
+            ))?;
+            idle.after_read(&c.conn, seen, &account, hold.as_ref(), &answer, now);
+            Ok(answer)
+        })
         .await
     }
 
@@ -605,12 +629,18 @@ impl Store for SqliteStore {
         renew: Option<&crate::fleet::LeaseRenewal>,
     ) -> Result<bool, StoreError> {
         let (id, tick, renew) = (id.to_string(), tick.clone(), renew.cloned());
-        self.run(step!(|c| queue::executor_tick(
-            c,
-            &id,
-            &tick,
-            renew.as_ref()
-        )))
+        let idle = self.idle.clone();
+        self.run_on(move |c| {
+            let result = ready_now(queue::executor_tick(c, &id, &tick, renew.as_ref()));
+            idle.after_tick(
+                &c.conn,
+                result.is_ok(),
+                &id,
+                tick.created_at,
+                renew.as_ref(),
+            );
+            result
+        })
         .await
     }
 
