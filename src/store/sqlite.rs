@@ -60,7 +60,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 
 pub struct SqliteStore {
     path: PathBuf,
-    conn: Arc<Mutex<SqliteConn>>,
+    pub(super) conn: Arc<Mutex<SqliteConn>>,
     sweeps: super::SweepClock,
     observer: Observer,
     pub(super) idle: Arc<IdleTicks>,
@@ -160,14 +160,15 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.idle.forget();
         let conn = self.conn.clone();
         let path = self.path.display().to_string();
+        let idle = self.idle.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().map_err(|_| StoreError::Other {
                 operation: "lock connection",
                 reason: "a previous call panicked".into(),
             })?;
+            idle.forget();
             f(&mut guard.conn).map_err(|source| StoreError::Sqlite { path, source })
         })
         .await
@@ -253,13 +254,20 @@ impl SqliteStore {
     /// step's future is complete when first polled; the events it committed then go to the
     /// observer.
     async fn run<T: Send + 'static>(&self, step: Step<T>) -> Result<T, StoreError> {
-        self.idle.forget();
-        self.run_on(move |conn| ready_now(step(conn))).await
+        // Forgotten once the connection is ours: a tick's read that went first cannot keep an
+        // answer this step's commit then hides.
+        let idle = self.idle.clone();
+        self.run_on(move |conn| {
+            idle.forget();
+            ready_now(step(conn))
+        })
+        .await
     }
 
     /// Runs `f` with the connection on the blocking pool; the events it committed then go to
     /// the observer. Only the tick's own two calls run here directly: every other step goes
-    /// through [`Self::run`], which forgets the idle tick's kept answer.
+    /// through [`Self::run`], which forgets the idle tick's kept answer once it holds the
+    /// connection.
     async fn run_on<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut SqliteConn) -> Result<T, StoreError> + Send + 'static,

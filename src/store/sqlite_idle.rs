@@ -13,17 +13,19 @@
 //!   stats the STOP file, and never waits on SQLite's locks or the disk's queue. A header that
 //!   differs, a torn one (the copies differ) or a file no longer linked means "changed";
 //! - the earliest time named by a row that could make the answer change
-//!   ([`NEXT_SQL`]); the answer is used only before it.
+//!   ([`NEXT_SQL`]); the answer is used only while the time, written as the store writes times,
+//!   sorts before it (the queue's SQL compares those texts too).
 //!
 //! The tick's own event commit ([`crate::store::Store::executor_tick`]) also rewrites the
 //! header. It carries the kept answer over when SQLite's `data_version` shows that no other
 //! connection committed since the read (our own commits do not move it) and this store ran no
-//! other step in between (every other step forgets the answer): the header after it is then
-//! the new mark, and a lease it renewed is renewed in the kept answer the same way.
+//! other step in between (every other step forgets the answer, holding the connection, before
+//! its first statement): the header after it is then the new mark, and a lease it renewed is
+//! renewed in the kept answer the same way.
 //!
 //! Anything else, or any doubt, and the tick reads SQLite as before.
 
-use crate::clock::{format_ts, from_unix_ms, parse_ts, unix_ms};
+use crate::clock::{format_ts, from_unix_ms, unix_ms};
 use crate::fleet::{lease_fresh, LeaseOutcome, LeaseRenewal, TickHold};
 use crate::jobs::Kind;
 use crate::kind::LaneLook;
@@ -53,16 +55,33 @@ const HEADER: usize = 96;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Mark([u8; HEADER / 2]);
 
-/// SQLite's `-shm` file, opened read-only (a link is refused).
-struct Shm(File);
+/// SQLite's `-shm` file, opened read-only (a link is refused), and never closed.
+///
+/// Closing any descriptor of a file ends every POSIX lock this process holds on it, SQLite's
+/// own included: SQLite's lock that says the shared memory is in use would go, and another
+/// process could rebuild the memory under this process's connections. So one descriptor per
+/// file is opened for the life of the process and shared by every store on that file.
+#[derive(Clone, Copy)]
+struct Shm(&'static File);
 
 impl Shm {
     fn open(database: &Path) -> Option<Shm> {
+        static OPEN: Mutex<Vec<(u64, u64, &'static File)>> = Mutex::new(Vec::new());
         let mut name = database.as_os_str().to_owned();
         name.push("-shm");
-        crate::files::open_for_reading(Path::new(&name), crate::files::Links::Refuse)
-            .ok()
-            .map(Shm)
+        let mut open = OPEN.lock().ok()?;
+        let file =
+            crate::files::open_for_reading(Path::new(&name), crate::files::Links::Refuse).ok()?;
+        let metadata = file.metadata().ok()?;
+        let (dev, ino) = (metadata.dev(), metadata.ino());
+        if let Some((_, _, kept)) = open.iter().find(|(d, i, _)| (*d, *i) == (dev, ino)) {
+            // The file is already open here: this second descriptor must not be closed either.
+            std::mem::forget(file);
+            return Some(Shm(kept));
+        }
+        let file: &'static File = Box::leak(Box::new(file));
+        open.push((dev, ino, file));
+        Some(Shm(file))
     }
 
     /// The header now, if it reads whole, its copies agree, it is initialised and the file is
@@ -92,8 +111,9 @@ struct Kept {
     look: LaneLook,
     /// The account's lease as the read found it (holder, expiry), when the tick held it.
     lease: Option<(String, SystemTime)>,
-    /// The answer holds before this time (None: no row names a time).
-    before: Option<SystemTime>,
+    /// The answer holds while the time, as the store writes it, sorts before this one (None:
+    /// no row names a time). Compared as text, as the queue's own SQL compares.
+    before: Option<String>,
 }
 
 /// What a read of the store saw before it began.
@@ -130,7 +150,10 @@ impl IdleTicks {
         let mark = self.shm.get()?.mark()?;
         let kept = self.kept.lock().ok()?;
         let kept = kept.as_ref()?;
-        if kept.account != account || kept.mark != mark || kept.before.is_some_and(|t| now >= t) {
+        if kept.account != account || kept.mark != mark {
+            return None;
+        }
+        if kept.before.as_ref().is_some_and(|t| format_ts(now) >= *t) {
             return None;
         }
         let lease = match hold {
@@ -200,8 +223,11 @@ impl IdleTicks {
         let Some(before) = next_time(conn, account, now) else {
             return;
         };
+        // To the millisecond, as stored (a lease just taken or renewed comes at full precision).
         let lease = match (hold, lease) {
-            (Some(hold), Some(LeaseOutcome::Held { until, .. })) => Some((hold.me.clone(), *until)),
+            (Some(hold), Some(LeaseOutcome::Held { until, .. })) => {
+                Some((hold.me.clone(), from_unix_ms(unix_ms(*until))))
+            }
             _ => None,
         };
         if let Ok(mut kept) = self.kept.lock() {
@@ -234,7 +260,7 @@ impl IdleTicks {
         };
         // The header first, then `data_version`: unmoved, no other connection committed before
         // the header was read, so the header is of our commits only.
-        let mark = self.shm.get().and_then(Shm::mark);
+        let mark = self.shm.get().and_then(|shm| shm.mark());
         let unmoved = data_version(conn) == Some(kept.data_version);
         match mark {
             Some(mark) if committed && unmoved => {
@@ -252,21 +278,21 @@ impl IdleTicks {
     }
 }
 
-/// The earliest time a row names that could change an idle first read of `account`'s lanes
-/// (`Some(None)`: no row names one); None if it could not be read.
-fn next_time(conn: &Connection, account: &str, now: SystemTime) -> Option<Option<SystemTime>> {
+/// The earliest time a row names that could change an idle first read of `account`'s lanes,
+/// as stored (`Some(None)`: no row names one); None if it could not be read.
+fn next_time(conn: &Connection, account: &str, now: SystemTime) -> Option<Option<String>> {
     let mut statement = conn.prepare_cached(NEXT_SQL).ok()?;
-    let mut next: Option<SystemTime> = None;
+    let mut next: Option<String> = None;
     for kind in Kind::ALL {
         let at: Option<String> = statement
             .query_row(params![kind.as_str(), account, format_ts(now)], |row| {
                 row.get(0)
             })
             .ok()?;
-        if let Some(at) = at {
-            let at = parse_ts(&at)?;
-            next = Some(next.map_or(at, |n| n.min(at)));
-        }
+        next = match (next, at) {
+            (Some(n), Some(at)) => Some(n.min(at)),
+            (n, at) => n.or(at),
+        };
     }
     Some(next)
 }
@@ -345,14 +371,30 @@ mod tests {
             self.ours.idle.reads.load(Ordering::Relaxed)
         }
 
-        /// The first read of a tick at `now` without a site: what is due in the post lane.
-        async fn due(&self, now: SystemTime) -> u64 {
+        /// The first read of a tick at `now` without a site.
+        async fn look(&self, now: SystemTime) -> LaneLook {
             let (look, _) = self
                 .ours
                 .tick_start("alice", None, &identity(), now)
                 .await
                 .expect("tick start");
-            look.due.get(Kind::Post)
+            look
+        }
+
+        /// What is due in the post lane at `now`.
+        async fn due(&self, now: SystemTime) -> u64 {
+            self.look(now).await.due.get(Kind::Post)
+        }
+
+        /// Sets columns of job `id` as another process could (the store's own steps would
+        /// take several to get there).
+        fn set(&self, id: i64, assignments: &str) {
+            let conn = Connection::open(self.dir.join("executor.sqlite")).expect("open");
+            conn.execute(
+                &format!("UPDATE jobs SET {assignments} WHERE id = {id}"),
+                [],
+            )
+            .expect("update");
         }
     }
 
@@ -511,6 +553,111 @@ mod tests {
         assert_eq!(start(true, at(72)).await, None);
     }
 
+    /// The answer ends when any row's time the first read depends on comes: a job leased by
+    /// another account's executor when its lease runs out (the sweep), an `uncertain` job of
+    /// the account when its retry time comes — with no commit in between.
+    #[tokio::test]
+    async fn a_lease_running_out_or_a_lookup_coming_due_ends_the_kept_answer() {
+        let two = two_connections().await;
+        let enqueue = |text: &'static str| {
+            let theirs = &two.theirs;
+            async move {
+                match theirs.job_enqueue(&job(text, at(0)), at(0)).await {
+                    Ok(crate::store::Enqueued::Created(job)) => job.id,
+                    other => panic!("not created: {other:?}"),
+                }
+            }
+        };
+        let claimed = enqueue("claimed by bob's executor").await;
+        two.set(
+            claimed,
+            &format!(
+                "account = 'bob', state = 'claimed', lease_owner = 'b', lease_token = 't',
+                 lease_expires_at = '{}'",
+                format_ts(at(30))
+            ),
+        );
+        let uncertain = enqueue("uncertain").await;
+        two.set(
+            uncertain,
+            &format!("state = 'uncertain', not_before = '{}'", format_ts(at(50))),
+        );
+        assert!(two.look(at(10)).await.idle());
+        let reads = two.reads();
+        assert!(two.look(at(29)).await.idle());
+        assert_eq!(two.reads(), reads, "kept before the lease's time");
+        assert!(
+            two.look(at(30)).await.idle(),
+            "a lease is expired only after its time"
+        );
+        let look = two.look(at(31)).await;
+        assert!(
+            look.chores(Kind::Post),
+            "the lapsed lease asks for the sweep: {look:?}"
+        );
+
+        two.set(claimed, "state = 'cancelled', lease_expires_at = NULL");
+        assert!(two.look(at(40)).await.idle());
+        let reads = two.reads();
+        assert!(two.look(at(49)).await.idle());
+        assert_eq!(two.reads(), reads);
+        let look = two.look(at(50)).await;
+        assert!(
+            look.chores(Kind::Post),
+            "the uncertain job is looked up: {look:?}"
+        );
+    }
+
+    /// A step of this store that waited for the connection while a tick read forgets what the
+    /// read kept, once the connection is its own: its commit cannot be hidden by the tick's
+    /// event after it.
+    #[tokio::test]
+    async fn a_step_that_waited_for_the_connection_forgets_what_the_read_before_it_kept() {
+        use std::future::Future;
+        let two = two_connections().await;
+        let guard = two.ours.conn.lock().expect("connection");
+        // The enqueue's step starts while the connection is held (by a tick's read, here the
+        // test): it must not forget anything yet.
+        let new_job = job("from the dashboard", at(0));
+        let enqueue = two.ours.job_enqueue(&new_job, at(1));
+        let mut enqueue = std::pin::pin!(enqueue);
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(enqueue.as_mut().poll(cx).is_pending())
+        })
+        .await;
+        assert!(first, "the enqueue waits for the connection");
+        // The tick's read, as `tick_start` makes it, finds nothing and keeps that.
+        let seen = two.ours.idle.before_read(&guard.conn);
+        assert!(seen.is_some());
+        let idle = (LaneLook::default(), None);
+        two.ours
+            .idle
+            .after_read(&guard.conn, seen, "alice", None, &idle, at(1));
+        drop(guard);
+        enqueue.await.expect("enqueue");
+        two.ours
+            .executor_tick("a", &tick(2), None)
+            .await
+            .expect("tick event");
+        assert_eq!(two.due(at(3)).await, 1);
+    }
+
+    /// A database SQLite could not keep in WAL mode has no live header: a `-shm` beside it,
+    /// left from an earlier WAL session, is never taken for one.
+    #[test]
+    fn a_database_not_in_wal_mode_keeps_nothing() {
+        let dir = std::env::temp_dir().join(format!("executor-nowal-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&dir).expect("dir");
+        let path = dir.join("executor.sqlite");
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch("CREATE TABLE t (x)").expect("table");
+        let mut copy = [7u8; HEADER / 2];
+        copy[12] = 1;
+        std::fs::write(dir.join("executor.sqlite-shm"), [copy, copy].concat()).expect("shm");
+        assert!(IdleTicks::default().before_read(&conn).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// A header is a mark only when whole, initialised, with both copies alike, and in a file
     /// still linked: anything else reads as "changed".
     #[test]
@@ -522,7 +669,8 @@ mod tests {
             std::fs::File::create(&path)
                 .and_then(|mut f| f.write_all(bytes))
                 .expect("write");
-            (path.clone(), Shm(std::fs::File::open(&path).expect("open")))
+            let file = std::fs::File::open(&path).expect("open");
+            (path.clone(), Shm(Box::leak(Box::new(file))))
         };
         let mut copy = [7u8; HEADER / 2];
         copy[12] = 1;
