@@ -615,25 +615,24 @@ mod tests {
     async fn a_step_that_waited_for_the_connection_forgets_what_the_read_before_it_kept() {
         use std::future::Future;
         let two = two_connections().await;
-        let guard = two.ours.conn.lock().expect("connection");
-        // The enqueue's step starts while the connection is held (by a tick's read, here the
-        // test): it must not forget anything yet.
         let new_job = job("from the dashboard", at(0));
         let enqueue = two.ours.job_enqueue(&new_job, at(1));
         let mut enqueue = std::pin::pin!(enqueue);
-        let first = std::future::poll_fn(|cx| {
-            std::task::Poll::Ready(enqueue.as_mut().poll(cx).is_pending())
-        })
-        .await;
-        assert!(first, "the enqueue waits for the connection");
-        // The tick's read, as `tick_start` makes it, finds nothing and keeps that.
-        let seen = two.ours.idle.before_read(&guard.conn);
-        assert!(seen.is_some());
-        let idle = (LaneLook::default(), None);
-        two.ours
-            .idle
-            .after_read(&guard.conn, seen, "alice", None, &idle, at(1));
-        drop(guard);
+        {
+            let guard = two.ours.conn.lock().expect("connection");
+            // The enqueue's step starts while the connection is held (by a tick's read, here the
+            // test): it must not forget anything yet.
+            let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+            let first = enqueue.as_mut().poll(&mut context).is_pending();
+            assert!(first, "the enqueue waits for the connection");
+            // The tick's read, as `tick_start` makes it, finds nothing and keeps that.
+            let seen = two.ours.idle.before_read(&guard.conn);
+            assert!(seen.is_some());
+            let idle = (LaneLook::default(), None);
+            two.ours
+                .idle
+                .after_read(&guard.conn, seen, "alice", None, &idle, at(1));
+        }
         enqueue.await.expect("enqueue");
         two.ours
             .executor_tick("a", &tick(2), None)
