@@ -160,6 +160,48 @@ fn assert_managed_browser_gone(profile: &Profile) {
     );
 }
 
+/// A signal while the daemon is still starting its browser — at the first sight of the browser's
+/// process (the daemon then waits for its DevTools port), and again the moment the launch is
+/// complete (the daemon then connects): the daemon exits 0 and the browser goes with it.
+#[test]
+fn a_signal_while_the_browser_starts_leaves_no_browser_behind() {
+    let chrome_profile = |profile: &Profile| profile.path("chrome-profile");
+    type Reached = fn(&Profile) -> bool;
+    let moments: [(&str, Reached); 4] = [
+        ("the browser's process appears", |p| {
+            !executor::browser::managed::leftovers(&p.path("chrome-profile"), &[]).is_empty()
+        }),
+        ("the browser's process appears", |p| {
+            !executor::browser::managed::leftovers(&p.path("chrome-profile"), &[]).is_empty()
+        }),
+        ("the browser's process appears", |p| {
+            !executor::browser::managed::leftovers(&p.path("chrome-profile"), &[]).is_empty()
+        }),
+        ("the launch is recorded (chrome.json)", |p| {
+            p.path("chrome.json").exists()
+        }),
+    ];
+    for (round, (moment, reached)) in moments.into_iter().enumerate() {
+        let profile = Profile::new(&format!("stop-launching-{round}"));
+        let mut daemon = launch_daemon(&profile, &["--site", "none"]);
+        wait_until(moment, START, || reached(&profile));
+        daemon.signal(libc::SIGTERM);
+        assert_eq!(daemon.wait_exit(EXIT).code(), Some(0), "round {round}");
+        let left = poll(EXIT, || {
+            let left = executor::browser::managed::leftovers(&chrome_profile(&profile), &[]);
+            left.is_empty().then_some(())
+        });
+        assert!(
+            left.is_some(),
+            "round {round}, SIGTERM when {moment}: the browser outlived the daemon: {:?}",
+            executor::browser::managed::leftovers(&chrome_profile(&profile), &[])
+                .iter()
+                .map(|p| p.pid)
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
 #[test]
 fn stop_at_the_default_60_s_interval_ends_the_sleeping_daemon_and_its_browser_within_10_s() {
     let profile = Profile::new("stop-60s");

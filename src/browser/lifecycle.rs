@@ -85,6 +85,13 @@ impl Browser {
                 });
             }
         }
+        // A launch a cut tick left running on the blocking pool finishes first (what it started
+        // is ended as it is dropped), so that two are never in flight on one profile.
+        let launching = self.shared.launching.clone().lock_owned().await;
+        let stop = self.shared.stopping.clone();
+        if stop.load(Ordering::SeqCst) {
+            return Err(managed::LaunchError::Stopped.into());
+        }
         // Counted from the attempt: a launch that fails is a quick loss too.
         lifecycle.last_launch = Some(Instant::now());
         lifecycle.established_at = None;
@@ -97,12 +104,16 @@ impl Browser {
             stderr_log: config.stderr_log.clone(),
         };
         let profile_dir = config.profile_dir.clone();
-        let (managed, ended) = tokio::task::spawn_blocking(move || {
+        // The launched browser travels with the hold on `launching`: should this future be gone
+        // (the tick cut), tokio drops the two in that order, so the browser is ended (see
+        // `Managed`) before anything waiting for the launch goes on.
+        let (managed, ended, _launching) = tokio::task::spawn_blocking(move || {
             // Anything still using our profile is a leftover of an earlier run (the lock makes
             // this daemon the only owner of the profile in launch mode).
             let left = managed::leftovers(&profile_dir, &[]);
             let ended = managed::end_processes(&left, &profile_dir, Duration::from_secs(3));
-            Managed::launch(&options, Duration::from_secs(30)).map(|m| (m, ended))
+            Managed::launch_unless(&options, Duration::from_secs(30), &stop)
+                .map(|m| (m, ended, launching))
         })
         .await
         .map_err(|e| BrowserError::Launch(e.to_string()))
@@ -334,14 +345,37 @@ impl Browser {
     /// [`Browser::shutdown`], waiting for the browser to close by itself only until `give_up`
     /// (the daemon's abort) resolves, then signalling it.
     pub async fn shutdown_within(&self, give_up: impl std::future::Future<Output = ()>) {
+        tokio::pin!(give_up);
+        // A launch still in flight (its tick was cut by STOP) gives up, ending what it started,
+        // or finishes and is dropped, which ends it: either way before this process exits.
+        // While this runs no launch starts (each checks `stopping` once it holds `launching`,
+        // which is not held here past the wait, so a restart in the guard cannot deadlock us);
+        // one that is never done (`give_up` came first) stays told to give up.
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        let launch_done = tokio::select! {
+            biased;
+            _ = self.shared.launching.lock() => true,
+            _ = &mut give_up => false,
+        };
+        // `give_up` done is not polled again.
+        let gave_up = !launch_done;
         if self.shared.config.mode == BrowserMode::Attach && self.live().is_some() {
             let _ = tokio::time::timeout(Duration::from_secs(2), self.park()).await;
         }
         self.drop_connection("shutting down");
         let mut lifecycle = self.shared.lifecycle.lock().await;
         if let Some(managed) = lifecycle.managed.take() {
-            managed.close(managed::CLOSE_WAIT, give_up).await;
+            if gave_up {
+                managed
+                    .close(managed::CLOSE_WAIT, std::future::ready(()))
+                    .await;
+            } else {
+                managed.close(managed::CLOSE_WAIT, &mut give_up).await;
+            }
             let _ = std::fs::remove_file(&self.shared.config.identity_path);
+        }
+        if launch_done {
+            self.shared.stopping.store(false, Ordering::SeqCst);
         }
     }
 }

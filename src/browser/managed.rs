@@ -46,6 +46,8 @@ pub enum LaunchError {
     NoDisplay { log: PathBuf },
     #[error("profile {path}: {reason}")]
     Profile { path: PathBuf, reason: String },
+    #[error("the launch was given up: the daemon is stopping")]
+    Stopped,
 }
 
 /// What `chrome.json` records.
@@ -206,15 +208,35 @@ pub fn end_processes(
 }
 
 /// A browser we launched and still own.
+///
+/// One we launched is never left running by accident: dropped without being closed, ended or
+/// detached (a launch, a close or a tick cut short by STOP or by the tick's cap), it is sent
+/// SIGTERM — once it is checked to be still ours (pid, start time, profile) — on which Chromium
+/// exits with its helpers.
 pub struct Managed {
     pub identity: Identity,
     /// Present when this process is the browser's parent (so we must reap it).
     child: Option<Child>,
+    /// Launched by us, and not yet closed, ended or detached.
+    end_on_drop: bool,
 }
 
 impl Managed {
     /// Starts the browser and waits until its DevTools port is open.
     pub fn launch(options: &LaunchOptions, wait: Duration) -> Result<Managed, LaunchError> {
+        Self::launch_unless(options, wait, &std::sync::atomic::AtomicBool::new(false))
+    }
+
+    /// [`Managed::launch`], given up as soon as `stop` is set: the browser started so far is
+    /// ended, and the answer is [`LaunchError::Stopped`].
+    pub fn launch_unless(
+        options: &LaunchOptions,
+        wait: Duration,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<Managed, LaunchError> {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(LaunchError::Stopped);
+        }
         let profile_err = |reason: String| LaunchError::Profile {
             path: options.profile_dir.clone(),
             reason,
@@ -250,13 +272,17 @@ impl Managed {
                 Ok(())
             });
         }
-        let mut child = command.spawn().map_err(|err| LaunchError::Spawn {
+        let child = command.spawn().map_err(|err| LaunchError::Spawn {
             binary: options.binary.clone(),
             reason: err.to_string(),
         })?;
         let pid = child.id();
         let deadline = Instant::now() + wait;
+        let mut child = Some(child);
         let port = loop {
+            let Some(running) = child.as_mut() else {
+                unreachable!("the child is taken only on the way out");
+            };
             // Chromium announces its port on stderr (always) and in DevToolsActivePort (only
             // for port 0). Reading our own stderr file also proves the port is this browser's,
             // not another process's that already held it.
@@ -265,7 +291,7 @@ impl Managed {
             {
                 break port;
             }
-            if let Ok(Some(status)) = child.try_wait() {
+            if let Ok(Some(status)) = running.try_wait() {
                 if read_log_head(&options.stderr_log).contains(NO_X_SERVER) {
                     return Err(LaunchError::NoDisplay {
                         log: options.stderr_log.clone(),
@@ -279,9 +305,27 @@ impl Managed {
                     ),
                 });
             }
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // Ended as a browser of ours is: with whatever it has started on our profile.
+                let start_unix_ms = platform::start_unix_ms(pid).unwrap_or(0);
+                Managed {
+                    identity: Identity {
+                        pid,
+                        start_unix_ms,
+                        profile_dir: options.profile_dir.clone(),
+                        port: 0,
+                        binary: options.binary.clone(),
+                        headless: options.headless,
+                    },
+                    child: child.take(),
+                    end_on_drop: true,
+                }
+                .terminate(Duration::from_secs(1));
+                return Err(LaunchError::Stopped);
+            }
             if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
+                let _ = running.kill();
+                let _ = running.wait();
                 return Err(LaunchError::NoDevtools {
                     seconds: wait.as_secs(),
                     log: options.stderr_log.clone(),
@@ -299,21 +343,24 @@ impl Managed {
                 binary: options.binary.clone(),
                 headless: options.headless,
             },
-            child: Some(child),
+            child,
+            end_on_drop: true,
         })
     }
 
     /// Lets the browser outlive this process (`executor chrome`): we stop being its owner here.
     pub fn detach(mut self) -> Identity {
         self.child = None;
+        self.end_on_drop = false;
         self.identity.clone()
     }
 
-    /// Adopts a recorded browser (not our child).
+    /// Adopts a recorded browser (not our child), to close it; dropped, it is left running.
     pub fn adopt(identity: Identity) -> Managed {
         Managed {
             identity,
             child: None,
+            end_on_drop: false,
         }
     }
 
@@ -379,6 +426,7 @@ impl Managed {
     /// SIGKILL after `grace`. Blocking, bounded by `grace` plus a little. What the browser held
     /// only in memory is lost; [`Managed::close`] asks it to close first.
     pub fn terminate(mut self, grace: Duration) {
+        self.end_on_drop = false;
         let mut processes: Vec<platform::ProcessInfo> = platform::process(self.identity.pid)
             .filter(|p| p.start_unix_ms.abs_diff(self.identity.start_unix_ms) <= 20)
             .into_iter()
@@ -401,6 +449,16 @@ impl Managed {
 
 impl Drop for Managed {
     fn drop(&mut self) {
+        if self.end_on_drop {
+            // SIGTERM only: a drop must not block; Chromium ends its helpers as it exits.
+            let ours = platform::process(self.identity.pid).is_some_and(|p| {
+                p.start_unix_ms.abs_diff(self.identity.start_unix_ms) <= 20
+                    && uses_profile(&p.cmdline, &self.identity.profile_dir)
+            });
+            if ours {
+                platform::signal(self.identity.pid, Signal::Term);
+            }
+        }
         // Reap a child that already exited so it does not linger as a zombie.
         if let Some(child) = self.child.as_mut() {
             let _ = child.try_wait();

@@ -213,6 +213,11 @@ struct Shared {
     /// The last [`Browser::resident_bytes`] and when it was read.
     resident_read: Mutex<Option<(Instant, u64)>>,
     closing: AtomicBool,
+    /// Held by a launch from its first step to its last, on the blocking pool, where a cut tick
+    /// cannot stop it: the next launch, and the end of the daemon, wait for it.
+    launching: Arc<tokio::sync::Mutex<()>>,
+    /// Set while the browser is shut down: a launch in flight gives up, none starts.
+    stopping: Arc<AtomicBool>,
     notify: NoticeFn,
 }
 
@@ -294,6 +299,8 @@ impl Browser {
                 tree: Mutex::new(None),
                 resident_read: Mutex::new(None),
                 closing: AtomicBool::new(false),
+                launching: Arc::default(),
+                stopping: Arc::default(),
                 notify,
             }),
         }
