@@ -202,6 +202,46 @@ fn a_signal_while_the_browser_starts_leaves_no_browser_behind() {
     }
 }
 
+/// A browser that never opens its DevTools port and ignores SIGTERM (a script given as
+/// `--chrome-path`): a signal while the daemon waits for the port ends it — SIGKILL after the
+/// grace — and the daemon exits 0 within the stop bound.
+#[test]
+fn a_signal_while_a_browser_never_answers_ends_it_even_when_it_ignores_sigterm() {
+    use std::os::unix::fs::PermissionsExt;
+    let profile = Profile::new("stop-silent-browser");
+    let fake = profile.path("silent-browser");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.05; done\n",
+    )
+    .expect("write the fake browser");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let chrome_profile = profile.path("chrome-profile");
+    let mut daemon = launch_daemon(
+        &profile,
+        &[
+            "--site",
+            "none",
+            "--chrome-path",
+            &fake.display().to_string(),
+        ],
+    );
+    wait_until("the browser's process appears", START, || {
+        !executor::browser::managed::leftovers(&chrome_profile, &[]).is_empty()
+    });
+    let stopped_at = Instant::now();
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(EXIT).code(), Some(0));
+    let took = stopped_at.elapsed();
+    assert!(took <= STOP_BOUND, "gone {took:?} after SIGTERM");
+    let left = executor::browser::managed::leftovers(&chrome_profile, &[]);
+    assert!(
+        left.is_empty(),
+        "the browser outlived the daemon: {:?}",
+        left.iter().map(|p| p.pid).collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn stop_at_the_default_60_s_interval_ends_the_sleeping_daemon_and_its_browser_within_10_s() {
     let profile = Profile::new("stop-60s");

@@ -107,7 +107,7 @@ impl Browser {
         // The launched browser travels with the hold on `launching`: should this future be gone
         // (the tick cut), tokio drops the two in that order, so the browser is ended (see
         // `Managed`) before anything waiting for the launch goes on.
-        let (managed, ended, _launching) = tokio::task::spawn_blocking(move || {
+        let launched = tokio::task::spawn_blocking(move || {
             // Anything still using our profile is a leftover of an earlier run (the lock makes
             // this daemon the only owner of the profile in launch mode).
             let left = managed::leftovers(&profile_dir, &[]);
@@ -115,10 +115,22 @@ impl Browser {
             Managed::launch_unless(&options, Duration::from_secs(30), &stop)
                 .map(|m| (m, ended, launching))
         })
-        .await
-        .map_err(|e| BrowserError::Launch(e.to_string()))
-        .and_then(|launched| launched.map_err(BrowserError::from))
-        .inspect_err(|_| lifecycle.quick_losses = lifecycle.quick_losses.saturating_add(1))?;
+        .await;
+        let (managed, ended, _launching) = match launched {
+            Ok(Ok(launched)) => launched,
+            // Given up for a stop: not a loss of the browser.
+            Ok(Err(managed::LaunchError::Stopped)) => {
+                return Err(managed::LaunchError::Stopped.into())
+            }
+            failed => {
+                lifecycle.quick_losses = lifecycle.quick_losses.saturating_add(1);
+                return Err(match failed {
+                    Ok(Err(err)) => err.into(),
+                    Err(join) => BrowserError::Launch(join.to_string()),
+                    Ok(Ok(_)) => unreachable!("matched above"),
+                });
+            }
+        };
         if ended > 0 {
             (self.shared.notify)(Notice::LeftoversEnded { count: ended });
         }
@@ -335,6 +347,12 @@ impl Browser {
         }
     }
 
+    /// From now on no browser is launched, and a launch in flight gives up (ending what it
+    /// started): the daemon's STOP, ahead of [`Browser::shutdown_within`].
+    pub fn begin_stop(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+    }
+
     /// Orderly end: in launch mode the browser we own is closed (`Browser.close`, so that it
     /// writes its cookies, then signals for what is left; see [`Managed::close`]); in attach mode
     /// our page is parked and the connection closed, the browser left running.
@@ -373,6 +391,23 @@ impl Browser {
                 managed.close(managed::CLOSE_WAIT, &mut give_up).await;
             }
             let _ = std::fs::remove_file(&self.shared.config.identity_path);
+        }
+        // Last, anything still on our profile: a browser whose ending was cut short with its
+        // tick (its signals were still on their way on the blocking pool), or one that ignored
+        // SIGTERM. In launch mode the profile is ours alone (the daemon's lock), as it is when
+        // leftovers are ended before a launch.
+        let launched = lifecycle.launched_once || lifecycle.last_launch.is_some();
+        drop(lifecycle);
+        if self.shared.config.mode == BrowserMode::Launch && launched {
+            let profile = self.shared.config.profile_dir.clone();
+            let grace = Duration::from_secs(if gave_up { 1 } else { 2 });
+            let _ = tokio::task::spawn_blocking(move || {
+                let left = managed::leftovers(&profile, &[]);
+                if !left.is_empty() {
+                    managed::end_processes(&left, &profile, grace);
+                }
+            })
+            .await;
         }
         if launch_done {
             self.shared.stopping.store(false, Ordering::SeqCst);

@@ -427,6 +427,11 @@ impl Managed {
     /// only in memory is lost; [`Managed::close`] asks it to close first.
     pub fn terminate(mut self, grace: Duration) {
         self.end_on_drop = false;
+        // Helpers are swept by our profile, but only those already running now: a browser
+        // launched after this began (a restart's) is not this one's to end. (Start times come
+        // at the kernel's boot-time resolution, a second: one started within a second after
+        // may still be taken for a helper, never a helper for a newer one.)
+        let began = crate::clock::now_unix_ms();
         let mut processes: Vec<platform::ProcessInfo> = platform::process(self.identity.pid)
             .filter(|p| p.start_unix_ms.abs_diff(self.identity.start_unix_ms) <= 20)
             .into_iter()
@@ -434,7 +439,11 @@ impl Managed {
         // A few rounds: a helper the browser spawned while it was going down is caught by the
         // next sweep of our profile.
         for _ in 0..3 {
-            processes.extend(leftovers(&self.identity.profile_dir, &[self.identity.pid]));
+            processes.extend(
+                leftovers(&self.identity.profile_dir, &[self.identity.pid])
+                    .into_iter()
+                    .filter(|p| p.start_unix_ms <= began),
+            );
             if processes.is_empty() {
                 break;
             }
