@@ -370,19 +370,18 @@ impl Browser {
         // which is not held here past the wait, so a restart in the guard cannot deadlock us);
         // one that is never done (`give_up` came first) stays told to give up.
         self.shared.stopping.store(true, Ordering::SeqCst);
-        let launch_done = tokio::select! {
+        let gave_up = tokio::select! {
             biased;
-            _ = self.shared.launching.lock() => true,
-            _ = &mut give_up => false,
+            _ = self.shared.launching.lock() => false,
+            _ = &mut give_up => true,
         };
-        // `give_up` done is not polled again.
-        let gave_up = !launch_done;
         if self.shared.config.mode == BrowserMode::Attach && self.live().is_some() {
             let _ = tokio::time::timeout(Duration::from_secs(2), self.park()).await;
         }
         self.drop_connection("shutting down");
         let mut lifecycle = self.shared.lifecycle.lock().await;
         if let Some(managed) = lifecycle.managed.take() {
+            // `give_up` done is not polled again.
             if gave_up {
                 managed
                     .close(managed::CLOSE_WAIT, std::future::ready(()))
@@ -391,14 +390,14 @@ impl Browser {
                 managed.close(managed::CLOSE_WAIT, &mut give_up).await;
             }
             let _ = std::fs::remove_file(&self.shared.config.identity_path);
-        }
-        // Last, anything still on our profile: a browser whose ending was cut short with its
-        // tick (its signals were still on their way on the blocking pool), or one that ignored
-        // SIGTERM. In launch mode the profile is ours alone (the daemon's lock), as it is when
-        // leftovers are ended before a launch.
-        let launched = lifecycle.launched_once || lifecycle.last_launch.is_some();
-        drop(lifecycle);
-        if self.shared.config.mode == BrowserMode::Launch && launched {
+        } else if self.shared.config.mode == BrowserMode::Launch
+            && (lifecycle.launched_once || lifecycle.last_launch.is_some())
+        {
+            // No browser to close, though one was launched: anything still on our profile is
+            // one whose ending was cut short with its tick (its signals were still on their way
+            // on the blocking pool). Closing the browser above sweeps the profile itself. In
+            // launch mode the profile is ours alone (the daemon's lock), as it is when leftovers
+            // are ended before a launch.
             let profile = self.shared.config.profile_dir.clone();
             let grace = Duration::from_secs(if gave_up { 1 } else { 2 });
             let _ = tokio::task::spawn_blocking(move || {
@@ -409,7 +408,7 @@ impl Browser {
             })
             .await;
         }
-        if launch_done {
+        if !gave_up {
             self.shared.stopping.store(false, Ordering::SeqCst);
         }
     }

@@ -277,21 +277,33 @@ impl Managed {
             reason: err.to_string(),
         })?;
         let pid = child.id();
+        // Ours from here on: a way out other than success ends it (`terminate` on a stop, `Drop`
+        // for the rest).
+        let mut launched = Managed {
+            identity: Identity {
+                pid,
+                start_unix_ms: platform::start_unix_ms(pid)
+                    .unwrap_or_else(crate::clock::now_unix_ms),
+                profile_dir: options.profile_dir.clone(),
+                port: 0,
+                binary: options.binary.clone(),
+                headless: options.headless,
+            },
+            child: Some(child),
+            end_on_drop: true,
+        };
         let deadline = Instant::now() + wait;
-        let mut child = Some(child);
-        let port = loop {
-            let Some(running) = child.as_mut() else {
-                unreachable!("the child is taken only on the way out");
-            };
+        loop {
             // Chromium announces its port on stderr (always) and in DevToolsActivePort (only
             // for port 0). Reading our own stderr file also proves the port is this browser's,
             // not another process's that already held it.
             if let Some(port) =
                 read_announced_port(&options.stderr_log).or_else(|| read_active_port(&port_file))
             {
-                break port;
+                launched.identity.port = port;
+                return Ok(launched);
             }
-            if let Ok(Some(status)) = running.try_wait() {
+            if let Some(Ok(Some(status))) = launched.child.as_mut().map(Child::try_wait) {
                 if read_log_head(&options.stderr_log).contains(NO_X_SERVER) {
                     return Err(LaunchError::NoDisplay {
                         log: options.stderr_log.clone(),
@@ -307,45 +319,21 @@ impl Managed {
             }
             if stop.load(std::sync::atomic::Ordering::SeqCst) {
                 // Ended as a browser of ours is: with whatever it has started on our profile.
-                let start_unix_ms = platform::start_unix_ms(pid).unwrap_or(0);
-                Managed {
-                    identity: Identity {
-                        pid,
-                        start_unix_ms,
-                        profile_dir: options.profile_dir.clone(),
-                        port: 0,
-                        binary: options.binary.clone(),
-                        headless: options.headless,
-                    },
-                    child: child.take(),
-                    end_on_drop: true,
-                }
-                .terminate(Duration::from_secs(1));
+                launched.terminate(Duration::from_secs(1));
                 return Err(LaunchError::Stopped);
             }
             if Instant::now() >= deadline {
-                let _ = running.kill();
-                let _ = running.wait();
+                if let Some(child) = launched.child.as_mut() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
                 return Err(LaunchError::NoDevtools {
                     seconds: wait.as_secs(),
                     log: options.stderr_log.clone(),
                 });
             }
             std::thread::sleep(Duration::from_millis(25));
-        };
-        let start_unix_ms = platform::start_unix_ms(pid).unwrap_or_else(crate::clock::now_unix_ms);
-        Ok(Managed {
-            identity: Identity {
-                pid,
-                start_unix_ms,
-                profile_dir: options.profile_dir.clone(),
-                port,
-                binary: options.binary.clone(),
-                headless: options.headless,
-            },
-            child,
-            end_on_drop: true,
-        })
+        }
     }
 
     /// Lets the browser outlive this process (`executor chrome`): we stop being its owner here.
@@ -458,15 +446,9 @@ impl Managed {
 
 impl Drop for Managed {
     fn drop(&mut self) {
-        if self.end_on_drop {
-            // SIGTERM only: a drop must not block; Chromium ends its helpers as it exits.
-            let ours = platform::process(self.identity.pid).is_some_and(|p| {
-                p.start_unix_ms.abs_diff(self.identity.start_unix_ms) <= 20
-                    && uses_profile(&p.cmdline, &self.identity.profile_dir)
-            });
-            if ours {
-                platform::signal(self.identity.pid, Signal::Term);
-            }
+        // SIGTERM only: a drop must not block; Chromium ends its helpers as it exits.
+        if self.end_on_drop && self.identity.is_alive() {
+            platform::signal(self.identity.pid, Signal::Term);
         }
         // Reap a child that already exited so it does not linger as a zombie.
         if let Some(child) = self.child.as_mut() {

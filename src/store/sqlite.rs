@@ -59,7 +59,6 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 pub struct SqliteStore {
-    path: PathBuf,
     pub(super) conn: Arc<Mutex<SqliteConn>>,
     sweeps: super::SweepClock,
     observer: Observer,
@@ -123,7 +122,6 @@ impl SqliteStore {
         let flags = rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
         let conn = Self::connect(path, flags).map_err(|source| why_not_opened(path, source))?;
         Ok(SqliteStore {
-            path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(SqliteConn::new(
                 conn,
                 path.display().to_string(),
@@ -160,22 +158,12 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = self.conn.clone();
-        let path = self.path.display().to_string();
         let idle = self.idle.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| StoreError::Other {
-                operation: "lock connection",
-                reason: "a previous call panicked".into(),
-            })?;
+        self.run_on(move |c| {
             idle.forget();
-            f(&mut guard.conn).map_err(|source| StoreError::Sqlite { path, source })
+            f(&mut c.conn).map_err(|source| c_error(c, source))
         })
         .await
-        .map_err(|e| StoreError::Other {
-            operation: "blocking task",
-            reason: e.to_string(),
-        })?
     }
 }
 

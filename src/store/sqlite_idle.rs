@@ -70,15 +70,16 @@ impl Shm {
         let mut name = database.as_os_str().to_owned();
         name.push("-shm");
         let mut open = OPEN.lock().ok()?;
+        // Looked up before opening: a second descriptor could not be closed either.
+        let known = std::fs::symlink_metadata(&name).ok()?;
+        let same = |dev: u64, ino: u64| (dev, ino) == (known.dev(), known.ino());
+        if let Some((_, _, kept)) = open.iter().find(|(dev, ino, _)| same(*dev, *ino)) {
+            return Some(Shm(kept));
+        }
         let file =
             crate::files::open_for_reading(Path::new(&name), crate::files::Links::Refuse).ok()?;
         let metadata = file.metadata().ok()?;
         let (dev, ino) = (metadata.dev(), metadata.ino());
-        if let Some((_, _, kept)) = open.iter().find(|(d, i, _)| (*d, *i) == (dev, ino)) {
-            // The file is already open here: this second descriptor must not be closed either.
-            std::mem::forget(file);
-            return Some(Shm(kept));
-        }
         let file: &'static File = Box::leak(Box::new(file));
         open.push((dev, ino, file));
         Some(Shm(file))
@@ -458,29 +459,23 @@ mod tests {
     /// store ran another step of its own.
     #[tokio::test]
     async fn a_commit_before_the_tick_event_is_never_hidden_by_it() {
-        let two = two_connections().await;
-        assert_eq!(two.due(at(1)).await, 0);
-        two.theirs
-            .job_enqueue(&job("theirs", at(0)), at(2))
-            .await
-            .expect("enqueue");
-        two.ours
-            .executor_tick("a", &tick(2), None)
-            .await
-            .expect("tick event");
-        assert_eq!(two.due(at(3)).await, 1, "another connection's enqueue");
-
-        let two = two_connections().await;
-        assert_eq!(two.due(at(1)).await, 0);
-        two.ours
-            .job_enqueue(&job("ours", at(0)), at(2))
-            .await
-            .expect("enqueue");
-        two.ours
-            .executor_tick("a", &tick(2), None)
-            .await
-            .expect("tick event");
-        assert_eq!(two.due(at(3)).await, 1, "our own enqueue");
+        for (whose, ours) in [
+            ("another connection's enqueue", false),
+            ("our own enqueue", true),
+        ] {
+            let two = two_connections().await;
+            assert_eq!(two.due(at(1)).await, 0);
+            let enqueuer = if ours { &two.ours } else { &two.theirs };
+            enqueuer
+                .job_enqueue(&job(whose, at(0)), at(2))
+                .await
+                .expect("enqueue");
+            two.ours
+                .executor_tick("a", &tick(2), None)
+                .await
+                .expect("tick event");
+            assert_eq!(two.due(at(3)).await, 1, "{whose}");
+        }
     }
 
     /// An idle holder's kept answer carries its lease, renewed by each tick event as the store

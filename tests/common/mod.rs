@@ -118,13 +118,20 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let end = Instant::now() + deadline;
-    while !condition().await {
-        assert!(
-            Instant::now() < end,
-            "timed out after {deadline:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // The deadline bounds the whole wait, a condition that never answers included; between
+    // checks, the next tick of a 20 ms interval.
+    let checks = async {
+        let mut every = tokio::time::interval(Duration::from_millis(20));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if condition().await {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(deadline, checks).await.is_err() {
+        panic!("timed out after {deadline:?} waiting for: {what}");
     }
 }
 
