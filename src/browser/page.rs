@@ -277,14 +277,22 @@ impl Browser {
         let main_frame = live.target_id.clone();
         let wait = async {
             let mut at = url.to_string();
+            // A load event counts only once this navigation's document is in the main frame: a
+            // late one of the document before (its DOM was ready before its load) is not ours.
+            let mut ours = false;
             loop {
                 match events.recv().await {
                     Ok(event) if event.session_id.as_deref() == Some(&live.session_id) => {
                         match event.method.as_str() {
-                            "Page.loadEventFired" => return Ok(at),
+                            "Page.loadEventFired" if ours => return Ok(at),
                             "Page.frameNavigated"
                                 if event.params.pointer("/frame/parentId").is_none() =>
                             {
+                                ours |= event
+                                    .params
+                                    .pointer("/frame/loaderId")
+                                    .and_then(Value::as_str)
+                                    == loader.as_deref();
                                 if let Some(now) =
                                     event.params.pointer("/frame/url").and_then(Value::as_str)
                                 {
