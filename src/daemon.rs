@@ -331,15 +331,6 @@ async fn run_locked(
         .clone()
         .unwrap_or_else(|| BrowserConfig::from_settings(settings));
     let browser = Browser::new(browser_config, notice_handler(log.clone(), sink.clone()));
-    // From STOP on no browser is launched (a restart halting a page included), and a launch in
-    // flight gives up: the way out ends the browser, and must not wait on a new one.
-    tokio::spawn({
-        let (browser, shutdown) = (browser.clone(), shutdown.clone());
-        async move {
-            shutdown.stopped().await;
-            browser.begin_stop();
-        }
-    });
     let ctx = TickContext {
         browser: browser.clone(),
         work,

@@ -347,12 +347,6 @@ impl Browser {
         }
     }
 
-    /// From now on no browser is launched, and a launch in flight gives up (ending what it
-    /// started): the daemon's STOP, ahead of [`Browser::shutdown_within`].
-    pub fn begin_stop(&self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-    }
-
     /// Orderly end: in launch mode the browser we own is closed (`Browser.close`, so that it
     /// writes its cookies, then signals for what is left; see [`Managed::close`]); in attach mode
     /// our page is parked and the connection closed, the browser left running.
